@@ -1,0 +1,156 @@
+"""Explicit-state breadth-first search to a fixpoint.
+
+The visited set maps each state to its index; per index we keep only the
+parent index and the position of the action in the parent's (deterministic)
+successor list, as compact arrays. Counterexamples are rebuilt by replaying
+those positions, which also re-checks determinism.
+
+Every state is checked against every property not yet violated; the first
+violation of a property found in BFS order is its shortest counterexample.
+States that violate a property are still expanded, so one design can report
+several independent violations (e.g. a PKRU leak *and* a register leak).
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from array import array
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+from ..errors import InternalError
+from ..kernel.machine import Action, Model, initial_state, successors
+from ..kernel.properties import PROPERTIES, Property
+
+
+@dataclass
+class Violation:
+    prop: Property
+    detail: str
+    state_index: int
+    depth: int
+    path: list[tuple[Action, bytes]] = field(default_factory=list)  # filled by trace()
+
+
+@dataclass
+class Result:
+    design: str
+    states: int
+    transitions: int
+    depth: int
+    seconds: float
+    complete: bool  # reached the fixpoint (not interrupted, not capped)
+    violations: list[Violation]
+    peak_bytes: int = 0  # with measure_memory
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    @property
+    def states_per_second(self) -> float:
+        return self.states / self.seconds if self.seconds > 0 else 0.0
+
+
+class Explorer:
+    """BFS over one model; keeps what is needed to rebuild counterexamples."""
+
+    def __init__(self, model: Model, properties: Sequence[Property] = PROPERTIES) -> None:
+        self.model = model
+        self.properties = tuple(properties)
+        self.states: list[bytes] = []
+        self.parent = array("i")
+        self.via = array("H")
+
+    def run(
+        self,
+        progress: Optional[Callable[[int, int, int], None]] = None,
+        max_states: int = 0,
+        measure_memory: bool = False,
+    ) -> Result:
+        m = self.model
+        if measure_memory:
+            tracemalloc.start()
+        start = time.perf_counter()
+        init = initial_state(m)
+        index = {init: 0}
+        setdefault = index.setdefault
+        states = self.states = [init]
+        parent = self.parent = array("i", [-1])
+        via = self.via = array("H", [0])
+        pending = list(self.properties)
+        found: list[Violation] = []
+        transitions = 0
+        depth = 0
+        layer_end = 1
+        i = 0
+        complete = True
+        try:
+            while i < len(states):
+                if i == layer_end:
+                    depth += 1
+                    layer_end = len(states)
+                s = states[i]
+                if pending:
+                    for p in tuple(pending):
+                        detail = p.check(m, s)
+                        if detail is not None:
+                            found.append(Violation(p, detail, i, depth))
+                            pending.remove(p)
+                succ = successors(m, s)
+                transitions += len(succ)
+                for k, (_, s2) in enumerate(succ):
+                    n = len(states)
+                    if setdefault(s2, n) == n:
+                        states.append(s2)
+                        parent.append(i)
+                        via.append(k)
+                i += 1
+                if progress is not None and (i & 0x3FFF) == 0:
+                    progress(i, len(states), depth)
+                if max_states and len(states) >= max_states:
+                    complete = False
+                    break
+        except KeyboardInterrupt:
+            complete = False
+        seconds = time.perf_counter() - start
+        peak = 0
+        if measure_memory:
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+        order = {p.name: n for n, p in enumerate(self.properties)}
+        found.sort(key=lambda v: (v.depth, order[v.prop.name]))
+        return Result(m.design.name, len(states), transitions, depth, seconds, complete, found, peak)
+
+    def trace(self, v: Violation) -> list[tuple[Action, bytes]]:
+        """The path from the initial state to the violating one, replayed."""
+        chain = []
+        j = v.state_index
+        while j > 0:
+            chain.append(j)
+            j = self.parent[j]
+        chain.reverse()
+        path: list[tuple[Action, bytes]] = []
+        prev = self.states[0]
+        for j in chain:
+            succ = successors(self.model, prev)
+            k = self.via[j]
+            if k >= len(succ) or succ[k][1] != self.states[j]:
+                raise InternalError(
+                    "replaying a counterexample diverged: the successor function returned a different "
+                    "state for the same action. A design hook must be a pure function of the state "
+                    "(no globals, no randomness, no iteration over sets)."
+                )
+            path.append(succ[k])
+            prev = succ[k][1]
+        v.path = path
+        return path
+
+
+def check(model: Model, properties: Sequence[Property] = PROPERTIES, **kw) -> tuple[Result, Explorer]:
+    ex = Explorer(model, properties)
+    res = ex.run(**kw)
+    for v in res.violations:
+        ex.trace(v)
+    return res, ex

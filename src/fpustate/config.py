@@ -1,0 +1,89 @@
+"""Scenario knobs: one frozen record, one field per CLI flag.
+
+Every field maps one-to-one to a `fpustate check` option of the same name
+(underscores become dashes) and to an `FPUSTATE_<FIELD>` environment variable
+that sets its default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+
+from .errors import UsageError
+from .kernel.state import VALUES_PER_TASK
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What the checker explores: machine size, task mix, value domain, budgets."""
+
+    cpus: int = 2  # CPUs
+    users: int = 2  # user tasks alive at boot
+    spare: int = 0  # extra user task slots, free at boot (fork targets)
+    kthreads: int = 1  # kernel threads besides the per-CPU idle tasks
+    values: int = 2  # register versions a user task can write (the value domain)
+    forks: int = 1  # fork() budget over the whole run
+    execs: int = 1  # exec() budget
+    exits: int = 1  # exit() budget
+    kfpu_task: bool = True  # kernel_fpu_begin() in syscalls
+    kfpu_softirq: bool = True  # kernel_fpu_begin() in softirqs
+    kfpu_hardirq: bool = True  # kernel_fpu_begin() in hardirqs
+    kfpu_kthread: bool = True  # kernel_fpu_begin() in kernel threads and idle
+
+    def __post_init__(self) -> None:
+        limits = {
+            "cpus": (1, 4),
+            "users": (1, 6),
+            "spare": (0, 4),
+            "kthreads": (0, 3),
+            "values": (1, VALUES_PER_TASK),
+            "forks": (0, 4),
+            "execs": (0, 4),
+            "exits": (0, 4),
+        }
+        for name, (lo, hi) in limits.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise UsageError(f"scenario: --{name} must be a whole number from {lo} to {hi}, got {v!r}")
+        if self.users + self.spare > 6:
+            raise UsageError(f"scenario: --users plus --spare must be at most 6, got {self.users + self.spare}")
+
+    @property
+    def slots(self) -> int:
+        """User task slots: alive at boot plus spare."""
+        return self.users + self.spare
+
+    def describe(self) -> str:
+        default = Scenario()
+        parts = [f"{f.name}={getattr(self, f.name)}" for f in fields(self) if isinstance(getattr(self, f.name), int) and not isinstance(getattr(self, f.name), bool)]
+        off = [f.name for f in fields(self) if getattr(self, f.name) is False]
+        text = " ".join(parts)
+        if off:
+            text += " off=" + ",".join(off)
+        del default
+        return text
+
+    def replace(self, **changes) -> "Scenario":
+        return dataclasses.replace(self, **changes)
+
+
+def scenario_from_env(base: Scenario | None = None) -> Scenario:
+    """Apply FPUSTATE_<FIELD> environment variables over `base`."""
+    base = base or Scenario()
+    changes = {}
+    for f in fields(Scenario):
+        raw = os.environ.get("FPUSTATE_" + f.name.upper())
+        if raw is None:
+            continue
+        if f.type in ("bool", bool):
+            if raw.lower() not in ("0", "1", "true", "false", "yes", "no"):
+                raise UsageError(f"FPUSTATE_{f.name.upper()}: expected 0 or 1, got {raw!r}")
+            changes[f.name] = raw.lower() in ("1", "true", "yes")
+        else:
+            try:
+                changes[f.name] = int(raw)
+            except ValueError:
+                raise UsageError(f"FPUSTATE_{f.name.upper()}: expected a whole number, got {raw!r}") from None
+    return dataclasses.replace(base, **changes)

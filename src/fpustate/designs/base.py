@@ -1,0 +1,118 @@
+"""`Design`: the small, explicit set of hooks a kernel FPU design provides.
+
+Hooks that change state take the transition's working copy `k` (a bytearray,
+see `fpustate.kernel.state`) and edit it in place; predicates take a state or
+working copy and only read it.
+
+The generic kernel (`fpustate.kernel.machine`) decides *when* each path runs
+and where it can be interrupted; a design decides *what* its FPU code does at
+each of those points. Every hook is a plain function named after the kernel
+function it models (its `__name__` is what counterexample traces print), so a
+variant that differs in one kernel line is `dataclasses.replace(DESIGN,
+hook=new_function)`.
+
+Contexts passed to the kernel-FPU hooks: `K_TASK`, `K_SOFTIRQ`, `K_HARDIRQ`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional
+
+from ..kernel.state import T_FPSTATE, task
+
+
+K_TASK, K_SOFTIRQ, K_HARDIRQ = 0, 1, 2
+K_NAMES = ("task", "softirq", "hardirq")
+
+State = bytes  # or the bytearray working copy of a transition
+StepFn = Callable[[bytearray, int, int], None]
+
+
+class Step(NamedTuple):
+    """One uninterruptible piece of a multi-step kernel path (exec, exit)."""
+
+    name: str  # kernel function(s), as printed in traces
+    fn: StepFn  # (k, cpu, task), edits k
+
+
+def _no_boot_cpu(k: bytearray, c: int) -> None:
+    return None
+
+
+def _no_snapshot(k, c: int, t: int) -> int:
+    return 0
+
+
+def _always_accessible(k, c: int) -> bool:
+    return True
+
+
+def _image(k, t: int) -> int:
+    return k[task(k, t) + T_FPSTATE]
+
+
+@dataclass(frozen=True)
+class Design:
+    name: str
+    summary: str  # one line, shown by `fpustate designs`
+    kernel: str  # the pinned kernel version, e.g. "v6.18"
+    files: str  # the kernel files the hooks follow
+    flag_name: str  # how the "needs load" flag is called in this kernel, for traces
+    has_pkru: bool  # protection keys available (XFEATURE_PKRU enabled)
+    valid_while_live: bool  # the running task's last_cpu is kept equal to its CPU while its registers are live
+
+    # Boot: set the design's bookkeeping of task t, which either runs in
+    # user mode on CPU `cpu` with its registers live, or (cpu == NULL) sits
+    # in the kernel with its state saved in memory. (k, t, cpu)
+    boot_task: Callable[[bytearray, int, int], None]
+
+    # __switch_to(): the FPU part of a context switch from prev to next on
+    # CPU c, IRQs off. (k, cpu, prev, next)
+    switch_fpu: Callable[[bytearray, int, int, int], None]
+
+    # Return to user: the IRQs-off tail that runs after the work loop until
+    # user mode, given the flags snapshot taken before the loop.
+    # (k, cpu, task, snapshot)
+    exit_to_user: Callable[[bytearray, int, int, int], None]
+
+    # irq_fpu_usable(state, cpu, K_*, interrupted_user_mode) says whether
+    # that context may call kernel_fpu_begin(); begin includes the clobber.
+    irq_fpu_usable: Callable[[State, int, int, bool], bool]
+    kernel_fpu_begin: Callable[[bytearray, int, int], None]
+    kernel_fpu_end: Callable[[bytearray, int, int], None]
+
+    # fork: the child slot already holds a copy of the parent's task_struct
+    # (dup_task_struct); fix up its FPU state. Atomic. (k, cpu, parent, child)
+    fpu_clone: Callable[[bytearray, int, int, int], None]
+    # exec and exit: steps with a preemption point between each two.
+    exec_steps: tuple[Step, ...]
+    exit_steps: tuple[Step, ...]
+
+    # The design's claim that the running task t's registers are live on
+    # CPU c (its "needs load" flag is clear). (state, t, cpu)
+    regs_live: Callable[[State, int, int], bool]
+
+    boot_cpu: Callable[[bytearray, int], None] = _no_boot_cpu
+    # The flags snapshot prepare_exit_to_usermode() takes with IRQs off
+    # before the work loop (kept in the task's T_LOCAL). (state, cpu, task)
+    exit_to_user_snapshot: Callable[[State, int, int], int] = _no_snapshot
+    # Lazy FPU: may user mode touch the registers (CR0.TS clear)? If not, the
+    # first FPU instruction traps into do_device_not_available(k, cpu, task).
+    user_fpu_accessible: Callable[[State, int], bool] = _always_accessible
+    do_device_not_available: Optional[Callable[[bytearray, int, int], None]] = None
+    # What a restore of task t's image would produce (a never-activated
+    # fpstate restores as init). (state, t)
+    fpstate_image: Callable[[State, int], int] = _image
+
+    def variant(self, **changes) -> "Design":
+        """This design with some hooks or fields replaced."""
+        return dataclasses.replace(self, **changes)
+
+
+HOOKS = tuple(
+    f.name
+    for f in dataclasses.fields(Design)
+    if f.name not in ("name", "summary", "kernel", "files", "flag_name", "has_pkru", "valid_while_live")
+)

@@ -1,0 +1,204 @@
+"""`linux`: the deferred FPU restore of Linux v6.18.
+
+Pinned to v6.18, the kernel the shipped traces were recorded on. Files:
+arch/x86/include/asm/fpu/sched.h (switch_fpu), arch/x86/kernel/fpu/context.h
+(fpregs_state_valid, fpregs_restore_userregs), arch/x86/kernel/fpu/core.c
+(kernel_fpu_begin_mask, kernel_fpu_end, irq_fpu_usable, fpu_clone, fpu__drop,
+fpu_flush_thread), arch/x86/include/asm/entry-common.h
+(arch_exit_to_user_mode_prepare), kernel/entry/common.c (the work loop),
+arch/x86/kernel/process_64.c (x86_pkru_load), arch/x86/kernel/process.c
+(flush_thread, pkru_flush_thread).
+
+- TIF_NEED_FPU_LOAD is set on the *outgoing* task when switch_fpu() saves it
+  (≈6.15+), and cleared by fpregs_restore_userregs() on the way to user mode,
+  after the work loop, with IRQs off and the flags re-read.
+- The restore is skipped when fpregs_state_valid(): owner and last_cpu match.
+- PKRU lives in thread.pkru and is switched eagerly by x86_pkru_load().
+- kernel_fpu_begin_mask() takes fpregs_lock() (BH off) unless IRQs are off,
+  saves only when the registers are live, and always invalidates the CPU.
+  irq_fpu_usable() refuses nesting (kernel_fpu_allowed) and hardirqs that hit
+  a BH-disabled region.
+"""
+
+from __future__ import annotations
+
+from ..kernel.context import (
+    __cpu_invalidate_fpregs_state,
+    __fpu_invalidate_fpregs_state,
+    fpregs_activate,
+    fpregs_deactivate,
+    fpregs_state_valid,
+    kernel_clobbers_fpregs,
+    restore_fpregs_from_fpstate,
+    save_fpregs_to_fpstate,
+)
+from ..kernel.state import (
+    C_BH,
+    C_CTX,
+    C_CURR,
+    C_IN_KFPU,
+    C_PKRU,
+    CTX_SOFTIRQ_KFPU,
+    G_PKRU,
+    G_VALUE,
+    INIT,
+    NULL,
+    PKRU_INIT,
+    T_FPSTATE,
+    T_KIND,
+    T_LAST_CPU,
+    T_NEED_LOAD,
+    T_PKRU,
+    USER,
+    cpu,
+    ghost,
+    task,
+)
+from .base import K_HARDIRQ, Design, Step
+
+
+def boot_task(k: bytearray, t: int, on_cpu: int) -> None:
+    """A user task in user mode has TIF_NEED_FPU_LOAD clear and last_cpu = its CPU;
+    every other task has the flag set (kernel threads from fork, never cleared)."""
+    p = task(k, t)
+    if k[p + T_KIND] == USER and on_cpu != NULL:
+        k[p + T_NEED_LOAD], k[p + T_LAST_CPU] = 0, on_cpu
+
+
+def switch_fpu(k: bytearray, c: int, prev: int, nxt: int) -> None:
+    """__switch_to(): switch_fpu(prev, cpu), then x86_pkru_load(prev, next).
+
+    switch_fpu() saves prev's live registers, sets its TIF_NEED_FPU_LOAD and
+    records last_cpu = cpu, but leaves fpu_fpregs_owner_ctx pointing at prev,
+    so that prev can skip the restore if it comes back here first.
+    """
+    p = task(k, prev)
+    if not k[p + T_NEED_LOAD] and k[p + T_KIND] == USER:
+        k[p + T_NEED_LOAD] = 1
+        save_fpregs_to_fpstate(k, c, prev)
+        k[p + T_LAST_CPU] = c
+    x86_pkru_load(k, c, prev, nxt)
+
+
+def x86_pkru_load(k: bytearray, c: int, prev: int, nxt: int) -> None:
+    """x86_pkru_load(): stash rdpkru() in prev->thread.pkru, WRPKRU next's value if it differs."""
+    q = cpu(c)
+    k[task(k, prev) + T_PKRU] = k[q + C_PKRU]
+    k[q + C_PKRU] = k[task(k, nxt) + T_PKRU]
+
+
+def fpregs_restore_userregs(k: bytearray, c: int, t: int) -> None:
+    """fpregs_restore_userregs(): XRSTOR unless fpregs_state_valid(); clear TIF_NEED_FPU_LOAD.
+
+    PKRU is excluded from the restore: switch_to() or flush_thread() already set it.
+    """
+    p = task(k, t)
+    if k[p + T_KIND] != USER:
+        return  # WARN_ON_ONCE(current->flags & (PF_KTHREAD | PF_USER_WORKER))
+    if not fpregs_state_valid(k, t, c):
+        restore_fpregs_from_fpstate(k, c, t)
+        fpregs_activate(k, c, t)
+        k[p + T_LAST_CPU] = c
+    k[p + T_NEED_LOAD] = 0
+
+
+def arch_exit_to_user_mode_prepare(k: bytearray, c: int, t: int, snapshot: int) -> None:
+    """arch_exit_to_user_mode_prepare(): with ti_work re-read after the loop and IRQs off,
+    switch_fpu_return() if TIF_NEED_FPU_LOAD is set."""
+    if k[task(k, t) + T_NEED_LOAD]:
+        fpregs_restore_userregs(k, c, t)
+
+
+def irq_fpu_usable(s, c: int, ctx: int, from_user: bool) -> bool:
+    """irq_fpu_usable(): never nested; in hardirq only if softirq_count() == 0."""
+    q = cpu(c)
+    if s[q + C_IN_KFPU]:
+        return False  # !kernel_fpu_allowed
+    if ctx != K_HARDIRQ:
+        return True
+    return s[q + C_BH] == 0 and s[q + C_CTX] != CTX_SOFTIRQ_KFPU
+
+
+def kernel_fpu_begin_mask(k: bytearray, c: int, ctx: int) -> None:
+    """kernel_fpu_begin_mask(): fpregs_lock() unless IRQs are off; if current's registers
+    are live, set TIF_NEED_FPU_LOAD and save them; __cpu_invalidate_fpregs_state()."""
+    q = cpu(c)
+    if ctx != K_HARDIRQ:
+        k[q + C_BH] += 1  # fpregs_lock() -> local_bh_disable()
+    k[q + C_IN_KFPU] = 1
+    t = k[q + C_CURR]
+    p = task(k, t)
+    if k[p + T_KIND] == USER and not k[p + T_NEED_LOAD]:
+        k[p + T_NEED_LOAD] = 1
+        save_fpregs_to_fpstate(k, c, t)
+    __cpu_invalidate_fpregs_state(k, c)
+    kernel_clobbers_fpregs(k, c)
+
+
+def kernel_fpu_end(k: bytearray, c: int, ctx: int) -> None:
+    """kernel_fpu_end(): allow kernel FPU use again and fpregs_unlock(); no restore."""
+    q = cpu(c)
+    k[q + C_IN_KFPU] = 0
+    if ctx != K_HARDIRQ:
+        k[q + C_BH] -= 1
+
+
+def fpu_clone(k: bytearray, c: int, parent: int, child: int) -> None:
+    """fpu_clone(): last_cpu = -1 and TIF_NEED_FPU_LOAD for the child; under fpregs_lock()
+    make the parent's registers current (restore if its flag is set), then XSAVE them into
+    the child. copy_thread() gives the child the current PKRU register."""
+    p = task(k, child)
+    k[p + T_LAST_CPU], k[p + T_NEED_LOAD], k[p + T_PKRU] = NULL, 1, k[cpu(c) + C_PKRU]
+    if k[task(k, parent) + T_NEED_LOAD]:
+        fpregs_restore_userregs(k, c, parent)
+    save_fpregs_to_fpstate(k, c, child)
+
+
+def fpu_flush_thread(k: bytearray, c: int, t: int) -> None:
+    """exec: fpu_flush_thread() -> fpu_reset_fpregs(): under fpregs_lock(),
+    __fpu_invalidate_fpregs_state(), copy init_fpstate into the image, set the flag.
+    The registers are not touched; the return to user reloads them."""
+    k[ghost(k, t) + G_VALUE] = INIT  # the new program starts from the init state
+    __fpu_invalidate_fpregs_state(k, t)
+    p = task(k, t)
+    k[p + T_FPSTATE], k[p + T_NEED_LOAD] = INIT, 1
+
+
+def pkru_flush_thread(k: bytearray, c: int, t: int) -> None:
+    """exec: pkru_flush_thread(): write the default PKRU into the register."""
+    k[ghost(k, t) + G_PKRU] = PKRU_INIT
+    k[cpu(c) + C_PKRU] = PKRU_INIT
+
+
+def fpu__drop(k: bytearray, c: int, t: int) -> None:
+    """exit_thread() -> fpu__drop(): nothing if TIF_NEED_FPU_LOAD is set; otherwise fwait
+    and fpregs_deactivate() (owner = NULL on this CPU)."""
+    if not k[task(k, t) + T_NEED_LOAD]:
+        fpregs_deactivate(k, c)
+
+
+def regs_live(s, t: int, c: int) -> bool:
+    """TIF_NEED_FPU_LOAD clear: the registers hold the task's live state."""
+    return not s[task(s, t) + T_NEED_LOAD]
+
+
+DESIGN = Design(
+    name="linux",
+    summary="Linux v6.18: TIF_NEED_FPU_LOAD, restore deferred to exit-to-user, skipped when fpregs_state_valid",
+    kernel="v6.18",
+    files="arch/x86/include/asm/fpu/sched.h, arch/x86/kernel/fpu/{core.c,context.h}, "
+          "arch/x86/include/asm/entry-common.h, arch/x86/kernel/process{,_64}.c",
+    flag_name="TIF_NEED_FPU_LOAD",
+    has_pkru=True,
+    valid_while_live=True,
+    boot_task=boot_task,
+    switch_fpu=switch_fpu,
+    exit_to_user=arch_exit_to_user_mode_prepare,
+    irq_fpu_usable=irq_fpu_usable,
+    kernel_fpu_begin=kernel_fpu_begin_mask,
+    kernel_fpu_end=kernel_fpu_end,
+    fpu_clone=fpu_clone,
+    exec_steps=(Step("fpu_flush_thread", fpu_flush_thread), Step("pkru_flush_thread", pkru_flush_thread)),
+    exit_steps=(Step("fpu__drop", fpu__drop),),
+    regs_live=regs_live,
+)

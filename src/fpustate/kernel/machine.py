@@ -1,0 +1,440 @@
+"""The generic kernel: which actions are enabled in a state, and where paths interleave.
+
+This module owns the *interleaving points*; designs own the FPU code that runs
+at them. The rules, derived from the CPU's preempt/BH state rather than
+hard-coded per path:
+
+- User mode: the program may write its FPU registers (trapping first, #NM, if
+  the design keeps CR0.TS set), enter a syscall, or be interrupted. The
+  interrupt may use the FPU in its hardirq handler or in the softirq run at
+  IRQ exit; either way the task then leaves through the exit-to-user path.
+- In a syscall a user task may sleep, run a kernel-FPU section, fork, exec,
+  exit, or return. Returning either goes straight to user mode (no work
+  pending: IRQs stay off from the flags read to user mode, one step) or enters
+  the work loop, where IRQs and preemption are enabled, and leaves it through
+  the IRQs-off tail (`Design.exit_to_user`).
+- Preemption: wherever the code on a CPU is in task context with
+  preempt_count == 0 and BH enabled, the scheduler may switch to any runnable
+  task. That includes the points between the steps of exec and exit.
+- Softirq: wherever BH is enabled in task context (at IRQ exit, or at
+  local_bh_enable()). Its kernel-FPU section is two steps, so a hardirq can
+  arrive inside it. Hardirq: between any two steps, because IRQ-disabled
+  regions never span steps. Both ask `Design.irq_fpu_usable`.
+- Context switches, the exit-to-user tail and hardirq handlers run with IRQs
+  off and are single steps.
+- A runnable task may be picked by any CPU (migration); a sleeping task may be
+  woken at any time; a CPU whose task sleeps or dies may go idle.
+
+Every successor is built in a private bytearray copy of the state and frozen
+to bytes, so `successors()` is a pure function of its input.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..config import Scenario
+from ..designs.base import K_HARDIRQ, K_SOFTIRQ, K_TASK, Design
+from .state import (
+    C_BH,
+    C_CTX,
+    C_CURR,
+    C_FPREGS,
+    C_OWNER,
+    C_PKRU,
+    C_PREEMPT,
+    CPU_W,
+    CTX_SOFTIRQ_KFPU,
+    CTX_TASK,
+    DEAD,
+    G_PKRU,
+    G_VALUE,
+    GARBAGE,
+    GHOST_W,
+    H_EXECS,
+    H_EXITS,
+    H_FORKS,
+    HEADER,
+    IDLE,
+    INIT,
+    KERNEL,
+    KTHREAD,
+    NULL,
+    PATH_EXEC,
+    PATH_EXIT,
+    PC_DEAD,
+    PC_EXIT_LOOP,
+    PC_IRQ_FROM_USER,
+    PC_KTHREAD,
+    PC_KTHREAD_KFPU,
+    PC_SYSCALL,
+    PC_SYSCALL_KFPU,
+    PC_USER,
+    PKRU_INIT,
+    RUNNABLE,
+    RUNNING,
+    SLEEPING,
+    T_CPU,
+    T_KIND,
+    T_LOCAL,
+    T_PC,
+    T_RUN,
+    TASK_W,
+    USER,
+    cpu,
+    ghost,
+    path_pc,
+    pc_path,
+    pc_step,
+    pkru_of,
+    task,
+    user_value,
+    value_owner,
+    value_version,
+)
+
+# ---------------------------------------------------------------- actions
+USER_WRITE = "user_write"
+NM_TRAP = "nm_trap"
+SYSCALL = "syscall"
+IRQ_FROM_USER = "irq_from_user"
+HARDIRQ_KFPU_USER = "hardirq_kfpu_user"
+SOFTIRQ_KFPU_USER = "softirq_kfpu_user"
+HARDIRQ_KFPU = "hardirq_kfpu"
+SOFTIRQ_KFPU_BEGIN = "softirq_kfpu_begin"
+SOFTIRQ_KFPU_END = "softirq_kfpu_end"
+KFPU_BEGIN = "kfpu_begin"
+KFPU_END = "kfpu_end"
+SYSCALL_EXIT = "syscall_exit"
+ENTER_EXIT_LOOP = "enter_exit_loop"
+EXIT_TO_USER = "exit_to_user"
+PREEMPT = "preempt"
+SLEEP = "sleep"
+WAKE = "wake"
+FORK = "fork"
+EXEC_STEP = "exec_step"
+EXIT_STEP = "exit_step"
+TASK_DEAD = "task_dead"
+
+
+class Action(NamedTuple):
+    """One step: what happened, on which CPU, with which argument."""
+
+    code: str
+    cpu: int  # NULL for actions not bound to a CPU (wake-ups)
+    arg: int  # next task for switches, child slot for fork, step for paths, woken task
+
+
+class Model(NamedTuple):
+    """A design on a scenario: everything the explorer needs."""
+
+    design: Design
+    scenario: Scenario
+    idle_base: int  # slot of CPU 0's idle task
+
+    def idle_of(self, c: int) -> int:
+        return self.idle_base + c
+
+    # Display names, as traces print them.
+    def name(self, t: int) -> str:
+        slots = self.scenario.slots
+        if t == NULL:
+            return "-"
+        if t < slots:
+            return "ABCDEFGH"[t]
+        if t < self.idle_base:
+            return f"kworker{t - slots}"
+        return f"swapper/{t - self.idle_base}"
+
+    def value(self, v: int) -> str:
+        if v == INIT:
+            return "init"
+        if v == KERNEL:
+            return "kernel-data"
+        if v == GARBAGE:
+            return "garbage"
+        return f"{self.name(value_owner(v))}.{value_version(v)}"
+
+    def owner(self, o: int) -> str:
+        return "NULL" if o == NULL else f"&{self.name(o)}.fpu"
+
+    def pkru(self, p: int) -> str:
+        return "init" if p == PKRU_INIT else f"{self.name(p - 1)}-keys"
+
+
+def make_model(design: Design, scenario: Scenario) -> Model:
+    return Model(design, scenario, scenario.slots + scenario.kthreads)
+
+
+# ---------------------------------------------------------------- boot
+def initial_state(m: Model) -> bytes:
+    """Boot: CPU c runs user task c in user mode with its registers live; the
+    other user tasks wait in the exit-to-user loop and the kernel threads are
+    runnable, all with their state in memory; spare slots are free; CPUs
+    without a user task run their idle task."""
+    sc, d = m.scenario, m.design
+    nt = m.idle_base + sc.cpus
+    tb = HEADER + sc.cpus * CPU_W
+    gb = tb + nt * TASK_W
+    k = bytearray(gb + nt * GHOST_W)
+    k[0], k[1] = tb, gb
+    k[H_FORKS], k[H_EXECS], k[H_EXITS] = sc.forks, sc.execs, sc.exits
+    k[5] = NULL
+    for c in range(sc.cpus):
+        k[cpu(c): cpu(c) + CPU_W] = bytes((INIT, NULL, PKRU_INIT, m.idle_of(c), CTX_TASK, 0, 0, 0, 0))
+    for t in range(nt):
+        p, g = task(k, t), ghost(k, t)
+        if t < sc.slots:
+            kind = USER
+            alive = t < sc.users
+        else:
+            kind = KTHREAD if t < m.idle_base else IDLE
+            alive = True
+        on = NULL
+        if kind == USER and alive and t < sc.cpus:
+            on = t
+        elif kind == IDLE and k[cpu(t - m.idle_base) + C_CURR] == t:
+            on = t - m.idle_base
+        val = user_value(t, 0) if kind == USER and alive else INIT
+        pkru = pkru_of(t) if (kind == USER and alive and d.has_pkru) else PKRU_INIT
+        if not alive:
+            run, pc = DEAD, PC_DEAD
+        elif on != NULL:
+            run, pc = RUNNING, (PC_USER if kind == USER else PC_KTHREAD)
+        else:
+            run, pc = RUNNABLE, (PC_EXIT_LOOP if kind == USER else PC_KTHREAD)
+        # kind run pc local cpu fpstate last_cpu need fpregs_active fpstate_active counter pkru
+        k[p: p + TASK_W] = bytes((kind, run, pc, 0, on, val, NULL, 1, 0, 1 if kind == USER else 0, 0, pkru))
+        k[g: g + GHOST_W] = bytes((val, pkru))
+        if kind == USER and on != NULL:
+            q = cpu(on)
+            k[q + C_CURR], k[q + C_FPREGS], k[q + C_OWNER], k[q + C_PKRU] = t, val, t, pkru
+        if alive:
+            d.boot_task(k, t, on if kind == USER else NULL)
+    for c in range(sc.cpus):
+        d.boot_cpu(k, c)
+    return bytes(k)
+
+
+# ---------------------------------------------------------------- helpers
+def next_user_value(m: Model, t: int, current: int) -> int:
+    """What a user FPU write produces: the next version of t's own data."""
+    if value_owner(current) == t:
+        return user_value(t, (value_version(current) + 1) % m.scenario.values)
+    return user_value(t, 0)
+
+
+def context_switch(m: Model, k: bytearray, c: int, prev: int, nxt: int, prev_run: int) -> None:
+    """__schedule() -> context_switch() -> __switch_to(): IRQs off, one step."""
+    m.design.switch_fpu(k, c, prev, nxt)
+    p, n = task(k, prev), task(k, nxt)
+    k[p + T_RUN], k[p + T_CPU] = prev_run, NULL
+    k[n + T_RUN], k[n + T_CPU] = RUNNING, c
+    k[cpu(c) + C_CURR] = nxt
+
+
+def enter_exit_loop(m: Model, k: bytearray, c: int, t: int) -> None:
+    """IRQs off, read the work flags (the snapshot a stale design keeps), enter the loop."""
+    p = task(k, t)
+    k[p + T_LOCAL] = m.design.exit_to_user_snapshot(k, c, t)
+    k[p + T_PC] = PC_EXIT_LOOP
+
+
+def exit_to_user(m: Model, k: bytearray, c: int, t: int, snapshot: int) -> None:
+    """The IRQs-off tail of the return path; ends in user mode."""
+    m.design.exit_to_user(k, c, t, snapshot)
+    p = task(k, t)
+    k[p + T_PC], k[p + T_LOCAL] = PC_USER, 0
+
+
+def _switch_targets(m: Model, s: bytes, c: int, prev: int, allow_idle: bool) -> list[int]:
+    tb = s[0]
+    out = [t for t in range(m.idle_base) if s[tb + t * TASK_W + T_RUN] == RUNNABLE and t != prev]
+    if allow_idle:
+        out.append(m.idle_of(c))
+    return out
+
+
+# ---------------------------------------------------------------- successors
+def successors(m: Model, s: bytes) -> list[tuple[Action, bytes]]:
+    """Every enabled action and its successor, in a fixed deterministic order."""
+    out: list[tuple[Action, bytes]] = []
+    append = out.append
+    d, sc = m.design, m.scenario
+    usable = d.irq_fpu_usable
+    for c in range(sc.cpus):
+        q = cpu(c)
+        t = s[q + C_CURR]
+        p = task(s, t)
+        pc = s[p + T_PC]
+
+        # --- a softirq in its kernel-FPU section on top of the task
+        if s[q + C_CTX] == CTX_SOFTIRQ_KFPU:
+            if sc.kfpu_hardirq and usable(s, c, K_HARDIRQ, False):
+                append((Action(HARDIRQ_KFPU, c, 0), _hardirq_kfpu(d, s, c)))
+            k = bytearray(s)
+            d.kernel_fpu_end(k, c, K_SOFTIRQ)
+            k[q + C_CTX] = CTX_TASK
+            if pc == PC_IRQ_FROM_USER:
+                enter_exit_loop(m, k, c, t)
+            append((Action(SOFTIRQ_KFPU_END, c, 0), bytes(k)))
+            continue
+
+        # --- user mode
+        if pc == PC_USER:
+            if d.user_fpu_accessible(s, c):
+                k = bytearray(s)
+                g = ghost(k, t)
+                v = next_user_value(m, t, k[g + G_VALUE])
+                k[q + C_FPREGS] = k[g + G_VALUE] = v
+                append((Action(USER_WRITE, c, 0), bytes(k)))
+            elif d.do_device_not_available is not None:
+                k = bytearray(s)
+                d.do_device_not_available(k, c, t)
+                enter_exit_loop(m, k, c, t)
+                append((Action(NM_TRAP, c, 0), bytes(k)))
+            k = bytearray(s)
+            k[p + T_PC] = PC_SYSCALL
+            append((Action(SYSCALL, c, 0), bytes(k)))
+            k = bytearray(s)
+            enter_exit_loop(m, k, c, t)
+            append((Action(IRQ_FROM_USER, c, 0), bytes(k)))
+            if sc.kfpu_hardirq and usable(s, c, K_HARDIRQ, True):
+                k = bytearray(_hardirq_kfpu(d, s, c))
+                enter_exit_loop(m, k, c, t)
+                append((Action(HARDIRQ_KFPU_USER, c, 0), bytes(k)))
+            if sc.kfpu_softirq and usable(s, c, K_SOFTIRQ, True):
+                k = bytearray(s)
+                k[p + T_PC] = PC_IRQ_FROM_USER
+                k[q + C_CTX] = CTX_SOFTIRQ_KFPU
+                d.kernel_fpu_begin(k, c, K_SOFTIRQ)
+                append((Action(SOFTIRQ_KFPU_USER, c, 0), bytes(k)))
+            continue
+
+        # --- kernel mode, task context: interrupts first
+        if sc.kfpu_hardirq and usable(s, c, K_HARDIRQ, False):
+            append((Action(HARDIRQ_KFPU, c, 0), _hardirq_kfpu(d, s, c)))
+        if sc.kfpu_softirq and s[q + C_BH] == 0 and usable(s, c, K_SOFTIRQ, False):
+            k = bytearray(s)
+            k[q + C_CTX] = CTX_SOFTIRQ_KFPU
+            d.kernel_fpu_begin(k, c, K_SOFTIRQ)
+            append((Action(SOFTIRQ_KFPU_BEGIN, c, 0), bytes(k)))
+
+        if pc == PC_SYSCALL:
+            if sc.kfpu_task and usable(s, c, K_TASK, False):
+                k = bytearray(s)
+                k[p + T_PC] = PC_SYSCALL_KFPU
+                d.kernel_fpu_begin(k, c, K_TASK)
+                append((Action(KFPU_BEGIN, c, 0), bytes(k)))
+            for n in _switch_targets(m, s, c, t, True):
+                k = bytearray(s)
+                context_switch(m, k, c, t, n, SLEEPING)
+                append((Action(SLEEP, c, n), bytes(k)))
+            if s[H_FORKS]:
+                child = _free_slot(m, s)
+                if child != NULL:
+                    append((Action(FORK, c, child), _fork(m, s, c, t, child)))
+            if s[H_EXECS] and d.exec_steps:
+                append(_path_step(m, s, c, t, PATH_EXEC, 0))
+            if s[H_EXITS]:
+                append(_path_step(m, s, c, t, PATH_EXIT, 0))
+            k = bytearray(s)
+            exit_to_user(m, k, c, t, d.exit_to_user_snapshot(s, c, t))
+            append((Action(SYSCALL_EXIT, c, 0), bytes(k)))
+            k = bytearray(s)
+            enter_exit_loop(m, k, c, t)
+            append((Action(ENTER_EXIT_LOOP, c, 0), bytes(k)))
+        elif pc == PC_SYSCALL_KFPU or pc == PC_KTHREAD_KFPU:
+            k = bytearray(s)
+            k[p + T_PC] = PC_SYSCALL if pc == PC_SYSCALL_KFPU else PC_KTHREAD
+            d.kernel_fpu_end(k, c, K_TASK)
+            append((Action(KFPU_END, c, 0), bytes(k)))
+        elif pc == PC_EXIT_LOOP:
+            k = bytearray(s)
+            exit_to_user(m, k, c, t, s[p + T_LOCAL])
+            append((Action(EXIT_TO_USER, c, 0), bytes(k)))
+        elif pc == PC_KTHREAD:
+            if sc.kfpu_kthread and usable(s, c, K_TASK, False):
+                k = bytearray(s)
+                k[p + T_PC] = PC_KTHREAD_KFPU
+                d.kernel_fpu_begin(k, c, K_TASK)
+                append((Action(KFPU_BEGIN, c, 0), bytes(k)))
+            if s[p + T_KIND] == KTHREAD:
+                for n in _switch_targets(m, s, c, t, True):
+                    k = bytearray(s)
+                    context_switch(m, k, c, t, n, SLEEPING)
+                    append((Action(SLEEP, c, n), bytes(k)))
+        else:
+            path, step = pc_path(pc), pc_step(pc)
+            if path == PATH_EXEC or step < len(d.exit_steps):
+                append(_path_step(m, s, c, t, path, step))
+            else:
+                for n in _switch_targets(m, s, c, t, True):
+                    append((Action(TASK_DEAD, c, n), _task_dead(m, s, c, t, n)))
+
+        if s[q + C_PREEMPT] == 0 and s[q + C_BH] == 0:
+            for n in _switch_targets(m, s, c, t, False):
+                k = bytearray(s)
+                context_switch(m, k, c, t, n, RUNNABLE)
+                append((Action(PREEMPT, c, n), bytes(k)))
+
+    tb = s[0]
+    for t in range(m.idle_base):
+        if s[tb + t * TASK_W + T_RUN] == SLEEPING:
+            k = bytearray(s)
+            k[tb + t * TASK_W + T_RUN] = RUNNABLE
+            append((Action(WAKE, NULL, t), bytes(k)))
+    return out
+
+
+def _hardirq_kfpu(d: Design, s: bytes, c: int) -> bytes:
+    """A hardirq handler's kernel_fpu_begin() ... kernel_fpu_end(): IRQs off, one step."""
+    k = bytearray(s)
+    d.kernel_fpu_begin(k, c, K_HARDIRQ)
+    d.kernel_fpu_end(k, c, K_HARDIRQ)
+    return bytes(k)
+
+
+def _free_slot(m: Model, s: bytes) -> int:
+    """The slot a fork reuses: the lowest dead user slot (struct fpu address reuse)."""
+    for t in range(m.scenario.slots):
+        if s[task(s, t) + T_RUN] == DEAD:
+            return t
+    return NULL
+
+
+def _fork(m: Model, s: bytes, c: int, parent: int, child: int) -> bytes:
+    """copy_process(): dup_task_struct() copies the parent's task_struct (and its
+    struct fpu) over the reused slot, the design's fpu_clone() fixes it up, and
+    wake_up_new_task() makes the child runnable. The child returns through the
+    syscall tail like its parent."""
+    k = bytearray(s)
+    k[H_FORKS] -= 1
+    pp, cp = task(k, parent), task(k, child)
+    k[cp: cp + TASK_W] = k[pp: pp + TASK_W]
+    k[cp + T_RUN], k[cp + T_PC], k[cp + T_LOCAL], k[cp + T_CPU] = RUNNABLE, PC_SYSCALL, 0, NULL
+    pg, cg = ghost(k, parent), ghost(k, child)
+    k[cg: cg + GHOST_W] = k[pg: pg + GHOST_W]
+    m.design.fpu_clone(k, c, parent, child)
+    return bytes(k)
+
+
+def _path_step(m: Model, s: bytes, c: int, t: int, path: int, step: int) -> tuple[Action, bytes]:
+    k = bytearray(s)
+    if step == 0:
+        k[H_EXECS if path == PATH_EXEC else H_EXITS] -= 1
+    steps = m.design.exec_steps if path == PATH_EXEC else m.design.exit_steps
+    steps[step].fn(k, c, t)
+    nxt = step + 1
+    k[task(k, t) + T_PC] = PC_SYSCALL if (path == PATH_EXEC and nxt >= len(steps)) else path_pc(path, nxt)
+    return Action(EXEC_STEP if path == PATH_EXEC else EXIT_STEP, c, step), bytes(k)
+
+
+def _task_dead(m: Model, s: bytes, c: int, t: int, nxt: int) -> bytes:
+    """do_task_dead(): the final schedule(); the slot becomes free for fork."""
+    k = bytearray(s)
+    context_switch(m, k, c, t, nxt, DEAD)
+    p, g = task(k, t), ghost(k, t)
+    k[p + T_PC], k[p + T_LOCAL] = PC_DEAD, 0
+    k[g + G_VALUE], k[g + G_PKRU] = INIT, PKRU_INIT
+    return bytes(k)

@@ -1,0 +1,174 @@
+"""The properties every design is checked against.
+
+Each property is a named predicate over a state. It returns None when it
+holds, or a one-line description of the violation (which CPU, which task,
+what the registers hold). Its docstring's first line says what a user would
+lose if it broke; the checker prints it under every counterexample.
+
+Tasks on their way out (inside exit) are exempt from the state properties:
+their registers are never used again. The order below is the reporting order
+when one state breaks several properties: architectural violations first,
+the LazyFP exposure class last.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Optional
+
+from .state import (
+    C_CTX,
+    C_CURR,
+    C_FPREGS,
+    C_IN_KFPU,
+    C_OWNER,
+    C_PKRU,
+    CTX_TASK,
+    DEAD,
+    G_PKRU,
+    G_VALUE,
+    H_CLOBBERED,
+    INIT,
+    NULL,
+    PATH_EXIT,
+    PC_USER,
+    T_CPU,
+    T_KIND,
+    T_LAST_CPU,
+    T_PC,
+    T_RUN,
+    USER,
+    cpu,
+    ghost,
+    pc_path,
+    task,
+    value_owner,
+)
+
+
+class Property(NamedTuple):
+    name: str
+    check: Callable  # (model, state) -> Optional[str]
+    kind: str  # "architectural" or "exposure"
+
+    @property
+    def doc(self) -> str:
+        return " ".join((self.check.__doc__ or "").split("\n\n")[0].split())
+
+
+def _exiting(pc: int) -> bool:
+    return pc_path(pc) == PATH_EXIT
+
+
+def user_sees_own_registers(m, s) -> Optional[str]:
+    """A task in user mode finds exactly its own FPU values in its CPU's registers; otherwise its program computes with lost, stale or another task's data."""
+    for c in range(m.scenario.cpus):
+        q = cpu(c)
+        t = s[q + C_CURR]
+        if s[task(s, t) + T_PC] == PC_USER and s[q + C_CTX] == CTX_TASK:
+            want = s[ghost(s, t) + G_VALUE]
+            if s[q + C_FPREGS] != want and m.design.user_fpu_accessible(s, c):
+                return (f"cpu{c}: {m.name(t)} runs in user mode with registers {m.value(s[q + C_FPREGS])}, "
+                        f"expected {m.value(want)}")
+    return None
+
+
+def need_load_or_valid(m, s) -> Optional[str]:
+    """If the running task's "needs load" flag is clear, its CPU holds its registers and fpu_fpregs_owner_ctx names it; otherwise the return to user space skips a restore it needed (fpregs_assert_state_consistent)."""
+    d = m.design
+    for c in range(m.scenario.cpus):
+        q = cpu(c)
+        t = s[q + C_CURR]
+        p = task(s, t)
+        if s[p + T_KIND] != USER or s[q + C_IN_KFPU] or s[q + C_CTX] != CTX_TASK or _exiting(s[p + T_PC]):
+            continue
+        if d.regs_live(s, t, c):
+            if (s[q + C_OWNER] != t or s[q + C_FPREGS] != s[ghost(s, t) + G_VALUE]
+                    or (d.valid_while_live and s[p + T_LAST_CPU] != c)):
+                last = s[p + T_LAST_CPU]
+                return (f"cpu{c}: {m.name(t)} has {d.flag_name} clear but owner={m.owner(s[q + C_OWNER])} "
+                        f"last_cpu={-1 if last == NULL else last} registers={m.value(s[q + C_FPREGS])}")
+    return None
+
+
+def fpregs_state_valid_sound(m, s) -> Optional[str]:
+    """fpregs_state_valid(T, c) implies CPU c's registers hold T's current state; otherwise a skipped XRSTOR hands T stale or foreign registers."""
+    for c in range(m.scenario.cpus):
+        q = cpu(c)
+        t = s[q + C_OWNER]
+        if t == NULL or s[q + C_IN_KFPU]:
+            continue
+        p = task(s, t)
+        if s[p + T_LAST_CPU] != c or s[p + T_RUN] == DEAD or s[p + T_KIND] != USER or _exiting(s[p + T_PC]):
+            continue
+        on = s[p + T_CPU]
+        if on != NULL and on != c:
+            continue  # running elsewhere: last_cpu is rewritten before it can run here again
+        want = s[ghost(s, t) + G_VALUE]
+        if s[q + C_FPREGS] != want:
+            return (f"cpu{c}: fpregs_state_valid({m.name(t)}, {c}) holds but the registers contain "
+                    f"{m.value(s[q + C_FPREGS])}, not {m.value(want)}")
+    return None
+
+
+def fpstate_not_clobbered(m, s) -> Optional[str]:
+    """A task's memory image is never overwritten from registers that do not hold its state; otherwise the next restore loads foreign or stale data."""
+    t = s[H_CLOBBERED]
+    if t != NULL:
+        return f"{m.name(t)}'s fpstate was saved from registers that did not hold its state"
+    return None
+
+
+def state_survives(m, s) -> Optional[str]:
+    """A task's latest FPU state always exists in its memory image or in its own live registers; otherwise it is lost for good."""
+    d = m.design
+    for t in range(m.scenario.slots):
+        p = task(s, t)
+        if s[p + T_RUN] == DEAD or _exiting(s[p + T_PC]):
+            continue
+        want = s[ghost(s, t) + G_VALUE]
+        image = d.fpstate_image(s, t)
+        if image == want:
+            continue
+        c = s[p + T_CPU]
+        if c != NULL and s[cpu(c) + C_FPREGS] == want and d.regs_live(s, t, c):
+            continue
+        return (f"{m.name(t)}'s state {m.value(want)} is neither in its fpstate ({m.value(image)}) "
+                f"nor in live registers")
+    return None
+
+
+def kernel_uaccess_uses_own_pkru(m, s) -> Optional[str]:
+    """Kernel accesses to a user task's memory run with that task's own PKRU; otherwise copy_to_user() obeys another task's protection keys."""
+    for c in range(m.scenario.cpus):
+        q = cpu(c)
+        t = s[q + C_CURR]
+        if s[task(s, t) + T_KIND] == USER:
+            want = s[ghost(s, t) + G_PKRU]
+            if s[q + C_PKRU] != want:
+                return f"cpu{c}: {m.name(t)} runs with PKRU {m.pkru(s[q + C_PKRU])}, expected {m.pkru(want)}"
+    return None
+
+
+def no_foreign_data_exposed(m, s) -> Optional[str]:
+    """No other task's or kernel data sits in the registers while a task runs in user mode; otherwise it is one speculative read away (LazyFP, CVE-2018-3665)."""
+    for c in range(m.scenario.cpus):
+        q = cpu(c)
+        t = s[q + C_CURR]
+        v = s[q + C_FPREGS]
+        if (s[task(s, t) + T_PC] == PC_USER and s[q + C_CTX] == CTX_TASK and v != s[ghost(s, t) + G_VALUE]
+                and v != INIT and value_owner(v) != t):
+            return f"cpu{c}: {m.name(t)} runs in user mode while the registers hold {m.value(v)}"
+    return None
+
+
+PROPERTIES: tuple[Property, ...] = (
+    Property("user_sees_own_registers", user_sees_own_registers, "architectural"),
+    Property("need_load_or_valid", need_load_or_valid, "architectural"),
+    Property("fpregs_state_valid_sound", fpregs_state_valid_sound, "architectural"),
+    Property("fpstate_not_clobbered", fpstate_not_clobbered, "architectural"),
+    Property("state_survives", state_survives, "architectural"),
+    Property("kernel_uaccess_uses_own_pkru", kernel_uaccess_uses_own_pkru, "architectural"),
+    Property("no_foreign_data_exposed", no_foreign_data_exposed, "exposure"),
+)
+
+BY_NAME = {p.name: p for p in PROPERTIES}

@@ -1,0 +1,238 @@
+"""The kernel state the model explores: one immutable state vector.
+
+A state is a `bytes` object, SPIN-style: every byte is one named field of a
+CPU, a task or the observer's ghost record. `bytes` hashes once (the hash is
+cached), compares with memcmp and costs ~150 bytes per stored state, which is
+what lets pure Python explore millions of states.
+
+A transition copies the vector into a private `bytearray` (the working copy
+`k`), lets the generic kernel and the design's hooks edit it in place, and
+freezes it again; from the outside every transition is a pure function
+state -> state. `decode()` turns a vector into readable NamedTuples for traces
+and tests.
+
+Layout: a header, then `ncpus` CPU records, then task records, then ghost
+records. Offsets inside a record are the `C_*`, `T_*` and `G_*` constants;
+`cpu(c)`, `task(k, t)` and `ghost(k, t)` give a record's base offset.
+
+Register and memory contents are abstract *values* from a small domain:
+`INIT` (the architectural init state), `KERNEL` (scratch data of an in-kernel
+FPU user), `GARBAGE` (half-written by a faulting XRSTOR) and
+`user_value(t, v)`, version `v` of the data user task slot `t` wrote.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# ---------------------------------------------------------------- values
+INIT = 0  # init_fpstate contents: no task's data
+KERNEL = 1  # data of a kernel_fpu_begin() user (crypto keys, RAID syndromes)
+GARBAGE = 2  # registers left half-written by a faulting XRSTOR
+_USER_BASE = 3
+VALUES_PER_TASK = 8  # stride of the value encoding; Scenario.values <= 8 are used
+
+PKRU_INIT = 0  # init_pkru_value; PKRU of user task t is pkru_of(t)
+
+NULL = 255  # fpu_fpregs_owner_ctx == NULL, last_cpu == -1, "not on a CPU"
+
+
+def user_value(task: int, version: int) -> int:
+    """Version `version` of the register contents written by user task `task`."""
+    return _USER_BASE + task * VALUES_PER_TASK + version
+
+
+def value_owner(value: int) -> int:
+    """The task slot whose user program produced `value`, or NULL."""
+    return (value - _USER_BASE) // VALUES_PER_TASK if value >= _USER_BASE else NULL
+
+
+def value_version(value: int) -> int:
+    return (value - _USER_BASE) % VALUES_PER_TASK
+
+
+def pkru_of(task: int) -> int:
+    """The protection-key rights a user task's program set up for itself."""
+    return 1 + task
+
+
+# ---------------------------------------------------------------- enums
+# Task kinds (PF_KTHREAD, the per-CPU idle task).
+USER, KTHREAD, IDLE = 0, 1, 2
+KIND_NAMES = ("user", "kthread", "idle")
+
+# Run states.
+RUNNING, RUNNABLE, SLEEPING, DEAD = 0, 1, 2, 3
+RUN_NAMES = ("running", "runnable", "sleeping", "dead")
+
+# Where a task is (its program counter). Multi-step paths (exec, exit) use
+# PATH_BASE + path * PATH_STRIDE + next_step.
+PC_USER = 0  # executing in user mode
+PC_SYSCALL = 1  # inside a syscall body, preemptible
+PC_SYSCALL_KFPU = 2  # between kernel_fpu_begin() and kernel_fpu_end() in a syscall
+PC_EXIT_LOOP = 3  # in exit_to_user_mode_loop(): IRQs and preemption enabled
+PC_KTHREAD = 4  # kernel thread / idle body
+PC_KTHREAD_KFPU = 5  # kernel thread inside a kernel-FPU section
+PC_IRQ_FROM_USER = 6  # user mode interrupted; a softirq runs on top of it
+PC_DEAD = 7
+PATH_BASE = 16
+PATH_STRIDE = 8
+PATH_EXEC, PATH_EXIT = 0, 1
+PATH_NAMES = ("exec", "exit")
+PC_NAMES = ("user", "syscall", "syscall:kernel_fpu", "exit_to_user_mode_loop", "kthread",
+            "kthread:kernel_fpu", "irq-from-user", "dead")
+
+# CPU execution context on top of the current task.
+CTX_TASK = 0
+CTX_SOFTIRQ_KFPU = 1  # a softirq is inside its kernel-FPU section
+CTX_NAMES = ("task", "softirq")
+
+
+def path_pc(path: int, step: int) -> int:
+    return PATH_BASE + path * PATH_STRIDE + step
+
+
+def pc_path(pc: int) -> int:
+    """The multi-step path a pc belongs to, or NULL."""
+    return (pc - PATH_BASE) // PATH_STRIDE if pc >= PATH_BASE else NULL
+
+
+def pc_step(pc: int) -> int:
+    return (pc - PATH_BASE) % PATH_STRIDE
+
+
+def pc_name(pc: int) -> str:
+    if pc >= PATH_BASE:
+        return f"{PATH_NAMES[pc_path(pc)]}[{pc_step(pc)}]"
+    return PC_NAMES[pc]
+
+
+# ---------------------------------------------------------------- layout
+# Header.
+H_TASK_BASE = 0  # offset of task 0's record
+H_GHOST_BASE = 1  # offset of task 0's ghost record
+H_FORKS = 2  # remaining fork() budget
+H_EXECS = 3
+H_EXITS = 4
+H_CLOBBERED = 5  # ghost marker: task whose image was saved from foreign registers
+HEADER = 6
+
+# CPU record.
+C_FPREGS = 0  # what the FPU/SSE/AVX registers hold (a value)
+C_OWNER = 1  # fpu_fpregs_owner_ctx: task slot whose struct fpu it names, or NULL
+C_PKRU = 2  # the PKRU register
+C_CURR = 3  # current
+C_CTX = 4  # CTX_TASK, or a softirq in a kernel-FPU section on top of current
+C_PREEMPT = 5  # preempt_count of the code running here
+C_BH = 6  # local_bh_disable() nesting (fpregs_lock() on !RT)
+C_IN_KFPU = 7  # in_kernel_fpu (v6.18: !kernel_fpu_allowed)
+C_TS = 8  # CR0.TS (only the lazy design sets it)
+CPU_W = 9
+
+# Task record: a task_struct slot with its struct fpu and thread_info flags.
+T_KIND = 0  # USER, KTHREAD, IDLE
+T_RUN = 1  # RUNNING, RUNNABLE, SLEEPING, DEAD
+T_PC = 2  # where the task is (PC_*)
+T_LOCAL = 3  # a local variable of the current path (the cached_flags snapshot)
+T_CPU = 4  # CPU it runs on, NULL when not running
+T_FPSTATE = 5  # fpu->fpstate->regs, the in-memory image (a value)
+T_LAST_CPU = 6  # fpu->last_cpu
+T_NEED_LOAD = 7  # TIF_NEED_FPU_LOAD (or the design's own "load" flag)
+T_FPREGS_ACTIVE = 8  # fpu->fpregs_active (4.x designs)
+T_FPSTATE_ACTIVE = 9  # fpu->fpstate_active / fpu->initialized (4.x designs)
+T_COUNTER = 10  # fpu->counter, the lazy preload heuristic
+T_PKRU = 11  # thread.pkru, or the PKRU component of the xsave image
+TASK_W = 12
+
+# Ghost record: observer state, what the task's user program believes.
+G_VALUE = 0  # register contents the program last wrote or was given
+G_PKRU = 1  # the PKRU value the program runs with
+GHOST_W = 2
+
+
+def cpu(c: int) -> int:
+    """Offset of CPU c's record."""
+    return HEADER + c * CPU_W
+
+
+def task(k, t: int) -> int:
+    """Offset of task t's record in state (or working copy) k."""
+    return k[0] + t * TASK_W
+
+
+def ghost(k, t: int) -> int:
+    """Offset of task t's ghost record."""
+    return k[1] + t * GHOST_W
+
+
+def ncpus(k) -> int:
+    return (k[0] - HEADER) // CPU_W
+
+
+def ntasks(k) -> int:
+    return (k[1] - k[0]) // TASK_W
+
+
+# ---------------------------------------------------------------- decoded view
+class CpuState(NamedTuple):
+    fpregs: int
+    owner: int
+    pkru: int
+    curr: int
+    ctx: int
+    preempt_count: int
+    bh_count: int
+    in_kernel_fpu: int
+    ts: int
+
+
+class TaskState(NamedTuple):
+    kind: int
+    run: int
+    pc: int
+    local: int
+    cpu: int
+    fpstate: int
+    last_cpu: int
+    need_load: int
+    fpregs_active: int
+    fpstate_active: int
+    counter: int
+    pkru: int
+
+
+class Ghost(NamedTuple):
+    value: int
+    pkru: int
+
+
+class KernelState(NamedTuple):
+    """The decoded, readable form of a state vector."""
+
+    cpus: tuple[CpuState, ...]
+    tasks: tuple[TaskState, ...]
+    ghost: tuple[Ghost, ...]
+    budget: tuple[int, int, int]  # forks, execs, exits
+    fpstate_clobbered: int
+
+
+def encode(ks: KernelState) -> bytes:
+    nc, nt = len(ks.cpus), len(ks.tasks)
+    tb = HEADER + nc * CPU_W
+    gb = tb + nt * TASK_W
+    out = [tb, gb, *ks.budget, ks.fpstate_clobbered]
+    for c in ks.cpus:
+        out.extend(c)
+    for t in ks.tasks:
+        out.extend(t)
+    for g in ks.ghost:
+        out.extend(g)
+    return bytes(out)
+
+
+def decode(s) -> KernelState:
+    nc, nt = ncpus(s), ntasks(s)
+    cpus = tuple(CpuState(*s[cpu(c): cpu(c) + CPU_W]) for c in range(nc))
+    tasks = tuple(TaskState(*s[task(s, t): task(s, t) + TASK_W]) for t in range(nt))
+    ghosts = tuple(Ghost(*s[ghost(s, t): ghost(s, t) + GHOST_W]) for t in range(nt))
+    return KernelState(cpus, tasks, ghosts, (s[H_FORKS], s[H_EXECS], s[H_EXITS]), s[H_CLOBBERED])
