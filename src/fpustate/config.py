@@ -24,9 +24,9 @@ class Scenario:
     spare: int = 0  # extra user task slots, free at boot (fork targets)
     kthreads: int = 1  # kernel threads besides the per-CPU idle tasks
     values: int = 2  # register versions a user task can write (the value domain)
-    forks: int = 1  # fork() budget over the whole run
+    forks: int = 0  # fork() budget over the whole run
     execs: int = 1  # exec() budget
-    exits: int = 1  # exit() budget
+    exits: int = 0  # exit() budget
     kfpu_task: bool = True  # kernel_fpu_begin() in syscalls
     kfpu_softirq: bool = True  # kernel_fpu_begin() in softirqs
     kfpu_hardirq: bool = True  # kernel_fpu_begin() in hardirqs
@@ -56,14 +56,10 @@ class Scenario:
         return self.users + self.spare
 
     def describe(self) -> str:
-        default = Scenario()
-        parts = [f"{f.name}={getattr(self, f.name)}" for f in fields(self) if isinstance(getattr(self, f.name), int) and not isinstance(getattr(self, f.name), bool)]
+        """One line: every numeric knob, then the kernel-FPU users switched off."""
+        parts = [f"{f.name}={getattr(self, f.name)}" for f in fields(self) if not isinstance(getattr(self, f.name), bool)]
         off = [f.name for f in fields(self) if getattr(self, f.name) is False]
-        text = " ".join(parts)
-        if off:
-            text += " off=" + ",".join(off)
-        del default
-        return text
+        return " ".join(parts) + (" off=" + ",".join(off) if off else "")
 
     def replace(self, **changes) -> "Scenario":
         return dataclasses.replace(self, **changes)

@@ -24,6 +24,9 @@ from ..kernel.machine import Action, Model, initial_state, successors
 from ..kernel.properties import PROPERTIES, Property
 
 
+LOOK_PAST = 6  # BFS layers explored past the first violation
+
+
 @dataclass
 class Violation:
     prop: Property
@@ -43,6 +46,8 @@ class Result:
     complete: bool  # reached the fixpoint (not interrupted, not capped)
     violations: list[Violation]
     peak_bytes: int = 0  # with measure_memory
+    stopped_after_violation: bool = False  # look_past layers after the first violation were done
+    expanded: int = 0  # states whose successors were generated
 
     @property
     def ok(self) -> bool:
@@ -68,7 +73,11 @@ class Explorer:
         progress: Optional[Callable[[int, int, int], None]] = None,
         max_states: int = 0,
         measure_memory: bool = False,
+        look_past: int = LOOK_PAST,
     ) -> Result:
+        """Explore to the fixpoint; after the first violation, only `look_past` more BFS
+        layers, to report the other properties' shortest counterexamples without
+        exploring everything a broken design can reach."""
         m = self.model
         if measure_memory:
             tracemalloc.start()
@@ -86,9 +95,14 @@ class Explorer:
         layer_end = 1
         i = 0
         complete = True
+        stopped = False  # by look_past, after a violation
         try:
             while i < len(states):
                 if i == layer_end:
+                    if found and depth >= found[0].depth + look_past:
+                        complete = False
+                        stopped = True
+                        break
                     depth += 1
                     layer_end = len(states)
                 s = states[i]
@@ -119,9 +133,14 @@ class Explorer:
         if measure_memory:
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
+        # Most severe first: the property order of PROPERTIES (user-visible
+        # register corruption first, exposure last), not discovery depth.
         order = {p.name: n for n, p in enumerate(self.properties)}
-        found.sort(key=lambda v: (v.depth, order[v.prop.name]))
-        return Result(m.design.name, len(states), transitions, depth, seconds, complete, found, peak)
+        found.sort(key=lambda v: order[v.prop.name])
+        res = Result(m.design.name, len(states), transitions, depth, seconds, complete, found, peak)
+        res.stopped_after_violation = stopped
+        res.expanded = i
+        return res
 
     def trace(self, v: Violation) -> list[tuple[Action, bytes]]:
         """The path from the initial state to the violating one, replayed."""
@@ -142,7 +161,7 @@ class Explorer:
                     "state for the same action. A design hook must be a pure function of the state "
                     "(no globals, no randomness, no iteration over sets)."
                 )
-            path.append(succ[k])
+            path.append((Action(*succ[k][0]), succ[k][1]))
             prev = succ[k][1]
         v.path = path
         return path

@@ -49,6 +49,10 @@ def _always_accessible(k, c: int) -> bool:
     return True
 
 
+def _always_active(k, t: int) -> bool:
+    return True
+
+
 def _image(k, t: int) -> int:
     return k[task(k, t) + T_FPSTATE]
 
@@ -105,6 +109,10 @@ class Design:
     # What a restore of task t's image would produce (a never-activated
     # fpstate restores as init). (state, t)
     fpstate_image: Callable[[State, int], int] = _image
+    # Does the kernel keep an FPU context for task t at all (v4.x:
+    # fpu->fpstate_active / fpu->initialized)? Only then does it consult
+    # fpregs_state_valid() for t. (state, t)
+    fpstate_active: Callable[[State, int], bool] = _always_active
 
     def variant(self, **changes) -> "Design":
         """This design with some hooks or fields replaced."""

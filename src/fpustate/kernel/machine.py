@@ -118,7 +118,10 @@ TASK_DEAD = "task_dead"
 
 
 class Action(NamedTuple):
-    """One step: what happened, on which CPU, with which argument."""
+    """One step: what happened, on which CPU, with which argument.
+
+    `successors()` emits plain (code, cpu, arg) tuples for speed; traces wrap
+    them in this record."""
 
     code: str
     cpu: int  # NULL for actions not bound to a CPU (wake-ups)
@@ -256,28 +259,29 @@ def _switch_targets(m: Model, s: bytes, c: int, prev: int, allow_idle: bool) -> 
 
 
 # ---------------------------------------------------------------- successors
-def successors(m: Model, s: bytes) -> list[tuple[Action, bytes]]:
+def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
     """Every enabled action and its successor, in a fixed deterministic order."""
-    out: list[tuple[Action, bytes]] = []
+    out: list[tuple[tuple, bytes]] = []
     append = out.append
     d, sc = m.design, m.scenario
     usable = d.irq_fpu_usable
+    tb = s[0]
     for c in range(sc.cpus):
-        q = cpu(c)
+        q = HEADER + c * CPU_W  # cpu(c), inlined on the hot path
         t = s[q + C_CURR]
-        p = task(s, t)
+        p = tb + t * TASK_W  # task(s, t)
         pc = s[p + T_PC]
 
         # --- a softirq in its kernel-FPU section on top of the task
         if s[q + C_CTX] == CTX_SOFTIRQ_KFPU:
             if sc.kfpu_hardirq and usable(s, c, K_HARDIRQ, False):
-                append((Action(HARDIRQ_KFPU, c, 0), _hardirq_kfpu(d, s, c)))
+                append(((HARDIRQ_KFPU, c, 0), _hardirq_kfpu(d, s, c)))
             k = bytearray(s)
             d.kernel_fpu_end(k, c, K_SOFTIRQ)
             k[q + C_CTX] = CTX_TASK
             if pc == PC_IRQ_FROM_USER:
                 enter_exit_loop(m, k, c, t)
-            append((Action(SOFTIRQ_KFPU_END, c, 0), bytes(k)))
+            append(((SOFTIRQ_KFPU_END, c, 0), bytes(k)))
             continue
 
         # --- user mode
@@ -287,103 +291,102 @@ def successors(m: Model, s: bytes) -> list[tuple[Action, bytes]]:
                 g = ghost(k, t)
                 v = next_user_value(m, t, k[g + G_VALUE])
                 k[q + C_FPREGS] = k[g + G_VALUE] = v
-                append((Action(USER_WRITE, c, 0), bytes(k)))
+                append(((USER_WRITE, c, 0), bytes(k)))
             elif d.do_device_not_available is not None:
                 k = bytearray(s)
                 d.do_device_not_available(k, c, t)
                 enter_exit_loop(m, k, c, t)
-                append((Action(NM_TRAP, c, 0), bytes(k)))
+                append(((NM_TRAP, c, 0), bytes(k)))
             k = bytearray(s)
             k[p + T_PC] = PC_SYSCALL
-            append((Action(SYSCALL, c, 0), bytes(k)))
+            append(((SYSCALL, c, 0), bytes(k)))
             k = bytearray(s)
             enter_exit_loop(m, k, c, t)
-            append((Action(IRQ_FROM_USER, c, 0), bytes(k)))
+            append(((IRQ_FROM_USER, c, 0), bytes(k)))
             if sc.kfpu_hardirq and usable(s, c, K_HARDIRQ, True):
                 k = bytearray(_hardirq_kfpu(d, s, c))
                 enter_exit_loop(m, k, c, t)
-                append((Action(HARDIRQ_KFPU_USER, c, 0), bytes(k)))
+                append(((HARDIRQ_KFPU_USER, c, 0), bytes(k)))
             if sc.kfpu_softirq and usable(s, c, K_SOFTIRQ, True):
                 k = bytearray(s)
                 k[p + T_PC] = PC_IRQ_FROM_USER
                 k[q + C_CTX] = CTX_SOFTIRQ_KFPU
                 d.kernel_fpu_begin(k, c, K_SOFTIRQ)
-                append((Action(SOFTIRQ_KFPU_USER, c, 0), bytes(k)))
+                append(((SOFTIRQ_KFPU_USER, c, 0), bytes(k)))
             continue
 
         # --- kernel mode, task context: interrupts first
         if sc.kfpu_hardirq and usable(s, c, K_HARDIRQ, False):
-            append((Action(HARDIRQ_KFPU, c, 0), _hardirq_kfpu(d, s, c)))
+            append(((HARDIRQ_KFPU, c, 0), _hardirq_kfpu(d, s, c)))
         if sc.kfpu_softirq and s[q + C_BH] == 0 and usable(s, c, K_SOFTIRQ, False):
             k = bytearray(s)
             k[q + C_CTX] = CTX_SOFTIRQ_KFPU
             d.kernel_fpu_begin(k, c, K_SOFTIRQ)
-            append((Action(SOFTIRQ_KFPU_BEGIN, c, 0), bytes(k)))
+            append(((SOFTIRQ_KFPU_BEGIN, c, 0), bytes(k)))
 
         if pc == PC_SYSCALL:
             if sc.kfpu_task and usable(s, c, K_TASK, False):
                 k = bytearray(s)
                 k[p + T_PC] = PC_SYSCALL_KFPU
                 d.kernel_fpu_begin(k, c, K_TASK)
-                append((Action(KFPU_BEGIN, c, 0), bytes(k)))
+                append(((KFPU_BEGIN, c, 0), bytes(k)))
             for n in _switch_targets(m, s, c, t, True):
                 k = bytearray(s)
                 context_switch(m, k, c, t, n, SLEEPING)
-                append((Action(SLEEP, c, n), bytes(k)))
+                append(((SLEEP, c, n), bytes(k)))
             if s[H_FORKS]:
                 child = _free_slot(m, s)
                 if child != NULL:
-                    append((Action(FORK, c, child), _fork(m, s, c, t, child)))
+                    append(((FORK, c, child), _fork(m, s, c, t, child)))
             if s[H_EXECS] and d.exec_steps:
                 append(_path_step(m, s, c, t, PATH_EXEC, 0))
             if s[H_EXITS]:
                 append(_path_step(m, s, c, t, PATH_EXIT, 0))
             k = bytearray(s)
             exit_to_user(m, k, c, t, d.exit_to_user_snapshot(s, c, t))
-            append((Action(SYSCALL_EXIT, c, 0), bytes(k)))
+            append(((SYSCALL_EXIT, c, 0), bytes(k)))
             k = bytearray(s)
             enter_exit_loop(m, k, c, t)
-            append((Action(ENTER_EXIT_LOOP, c, 0), bytes(k)))
+            append(((ENTER_EXIT_LOOP, c, 0), bytes(k)))
         elif pc == PC_SYSCALL_KFPU or pc == PC_KTHREAD_KFPU:
             k = bytearray(s)
             k[p + T_PC] = PC_SYSCALL if pc == PC_SYSCALL_KFPU else PC_KTHREAD
             d.kernel_fpu_end(k, c, K_TASK)
-            append((Action(KFPU_END, c, 0), bytes(k)))
+            append(((KFPU_END, c, 0), bytes(k)))
         elif pc == PC_EXIT_LOOP:
             k = bytearray(s)
             exit_to_user(m, k, c, t, s[p + T_LOCAL])
-            append((Action(EXIT_TO_USER, c, 0), bytes(k)))
+            append(((EXIT_TO_USER, c, 0), bytes(k)))
         elif pc == PC_KTHREAD:
             if sc.kfpu_kthread and usable(s, c, K_TASK, False):
                 k = bytearray(s)
                 k[p + T_PC] = PC_KTHREAD_KFPU
                 d.kernel_fpu_begin(k, c, K_TASK)
-                append((Action(KFPU_BEGIN, c, 0), bytes(k)))
+                append(((KFPU_BEGIN, c, 0), bytes(k)))
             if s[p + T_KIND] == KTHREAD:
                 for n in _switch_targets(m, s, c, t, True):
                     k = bytearray(s)
                     context_switch(m, k, c, t, n, SLEEPING)
-                    append((Action(SLEEP, c, n), bytes(k)))
+                    append(((SLEEP, c, n), bytes(k)))
         else:
             path, step = pc_path(pc), pc_step(pc)
             if path == PATH_EXEC or step < len(d.exit_steps):
                 append(_path_step(m, s, c, t, path, step))
             else:
                 for n in _switch_targets(m, s, c, t, True):
-                    append((Action(TASK_DEAD, c, n), _task_dead(m, s, c, t, n)))
+                    append(((TASK_DEAD, c, n), _task_dead(m, s, c, t, n)))
 
         if s[q + C_PREEMPT] == 0 and s[q + C_BH] == 0:
             for n in _switch_targets(m, s, c, t, False):
                 k = bytearray(s)
                 context_switch(m, k, c, t, n, RUNNABLE)
-                append((Action(PREEMPT, c, n), bytes(k)))
+                append(((PREEMPT, c, n), bytes(k)))
 
-    tb = s[0]
     for t in range(m.idle_base):
         if s[tb + t * TASK_W + T_RUN] == SLEEPING:
             k = bytearray(s)
             k[tb + t * TASK_W + T_RUN] = RUNNABLE
-            append((Action(WAKE, NULL, t), bytes(k)))
+            append(((WAKE, NULL, t), bytes(k)))
     return out
 
 
@@ -419,7 +422,7 @@ def _fork(m: Model, s: bytes, c: int, parent: int, child: int) -> bytes:
     return bytes(k)
 
 
-def _path_step(m: Model, s: bytes, c: int, t: int, path: int, step: int) -> tuple[Action, bytes]:
+def _path_step(m: Model, s: bytes, c: int, t: int, path: int, step: int) -> tuple[tuple, bytes]:
     k = bytearray(s)
     if step == 0:
         k[H_EXECS if path == PATH_EXEC else H_EXITS] -= 1
@@ -427,7 +430,7 @@ def _path_step(m: Model, s: bytes, c: int, t: int, path: int, step: int) -> tupl
     steps[step].fn(k, c, t)
     nxt = step + 1
     k[task(k, t) + T_PC] = PC_SYSCALL if (path == PATH_EXEC and nxt >= len(steps)) else path_pc(path, nxt)
-    return Action(EXEC_STEP if path == PATH_EXEC else EXIT_STEP, c, step), bytes(k)
+    return (EXEC_STEP if path == PATH_EXEC else EXIT_STEP, c, step), bytes(k)
 
 
 def _task_dead(m: Model, s: bytes, c: int, t: int, nxt: int) -> bytes:

@@ -30,17 +30,22 @@ from .state import (
     INIT,
     NULL,
     PATH_EXIT,
+    PC_EXIT_LOOP,
+    PC_SYSCALL,
     PC_USER,
     T_CPU,
     T_KIND,
     T_LAST_CPU,
     T_PC,
     T_RUN,
+    TASK_W,
     USER,
+    CPU_W,
+    GHOST_W,
+    HEADER,
     cpu,
     ghost,
-    pc_path,
-    task,
+    path_pc,
     value_owner,
 )
 
@@ -55,17 +60,22 @@ class Property(NamedTuple):
         return " ".join((self.check.__doc__ or "").split("\n\n")[0].split())
 
 
+UACCESS_PCS = (PC_USER, PC_SYSCALL, PC_EXIT_LOOP)
+EXIT_PC_LO = path_pc(PATH_EXIT, 0)  # pcs inside exit; nothing follows PATH_EXIT
+
+
 def _exiting(pc: int) -> bool:
-    return pc_path(pc) == PATH_EXIT
+    return pc >= EXIT_PC_LO
 
 
 def user_sees_own_registers(m, s) -> Optional[str]:
     """A task in user mode finds exactly its own FPU values in its CPU's registers; otherwise its program computes with lost, stale or another task's data."""
+    tb, gb = s[0], s[1]
     for c in range(m.scenario.cpus):
-        q = cpu(c)
+        q = HEADER + c * CPU_W
         t = s[q + C_CURR]
-        if s[task(s, t) + T_PC] == PC_USER and s[q + C_CTX] == CTX_TASK:
-            want = s[ghost(s, t) + G_VALUE]
+        if s[tb + t * TASK_W + T_PC] == PC_USER and s[q + C_CTX] == CTX_TASK:
+            want = s[gb + t * GHOST_W + G_VALUE]
             if s[q + C_FPREGS] != want and m.design.user_fpu_accessible(s, c):
                 return (f"cpu{c}: {m.name(t)} runs in user mode with registers {m.value(s[q + C_FPREGS])}, "
                         f"expected {m.value(want)}")
@@ -75,10 +85,11 @@ def user_sees_own_registers(m, s) -> Optional[str]:
 def need_load_or_valid(m, s) -> Optional[str]:
     """If the running task's "needs load" flag is clear, its CPU holds its registers and fpu_fpregs_owner_ctx names it; otherwise the return to user space skips a restore it needed (fpregs_assert_state_consistent)."""
     d = m.design
+    tb = s[0]
     for c in range(m.scenario.cpus):
-        q = cpu(c)
+        q = HEADER + c * CPU_W
         t = s[q + C_CURR]
-        p = task(s, t)
+        p = tb + t * TASK_W
         if s[p + T_KIND] != USER or s[q + C_IN_KFPU] or s[q + C_CTX] != CTX_TASK or _exiting(s[p + T_PC]):
             continue
         if d.regs_live(s, t, c):
@@ -92,17 +103,20 @@ def need_load_or_valid(m, s) -> Optional[str]:
 
 def fpregs_state_valid_sound(m, s) -> Optional[str]:
     """fpregs_state_valid(T, c) implies CPU c's registers hold T's current state; otherwise a skipped XRSTOR hands T stale or foreign registers."""
+    tb = s[0]
     for c in range(m.scenario.cpus):
-        q = cpu(c)
+        q = HEADER + c * CPU_W
         t = s[q + C_OWNER]
         if t == NULL or s[q + C_IN_KFPU]:
             continue
-        p = task(s, t)
+        p = tb + t * TASK_W
         if s[p + T_LAST_CPU] != c or s[p + T_RUN] == DEAD or s[p + T_KIND] != USER or _exiting(s[p + T_PC]):
             continue
         on = s[p + T_CPU]
         if on != NULL and on != c:
             continue  # running elsewhere: last_cpu is rewritten before it can run here again
+        if not m.design.fpstate_active(s, t):
+            continue  # no FPU context: the kernel never consults fpregs_state_valid() for it
         want = s[ghost(s, t) + G_VALUE]
         if s[q + C_FPREGS] != want:
             return (f"cpu{c}: fpregs_state_valid({m.name(t)}, {c}) holds but the registers contain "
@@ -121,11 +135,12 @@ def fpstate_not_clobbered(m, s) -> Optional[str]:
 def state_survives(m, s) -> Optional[str]:
     """A task's latest FPU state always exists in its memory image or in its own live registers; otherwise it is lost for good."""
     d = m.design
+    tb, gb = s[0], s[1]
     for t in range(m.scenario.slots):
-        p = task(s, t)
-        if s[p + T_RUN] == DEAD or _exiting(s[p + T_PC]):
+        p = tb + t * TASK_W
+        if s[p + T_RUN] == DEAD or s[p + T_PC] >= EXIT_PC_LO:
             continue
-        want = s[ghost(s, t) + G_VALUE]
+        want = s[gb + t * GHOST_W + G_VALUE]
         image = d.fpstate_image(s, t)
         if image == want:
             continue
@@ -138,12 +153,19 @@ def state_survives(m, s) -> Optional[str]:
 
 
 def kernel_uaccess_uses_own_pkru(m, s) -> Optional[str]:
-    """Kernel accesses to a user task's memory run with that task's own PKRU; otherwise copy_to_user() obeys another task's protection keys."""
+    """Kernel accesses to a user task's memory run with that task's own PKRU; otherwise copy_to_user() obeys another task's protection keys.
+
+    Checked where the model's tasks touch user memory: in user mode, in a
+    syscall body and in the exit-to-user work loop (signal frames), not in the
+    middle of exec, exit or a kernel-FPU section, which do no uaccess.
+    """
+    tb, gb = s[0], s[1]
     for c in range(m.scenario.cpus):
-        q = cpu(c)
+        q = HEADER + c * CPU_W
         t = s[q + C_CURR]
-        if s[task(s, t) + T_KIND] == USER:
-            want = s[ghost(s, t) + G_PKRU]
+        p = tb + t * TASK_W
+        if s[p + T_KIND] == USER and s[p + T_PC] in UACCESS_PCS and s[q + C_CTX] == CTX_TASK:
+            want = s[gb + t * GHOST_W + G_PKRU]
             if s[q + C_PKRU] != want:
                 return f"cpu{c}: {m.name(t)} runs with PKRU {m.pkru(s[q + C_PKRU])}, expected {m.pkru(want)}"
     return None
@@ -151,11 +173,12 @@ def kernel_uaccess_uses_own_pkru(m, s) -> Optional[str]:
 
 def no_foreign_data_exposed(m, s) -> Optional[str]:
     """No other task's or kernel data sits in the registers while a task runs in user mode; otherwise it is one speculative read away (LazyFP, CVE-2018-3665)."""
+    tb, gb = s[0], s[1]
     for c in range(m.scenario.cpus):
-        q = cpu(c)
+        q = HEADER + c * CPU_W
         t = s[q + C_CURR]
         v = s[q + C_FPREGS]
-        if (s[task(s, t) + T_PC] == PC_USER and s[q + C_CTX] == CTX_TASK and v != s[ghost(s, t) + G_VALUE]
+        if (s[tb + t * TASK_W + T_PC] == PC_USER and s[q + C_CTX] == CTX_TASK and v != s[gb + t * GHOST_W + G_VALUE]
                 and v != INIT and value_owner(v) != t):
             return f"cpu{c}: {m.name(t)} runs in user mode while the registers hold {m.value(v)}"
     return None

@@ -1,0 +1,161 @@
+"""Counterexamples printed like a kernel trace: one line per step.
+
+Each line: step number, CPU, the task that acts (prev->next for switches),
+its context, the kernel function(s) the step runs, and what changed:
+registers, fpu_fpregs_owner_ctx, last_cpu, the design's load flag, PKRU, the
+user program's view. The last lines name the violated property, its detail
+and its docstring. A compact index path (`0/3/1/4`, Stateright style) follows,
+which `fpustate check --replay` accepts.
+"""
+
+from __future__ import annotations
+
+from ..kernel import machine as M
+from ..kernel.machine import Action, Model
+from ..kernel.state import (
+    CTX_NAMES,
+    NULL,
+    RUN_NAMES,
+    decode,
+    pc_name,
+)
+
+
+def _fn(f) -> str:
+    return getattr(f, "__name__", str(f))
+
+
+def describe(m: Model, a: Action, before: bytes) -> tuple[str, str, str]:
+    """(actor, context, kernel function) for one action taken in state `before`."""
+    d = m.design
+    ks = decode(before)
+    if a.cpu == NULL:
+        return "-", "-", f"try_to_wake_up({m.name(a.arg)})"
+    cur = ks.cpus[a.cpu].curr
+    who = m.name(cur)
+    code = a.code
+    if code == M.USER_WRITE:
+        return who, "user", "writes its FPU registers"
+    if code == M.NM_TRAP:
+        return who, "user", f"#NM: {_fn(d.do_device_not_available)}() -> exit_to_user_mode_loop"
+    if code == M.SYSCALL:
+        return who, "user", "syscall entry"
+    if code == M.IRQ_FROM_USER:
+        return who, "hardirq", "IRQ from user mode, work pending -> exit_to_user_mode_loop"
+    if code == M.HARDIRQ_KFPU_USER:
+        return who, "hardirq", f"IRQ from user mode: {_fn(d.kernel_fpu_begin)}() .. {_fn(d.kernel_fpu_end)}() -> exit_to_user_mode_loop"
+    if code == M.SOFTIRQ_KFPU_USER:
+        return who, "softirq", f"IRQ from user mode, softirq: {_fn(d.kernel_fpu_begin)}()"
+    if code == M.HARDIRQ_KFPU:
+        return who, "hardirq", f"IRQ: {_fn(d.kernel_fpu_begin)}() .. {_fn(d.kernel_fpu_end)}()"
+    if code == M.SOFTIRQ_KFPU_BEGIN:
+        return who, "softirq", f"softirq: {_fn(d.kernel_fpu_begin)}()"
+    if code == M.SOFTIRQ_KFPU_END:
+        return who, "softirq", f"softirq: {_fn(d.kernel_fpu_end)}()"
+    if code == M.KFPU_BEGIN:
+        return who, "task", f"{_fn(d.kernel_fpu_begin)}()"
+    if code == M.KFPU_END:
+        return who, "task", f"{_fn(d.kernel_fpu_end)}()"
+    if code == M.SYSCALL_EXIT:
+        return who, "task", f"syscall exit, no work pending: {_fn(d.exit_to_user)}() -> user mode"
+    if code == M.ENTER_EXIT_LOOP:
+        return who, "task", "syscall exit, work pending -> exit_to_user_mode_loop"
+    if code == M.EXIT_TO_USER:
+        return who, "task", f"loop done, IRQs off: {_fn(d.exit_to_user)}() -> user mode"
+    if code in (M.PREEMPT, M.SLEEP, M.TASK_DEAD):
+        why = {M.PREEMPT: "preempted", M.SLEEP: "schedule() to sleep", M.TASK_DEAD: "do_task_dead()"}[code]
+        return f"{who}->{m.name(a.arg)}", "task", f"{why}: __switch_to: {_fn(d.switch_fpu)}()"
+    if code == M.FORK:
+        return who, "task", f"fork: copy_process -> {_fn(d.fpu_clone)}() for child {m.name(a.arg)}"
+    if code == M.EXEC_STEP:
+        return who, "task", f"exec: {d.exec_steps[a.arg].name}()"
+    if code == M.EXIT_STEP:
+        return who, "task", f"exit: {d.exit_steps[a.arg].name}()"
+    return who, "?", code
+
+
+def changes(m: Model, before: bytes, after: bytes) -> str:
+    """What a step changed, in kernel terms."""
+    a, b = decode(before), decode(after)
+    out: list[str] = []
+    for c, (x, y) in enumerate(zip(a.cpus, b.cpus)):
+        if x.fpregs != y.fpregs:
+            out.append(f"cpu{c}.regs={m.value(y.fpregs)}")
+        if x.owner != y.owner:
+            out.append(f"owner[cpu{c}]={m.owner(y.owner)}")
+        if x.pkru != y.pkru:
+            out.append(f"cpu{c}.PKRU={m.pkru(y.pkru)}")
+        if x.ts != y.ts:
+            out.append(f"cpu{c}.CR0.TS={y.ts}")
+        if x.in_kernel_fpu != y.in_kernel_fpu:
+            out.append(f"cpu{c}.in_kernel_fpu={y.in_kernel_fpu}")
+    flag = m.design.flag_name
+    for t, (x, y) in enumerate(zip(a.tasks, b.tasks)):
+        n = m.name(t)
+        if x.fpstate != y.fpstate:
+            out.append(f"{n}.fpstate={m.value(y.fpstate)}")
+        if x.last_cpu != y.last_cpu:
+            out.append(f"{n}.last_cpu={-1 if y.last_cpu == NULL else y.last_cpu}")
+        if x.need_load != y.need_load and flag not in ("fpregs_active", "fpu->initialized"):
+            out.append(f"{n}.{flag}={y.need_load}")
+        if x.fpregs_active != y.fpregs_active:
+            out.append(f"{n}.fpregs_active={y.fpregs_active}")
+        if x.fpstate_active != y.fpstate_active:
+            out.append(f"{n}.{'initialized' if flag == 'fpu->initialized' else 'fpstate_active'}={y.fpstate_active}")
+        if x.counter != y.counter:
+            out.append(f"{n}.counter={y.counter}")
+        if x.local != y.local and y.pc == 3:
+            out.append(f"{n}.cached_flags={flag if y.local else 0}")
+        if x.run != y.run and not (x.run, y.run) in ((0, 1), (1, 0)):
+            out.append(f"{n} {RUN_NAMES[y.run]}")
+        if x.pkru != y.pkru and m.design.has_pkru:
+            out.append(f"{n}.pkru={m.pkru(y.pkru)}")
+    for t, (x, y) in enumerate(zip(a.ghost, b.ghost)):
+        if x.value != y.value and b.tasks[t].run != 3:
+            out.append(f"[{m.name(t)} expects {m.value(y.value)}]")
+    return " ".join(out)
+
+
+def format_trace(m: Model, path: list[tuple[Action, bytes]], init: bytes, violation) -> str:
+    """The whole counterexample as text."""
+    lines = [f"{m.design.name}: {violation.prop.name} violated after {len(path)} steps "
+             f"({m.design.kernel}; {m.scenario.describe()})",
+             f"  {'#':>3}  {'cpu':<4}  {'task':<16} {'ctx':<8} kernel function / what changed"]
+    prev = init
+    for n, (a, s) in enumerate(path, 1):
+        who, ctx, fn = describe(m, a, prev)
+        cpu_s = "-" if a.cpu == NULL else f"cpu{a.cpu}"
+        ch = changes(m, prev, s)
+        lines.append(f"  {n:>3}  {cpu_s:<4}  {who:<16} {ctx:<8} {fn}")
+        if ch:
+            lines.append(f"  {'':>3}  {'':<4}  {'':<16} {'':<8}   {ch}")
+        prev = s
+    lines.append(f"  violated: {violation.prop.name}: {violation.detail}")
+    lines.append(f"  why it matters: {violation.prop.doc}")
+    return "\n".join(lines)
+
+
+def index_path(explorer, violation) -> str:
+    """The compact action-index path of a counterexample, e.g. 0/3/1/4."""
+    chain = []
+    j = violation.state_index
+    while j > 0:
+        chain.append(explorer.via[j])
+        j = explorer.parent[j]
+    return "/".join(str(k) for k in reversed(chain))
+
+
+def state_summary(m: Model, s: bytes) -> str:
+    """A multi-line dump of one state (for --replay and debugging)."""
+    ks = decode(s)
+    lines = []
+    for c, x in enumerate(ks.cpus):
+        lines.append(f"cpu{c}: current={m.name(x.curr)} ctx={CTX_NAMES[x.ctx]} regs={m.value(x.fpregs)} "
+                     f"owner={m.owner(x.owner)} PKRU={m.pkru(x.pkru)} preempt={x.preempt_count} bh={x.bh_count} "
+                     f"in_kernel_fpu={x.in_kernel_fpu}" + (f" TS={x.ts}" if x.ts else ""))
+    for t, x in enumerate(ks.tasks):
+        g = ks.ghost[t]
+        lines.append(f"{m.name(t)}: {RUN_NAMES[x.run]} at {pc_name(x.pc)} fpstate={m.value(x.fpstate)} "
+                     f"last_cpu={-1 if x.last_cpu == NULL else x.last_cpu} {m.design.flag_name}={x.need_load} "
+                     f"expects={m.value(g.value)}")
+    return "\n".join(lines)

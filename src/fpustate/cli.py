@@ -1,0 +1,204 @@
+"""The `fpustate` command line: `designs` and `check`.
+
+Exit status: 0 every property holds, 1 a property is violated, 2 bad input
+(one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import fields
+from typing import Optional
+
+import click
+
+from . import __version__
+from .check.explore import LOOK_PAST, Explorer, Result
+from .check.trace import format_trace, index_path
+from .config import Scenario, scenario_from_env
+from .designs import DESIGNS, get
+from .errors import FpustateError, UsageError
+from .kernel.machine import initial_state, make_model
+from .kernel.properties import BY_NAME, PROPERTIES
+
+PRESETS = {
+    "default": {},
+    "small": dict(kthreads=0, execs=0),
+    "lifecycle": dict(forks=1, execs=1, exits=1),
+}
+
+
+def _scenario_options(f):
+    """One CLI option per Scenario field (FPUSTATE_<FIELD> sets the default)."""
+    for fld in reversed(fields(Scenario)):
+        name = "--" + fld.name.replace("_", "-")
+        if fld.type in ("bool", bool):
+            f = click.option(name + "/--no-" + fld.name.replace("_", "-"), fld.name, default=None,
+                             help=f"scenario: {fld.name} (default {fld.default})")(f)
+        else:
+            f = click.option(name, fld.name, type=int, default=None, metavar="N",
+                             help=f"scenario: {fld.name} (default {fld.default})")(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fpustate")
+def main() -> None:
+    """Model-check the x86 FPU state machine of the Linux kernel."""
+
+
+@main.command("designs")
+def designs_cmd() -> None:
+    """List the built-in designs."""
+    width = max(len(n) for n in DESIGNS)
+    for name, d in DESIGNS.items():
+        click.echo(f"{name:<{width}}  {d.kernel:<28}  {d.summary}")
+
+
+def _progress_cb(design: str):
+    if not sys.stderr.isatty():
+        return None
+
+    def cb(expanded: int, states: int, depth: int) -> None:
+        sys.stderr.write(f"\r{design}: {states:,} states, depth {depth}, {expanded:,} expanded ")
+        sys.stderr.flush()
+
+    return cb
+
+
+def _verdict(r: Result) -> str:
+    if r.violations:
+        return "VIOLATED"
+    return "holds" if r.complete else "holds so far (interrupted)"
+
+
+def _row(r: Result) -> list[str]:
+    v = r.violations
+    prop = "-"
+    steps = "-"
+    if v:
+        prop = v[0].prop.name + (f" (+{len(v) - 1} more)" if len(v) > 1 else "")
+        steps = str(len(v[0].path))
+    return [r.design, f"{r.states:,}", str(r.depth), f"{r.seconds:.1f}", _verdict(r), prop, steps]
+
+
+def _table(rows: list[list[str]]) -> str:
+    head = ["design", "states", "depth", "seconds", "verdict", "violated property", "steps"]
+    all_rows = [head] + rows
+    w = [max(len(r[i]) for r in all_rows) for i in range(len(head))]
+    right = {1, 2, 3, 6}
+    out = []
+    for n, r in enumerate(all_rows):
+        out.append("  ".join(c.rjust(w[i]) if i in right else c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * x for x in w))
+    return "\n".join(out)
+
+
+@main.command("check")
+@click.argument("design_names", nargs=-1, metavar="[DESIGN]...")
+@click.option("--scenario", "preset", default="default", metavar="NAME",
+              help=f"scenario preset: {', '.join(PRESETS)} (flags below override it)")
+@_scenario_options
+@click.option("--property", "props", multiple=True, metavar="NAME",
+              help="check only this property (repeatable); default: all")
+@click.option("--trace", is_flag=True, help="print the shortest counterexample of each failing design")
+@click.option("--trace-all", is_flag=True, help="print the shortest counterexample of every violated property")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--look-past", type=int, default=LOOK_PAST, show_default=True, metavar="N",
+              help="BFS layers explored after the first violation, to find other properties' counterexamples")
+@click.option("--max-states", type=int, default=0, metavar="N", help="stop after N states (0: no limit)")
+def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past, max_states, **knobs) -> None:
+    """Explore every interleaving of DESIGN (default: all built-in designs)."""
+    if preset not in PRESETS:
+        raise UsageError(f"--scenario: unknown preset {preset!r}; available: {', '.join(PRESETS)}")
+    base = scenario_from_env(Scenario(**PRESETS[preset]))
+    scenario = base.replace(**{k: v for k, v in knobs.items() if v is not None})
+    if look_past < 0 or max_states < 0:
+        raise UsageError("--look-past and --max-states must be 0 or more")
+    designs = [get(n) for n in design_names] if design_names else list(DESIGNS.values())
+    properties = PROPERTIES
+    if props:
+        for p in props:
+            if p not in BY_NAME:
+                raise UsageError(f"--property: unknown property {p!r}; available: {', '.join(BY_NAME)}")
+        properties = tuple(p for p in PROPERTIES if p.name in props)
+
+    results = []
+    for d in designs:
+        m = make_model(d, scenario)
+        ex = Explorer(m, properties)
+        r = ex.run(progress=_progress_cb(d.name), max_states=max_states, look_past=look_past)
+        if sys.stderr.isatty():
+            sys.stderr.write("\r\033[K")
+        for v in r.violations:
+            ex.trace(v)
+        results.append((m, ex, r))
+        if not r.complete and not r.stopped_after_violation and not max_states:
+            break  # interrupted: report what we have
+
+    if as_json:
+        click.echo(json.dumps(_json(scenario, results), indent=2))
+    else:
+        click.echo(f"scenario: {scenario.describe()}")
+        click.echo(_table([_row(r) for _, _, r in results]))
+        for m, ex, r in results:
+            chosen = r.violations if trace_all else r.violations[:1] if trace else []
+            for v in chosen:
+                click.echo("")
+                click.echo(format_trace(m, v.path, initial_state(m), v))
+                click.echo(f"  index path: {index_path(ex, v)}")
+    interrupted = any(not r.complete and not r.stopped_after_violation and not max_states for _, _, r in results)
+    if interrupted:
+        click.echo("interrupted: results above are partial", err=True)
+    sys.exit(1 if any(r.violations for _, _, r in results) else 0)
+
+
+def _json(scenario: Scenario, results) -> dict:
+    from .check.trace import changes, describe
+
+    out = {"scenario": {f.name: getattr(scenario, f.name) for f in fields(Scenario)}, "designs": []}
+    for m, ex, r in results:
+        viols = []
+        for v in r.violations:
+            steps = []
+            prev = initial_state(m)
+            for a, s in v.path:
+                who, ctx, fn = describe(m, a, prev)
+                steps.append({"cpu": None if a.cpu == 255 else a.cpu, "task": who, "context": ctx,
+                              "function": fn, "changes": changes(m, prev, s)})
+                prev = s
+            viols.append({"property": v.prop.name, "kind": v.prop.kind, "doc": v.prop.doc,
+                          "detail": v.detail, "steps": len(v.path), "index_path": index_path(ex, v),
+                          "trace": steps})
+        out["designs"].append({
+            "design": r.design, "kernel": m.design.kernel, "states": r.states, "transitions": r.transitions,
+            "depth": r.depth, "seconds": round(r.seconds, 3), "states_per_second": round(r.states_per_second),
+            "complete": r.complete, "stopped_after_violation": r.stopped_after_violation,
+            "verdict": "violated" if r.violations else "holds", "violations": viols,
+        })
+    return out
+
+
+def run(argv: Optional[list[str]] = None) -> int:
+    """Entry point: click in non-standalone mode, every error as one line, exit 2."""
+    try:
+        main.main(args=argv, prog_name="fpustate", standalone_mode=False)
+    except SystemExit as e:
+        return int(e.code or 0)
+    except click.exceptions.Abort:
+        click.echo("fpustate: interrupted", err=True)
+        return 130
+    except click.ClickException as e:
+        cmd = f" {e.ctx.command_path.split(' ', 1)[1]}" if getattr(e, "ctx", None) and " " in e.ctx.command_path else ""
+        click.echo(f"fpustate{cmd}: {e.format_message()} (see 'fpustate{cmd} --help')", err=True)
+        return 2
+    except FpustateError as e:
+        click.echo(f"fpustate: {e}", err=True)
+        return 2
+    return 0
+
+
+def entry() -> None:
+    sys.exit(run())

@@ -1,0 +1,159 @@
+"""`eager`: eager FPU switching with the lazy-restore check, Linux v4.19 (the 4.14-5.1 shape).
+
+Pinned to v4.19 (LTS). Files: arch/x86/include/asm/fpu/internal.h
+(switch_fpu_prepare, switch_fpu_finish, fpregs_state_valid, fpregs_activate),
+arch/x86/kernel/fpu/core.c (__kernel_fpu_begin/end, irq_fpu_usable,
+fpu__copy, fpu__drop, fpu__clear).
+
+Every switch-out saves a user task's registers (last_cpu = cpu, owner kept)
+and every switch-in restores them unless fpregs_state_valid(), so a running
+user task's registers are always live; kernel threads (fpu->initialized == 0)
+are skipped both ways. PKRU is an xstate component, restored with the rest at
+switch-in. kernel_fpu_begin() saves and kernel_fpu_end() restores at once:
+one XSAVE and one XRSTOR per in-kernel FPU section, which is what the 5.2
+deferral removed. fpu->initialized is modelled by T_FPSTATE_ACTIVE.
+"""
+
+from __future__ import annotations
+
+from ..kernel.context import (
+    fpregs_activate,
+    fpregs_deactivate,
+    fpregs_state_valid,
+    kernel_clobbers_fpregs,
+    restore_fpregs_from_fpstate,
+    save_fpregs_to_fpstate,
+)
+from ..kernel.state import (
+    C_CURR,
+    C_FPREGS,
+    C_IN_KFPU,
+    C_PKRU,
+    C_PREEMPT,
+    G_PKRU,
+    G_VALUE,
+    INIT,
+    NULL,
+    PKRU_INIT,
+    T_FPSTATE,
+    T_FPSTATE_ACTIVE,
+    T_LAST_CPU,
+    T_NEED_LOAD,
+    cpu,
+    ghost,
+    task,
+)
+from . import v4_8
+from .base import Design, Step
+
+
+def boot_task(k: bytearray, t: int, on_cpu: int) -> None:
+    """v4.19 has no "needs load" flag; fpu->initialized is set for user tasks only."""
+    k[task(k, t) + T_NEED_LOAD] = 0
+
+
+def switch_fpu(k: bytearray, c: int, prev: int, nxt: int) -> None:
+    """switch_fpu_prepare(old, cpu) + switch_fpu_finish(new, cpu), IRQs off.
+
+    prepare: if old->initialized, XSAVE (PKRU included), last_cpu = cpu, and
+    "leave fpu_fpregs_owner_ctx"; else last_cpu = -1. finish: if
+    new->initialized, XRSTOR unless fpregs_state_valid(), then fpregs_activate().
+    """
+    pp, pn = task(k, prev), task(k, nxt)
+    if k[pp + T_FPSTATE_ACTIVE]:
+        save_fpregs_to_fpstate(k, c, prev, pkru=True)
+        k[pp + T_LAST_CPU] = c
+    else:
+        k[pp + T_LAST_CPU] = NULL
+    if k[pn + T_FPSTATE_ACTIVE]:
+        if not fpregs_state_valid(k, nxt, c):
+            restore_fpregs_from_fpstate(k, c, nxt, pkru=True)
+        fpregs_activate(k, c, nxt)
+
+
+def prepare_exit_to_usermode(k: bytearray, c: int, t: int, snapshot: int) -> None:
+    """prepare_exit_to_usermode(): no FPU work, the registers are already live."""
+
+
+def irq_fpu_usable(s, c: int, ctx: int, from_user: bool) -> bool:
+    """irq_fpu_usable(): !in_interrupt() || interrupted_user_mode() || !kernel_fpu_disabled()."""
+    return not s[cpu(c) + C_IN_KFPU]
+
+
+def kernel_fpu_begin(k: bytearray, c: int, ctx: int) -> None:
+    """kernel_fpu_begin(): preempt_disable(); kernel_fpu_disable(); if current->initialized,
+    copy_fpregs_to_fpstate() (the owner stays current), else __cpu_invalidate_fpregs_state()."""
+    q = cpu(c)
+    k[q + C_PREEMPT] += 1
+    k[q + C_IN_KFPU] = 1
+    t = k[q + C_CURR]
+    if k[task(k, t) + T_FPSTATE_ACTIVE]:
+        save_fpregs_to_fpstate(k, c, t, pkru=True)
+    else:
+        fpregs_deactivate(k, c)
+    kernel_clobbers_fpregs(k, c)
+
+
+def kernel_fpu_end(k: bytearray, c: int, ctx: int) -> None:
+    """kernel_fpu_end(): if current->initialized, copy_kernel_to_fpregs() at once;
+    kernel_fpu_enable(); preempt_enable()."""
+    q = cpu(c)
+    t = k[q + C_CURR]
+    if k[task(k, t) + T_FPSTATE_ACTIVE]:
+        restore_fpregs_from_fpstate(k, c, t, pkru=True)
+    k[q + C_IN_KFPU] = 0
+    k[q + C_PREEMPT] -= 1
+
+
+def fpu__copy(k: bytearray, c: int, parent: int, child: int) -> None:
+    """fork: fpu__copy(): child last_cpu = -1; XSAVE the parent's (live) registers into it."""
+    k[task(k, child) + T_LAST_CPU] = NULL
+    if k[task(k, parent) + T_FPSTATE_ACTIVE]:
+        save_fpregs_to_fpstate(k, c, child, pkru=True)
+
+
+def fpu__drop(k: bytearray, c: int, t: int) -> None:
+    """fpu__drop(): fwait, fpregs_deactivate() (owner = NULL here), initialized = 0."""
+    fpregs_deactivate(k, c)
+    k[task(k, t) + T_FPSTATE_ACTIVE] = 0
+
+
+def fpu__clear_drop(k: bytearray, c: int, t: int) -> None:
+    """exec: fpu__clear() part 1, fpu__drop(); preemptible afterwards with initialized == 0."""
+    k[ghost(k, t) + G_VALUE] = INIT  # the old program's state is dead from here on
+    fpu__drop(k, c, t)
+
+
+def fpu__clear_init(k: bytearray, c: int, t: int) -> None:
+    """exec: fpu__clear() part 2, under preempt_disable(): fpu__initialize() (init image,
+    initialized = 1), user_fpu_begin() (fpregs_activate), copy_init_fpstate_to_fpregs()
+    (init registers and init PKRU)."""
+    p = task(k, t)
+    k[p + T_FPSTATE], k[p + T_FPSTATE_ACTIVE] = INIT, 1
+    fpregs_activate(k, c, t)
+    q = cpu(c)
+    k[q + C_FPREGS], k[q + C_PKRU] = INIT, PKRU_INIT
+    k[ghost(k, t) + G_PKRU] = PKRU_INIT
+
+
+DESIGN = Design(
+    name="eager",
+    summary="Linux v4.19 eager FPU: save at switch-out, restore at switch-in unless fpregs_state_valid",
+    kernel="v4.19",
+    files="arch/x86/include/asm/fpu/internal.h, arch/x86/kernel/fpu/core.c",
+    flag_name="fpu->initialized",
+    has_pkru=True,
+    valid_while_live=False,
+    boot_task=boot_task,
+    switch_fpu=switch_fpu,
+    exit_to_user=prepare_exit_to_usermode,
+    irq_fpu_usable=irq_fpu_usable,
+    kernel_fpu_begin=kernel_fpu_begin,
+    kernel_fpu_end=kernel_fpu_end,
+    fpu_clone=fpu__copy,
+    exec_steps=(Step("fpu__clear: fpu__drop", fpu__clear_drop), Step("fpu__clear: copy_init_fpstate_to_fpregs", fpu__clear_init)),
+    exit_steps=(Step("fpu__drop", fpu__drop),),
+    regs_live=lambda s, t, c: bool(s[task(s, t) + T_FPSTATE_ACTIVE]),
+    fpstate_image=v4_8.fpstate_image,
+    fpstate_active=v4_8.fpstate_active,
+)

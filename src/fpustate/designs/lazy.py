@@ -1,0 +1,117 @@
+"""`lazy`: classic lazy FPU switching with CR0.TS and the #NM trap (Linux v4.8, eagerfpu=off).
+
+Pinned to v4.8 booted with eagerfpu=off, the last release before Andy
+Lutomirski's series removed lazy mode (v4.9/v4.10). Files:
+arch/x86/include/asm/fpu/internal.h (switch_fpu_prepare, switch_fpu_finish,
+fpregs_activate), arch/x86/kernel/fpu/core.c (fpu__restore, kernel_fpu_begin,
+irq_fpu_usable, fpu__copy, fpu__drop, fpu__clear), arch/x86/kernel/traps.c
+(do_device_not_available). The code is shared with `rfc2016` in `v4_8.py`.
+
+A task that is switched in does not get its registers back: CR0.TS is set and
+its first FPU instruction traps (#NM) into fpu__restore(), unless it used the
+FPU in more than 5 consecutive time slices (fpu->counter), in which case
+switch_fpu_prepare() preloads it. While TS is set the registers still hold the
+previous owner's data: architecturally unreadable, but exposed to speculation
+(LazyFP, CVE-2018-3665), which the exposure property reports. Protection keys
+are unavailable in lazy mode (XFEATURE_MASK_EAGER), so PKRU is not modelled.
+
+Abstraction: the preload threshold "counter > 5" is scaled to "counter > 1"
+(v4_8.PRELOAD_AFTER): the same paths, reached after fewer time slices.
+"""
+
+from __future__ import annotations
+
+from ..kernel.state import C_CURR, C_TS, NULL, T_FPREGS_ACTIVE, T_FPSTATE_ACTIVE, T_KIND, USER, cpu, task
+from . import v4_8
+from .base import Design, Step
+
+EAGER = False  # use_eager_fpu()
+
+
+def boot_task(k: bytearray, t: int, on_cpu: int) -> None:
+    """A user task in user mode owns the FPU (fpregs_active, TS clear); kernel threads never
+    activated an fpstate."""
+    p = task(k, t)
+    if k[p + T_KIND] != USER:
+        k[p + T_FPSTATE_ACTIVE] = 0
+    k[p + T_FPREGS_ACTIVE] = 1 if on_cpu != NULL else 0
+
+
+def boot_cpu(k: bytearray, c: int) -> None:
+    """CR0.TS is clear only while current's registers are active."""
+    k[cpu(c) + C_TS] = 0 if k[task(k, k[cpu(c) + C_CURR]) + T_FPREGS_ACTIVE] else 1
+
+
+def switch_fpu_prepare(k: bytearray, c: int, prev: int, nxt: int) -> None:
+    """switch_fpu_prepare() + switch_fpu_finish() in lazy mode (see v4_8.switch_fpu)."""
+    v4_8.switch_fpu(k, c, prev, nxt, EAGER)
+
+
+def prepare_exit_to_usermode(k: bytearray, c: int, t: int, snapshot: int) -> None:
+    """prepare_exit_to_usermode(): v4.8 does no FPU work on the way to user mode."""
+
+
+def irq_fpu_usable(s, c: int, ctx: int, from_user: bool) -> bool:
+    """irq_fpu_usable() in lazy mode (see v4_8.irq_fpu_usable)."""
+    return v4_8.irq_fpu_usable(s, c, ctx, from_user, EAGER)
+
+
+def kernel_fpu_begin(k: bytearray, c: int, ctx: int) -> None:
+    """kernel_fpu_begin() in lazy mode: save if active, else clts() and invalidate the owner."""
+    v4_8.kernel_fpu_begin(k, c, ctx, EAGER)
+
+
+def kernel_fpu_end(k: bytearray, c: int, ctx: int) -> None:
+    """kernel_fpu_end() in lazy mode: restore if active, else stts()."""
+    v4_8.kernel_fpu_end(k, c, ctx, EAGER)
+
+
+def fpu__copy(k: bytearray, c: int, parent: int, child: int) -> None:
+    """fork: fpu__copy(); an unloaded parent's XSAVE traps and loads it first."""
+    v4_8.fpu__copy(k, c, parent, child, EAGER)
+
+
+def fpu__clear(k: bytearray, c: int, t: int) -> None:
+    """exec: fpu__clear() -> fpu__drop(); the new program's first FPU use re-initialises."""
+    v4_8.fpu__clear(k, c, t, EAGER)
+
+
+def fpu__drop(k: bytearray, c: int, t: int) -> None:
+    """exit_thread() -> fpu__drop()."""
+    v4_8.fpu__drop(k, c, t, EAGER)
+
+
+def user_fpu_accessible(s, c: int) -> bool:
+    """User FPU instructions run without trapping only while CR0.TS is clear."""
+    return not s[cpu(c) + C_TS]
+
+
+def do_device_not_available(k: bytearray, c: int, t: int) -> None:
+    """do_device_not_available() (#NM, IRQs off): fpu__restore() loads the task's registers."""
+    v4_8.fpu__restore(k, c, t, EAGER)
+
+
+DESIGN = Design(
+    name="lazy",
+    summary="Linux v4.8 eagerfpu=off: CR0.TS + #NM trap, fpu_counter preload, lazy restore via last_cpu",
+    kernel="v4.8 (eagerfpu=off)",
+    files="arch/x86/include/asm/fpu/internal.h, arch/x86/kernel/fpu/core.c, arch/x86/kernel/traps.c",
+    flag_name="fpregs_active",
+    has_pkru=False,
+    valid_while_live=False,
+    boot_task=boot_task,
+    boot_cpu=boot_cpu,
+    switch_fpu=switch_fpu_prepare,
+    exit_to_user=prepare_exit_to_usermode,
+    irq_fpu_usable=irq_fpu_usable,
+    kernel_fpu_begin=kernel_fpu_begin,
+    kernel_fpu_end=kernel_fpu_end,
+    fpu_clone=fpu__copy,
+    exec_steps=(Step("fpu__clear", fpu__clear),),
+    exit_steps=(Step("fpu__drop", fpu__drop),),
+    regs_live=v4_8.regs_live,
+    user_fpu_accessible=user_fpu_accessible,
+    do_device_not_available=do_device_not_available,
+    fpstate_image=v4_8.fpstate_image,
+    fpstate_active=v4_8.fpstate_active,
+)

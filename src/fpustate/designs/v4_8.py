@@ -1,0 +1,223 @@
+"""The Linux v4.8 FPU core, shared by the `lazy` and `rfc2016` designs.
+
+v4.8 still had both modes in one code base, switched by use_eager_fpu():
+arch/x86/kernel/fpu/core.c (kernel_fpu_begin/end, irq_fpu_usable, fpu__copy,
+fpu__drop, fpu__clear, fpu__restore) and arch/x86/include/asm/fpu/internal.h
+(fpregs_activate/deactivate, fpu_want_lazy_restore, switch_fpu_prepare).
+Each function takes `eager` where v4.8 tested use_eager_fpu(); in eager mode
+the CR0.TS helpers (__fpregs_activate_hw/__fpregs_deactivate_hw) do nothing.
+
+State used besides the generic fields: fpu->fpregs_active (T_FPREGS_ACTIVE),
+fpu->fpstate_active (T_FPSTATE_ACTIVE), fpu->counter (T_COUNTER) and CR0.TS
+(C_TS). PKRU (4.6+) is an xstate component, saved and restored with the rest;
+the kernel refuses protection keys in lazy mode (XFEATURE_MASK_EAGER).
+"""
+
+from __future__ import annotations
+
+from ..kernel.context import kernel_clobbers_fpregs, restore_fpregs_from_fpstate, save_fpregs_to_fpstate
+from ..kernel.state import (
+    C_CURR,
+    C_FPREGS,
+    C_IN_KFPU,
+    C_OWNER,
+    C_PKRU,
+    C_PREEMPT,
+    C_TS,
+    G_PKRU,
+    G_VALUE,
+    INIT,
+    NULL,
+    PKRU_INIT,
+    T_COUNTER,
+    T_FPREGS_ACTIVE,
+    T_FPSTATE,
+    T_FPSTATE_ACTIVE,
+    T_LAST_CPU,
+    cpu,
+    ghost,
+    task,
+)
+
+# fpu->counter: v4.8 preloads a task that used the FPU in more than 5
+# consecutive time slices (PRELOAD_AFTER = 5). The model preloads after more
+# than 1 and saturates the counter at 2: every path through the preload logic
+# is the same, only the number of slices needed to reach it is smaller, and
+# the state space shrinks fivefold. (The kernel's u8 counter wraps at 256,
+# which only sends a task back to the trapping path counter 0 explores.)
+PRELOAD_AFTER = 1
+COUNTER_MAX = PRELOAD_AFTER + 1
+
+
+def fpu_want_lazy_restore(k, t: int, c: int) -> bool:
+    """fpu_want_lazy_restore(): this_cpu_read_stable(fpu_fpregs_owner_ctx) == fpu && fpu->last_cpu == cpu."""
+    return k[cpu(c) + C_OWNER] == t and k[task(k, t) + T_LAST_CPU] == c
+
+
+def fpregs_activate(k: bytearray, c: int, t: int, eager: bool) -> None:
+    """fpregs_activate(): __fpregs_activate_hw() (clts in lazy mode), fpregs_active = 1, owner = fpu."""
+    if not eager:
+        k[cpu(c) + C_TS] = 0
+    k[task(k, t) + T_FPREGS_ACTIVE] = 1
+    k[cpu(c) + C_OWNER] = t
+
+
+def fpregs_deactivate(k: bytearray, c: int, t: int, eager: bool) -> None:
+    """fpregs_deactivate(): fpregs_active = 0, owner = NULL, __fpregs_deactivate_hw() (stts in lazy mode)."""
+    k[task(k, t) + T_FPREGS_ACTIVE] = 0
+    k[cpu(c) + C_OWNER] = NULL
+    if not eager:
+        k[cpu(c) + C_TS] = 1
+
+
+def _counter_inc(k: bytearray, t: int) -> None:
+    p = task(k, t)
+    if k[p + T_COUNTER] < COUNTER_MAX:
+        k[p + T_COUNTER] += 1
+
+
+def fpu__activate_curr(k: bytearray, t: int) -> None:
+    """fpu__activate_curr(): first use of the FPU: fpstate_init() and fpstate_active = 1."""
+    p = task(k, t)
+    if not k[p + T_FPSTATE_ACTIVE]:
+        k[p + T_FPSTATE], k[p + T_FPSTATE_ACTIVE] = INIT, 1
+
+
+def fpu__restore(k: bytearray, c: int, t: int, eager: bool) -> None:
+    """fpu__restore() (the #NM handler's work, IRQs off): activate the fpstate, kernel_fpu_disable(),
+    fpregs_activate(), copy_kernel_to_fpregs(), fpu->counter++, kernel_fpu_enable()."""
+    fpu__activate_curr(k, t)
+    fpregs_activate(k, c, t, eager)
+    restore_fpregs_from_fpstate(k, c, t, pkru=eager)
+    _counter_inc(k, t)
+
+
+def switch_fpu(k: bytearray, c: int, prev: int, nxt: int, eager: bool) -> None:
+    """switch_fpu_prepare(old, new, cpu) + switch_fpu_finish(new, preload), IRQs off.
+
+    preload = new->fpstate_active && (use_eager_fpu() || new->counter > 5), with 5
+    scaled to PRELOAD_AFTER.
+    If old's registers are active they are saved, last_cpu = cpu and the owner is
+    left pointing at old ("But leave fpu_fpregs_owner_ctx!"); then new is
+    activated without a TS flip, or TS is set. Otherwise old's counter and
+    last_cpu are reset and new is activated, skipping the restore if
+    fpu_want_lazy_restore(). finish restores if still preloading.
+    """
+    pp, pn = task(k, prev), task(k, nxt)
+    preload = k[pn + T_FPSTATE_ACTIVE] and (eager or k[pn + T_COUNTER] > PRELOAD_AFTER)
+    if k[pp + T_FPREGS_ACTIVE]:
+        save_fpregs_to_fpstate(k, c, prev, pkru=eager)
+        k[pp + T_LAST_CPU] = c
+        k[pp + T_FPREGS_ACTIVE] = 0
+        if preload:
+            _counter_inc(k, nxt)
+            k[pn + T_FPREGS_ACTIVE] = 1  # __fpregs_activate(): no TS flip
+            k[cpu(c) + C_OWNER] = nxt
+        elif not eager:
+            k[cpu(c) + C_TS] = 1  # __fpregs_deactivate_hw(): stts()
+    else:
+        k[pp + T_COUNTER] = 0
+        k[pp + T_LAST_CPU] = NULL
+        if preload:
+            _counter_inc(k, nxt)
+            if fpu_want_lazy_restore(k, nxt, c):
+                preload = 0
+            fpregs_activate(k, c, nxt, eager)
+    if preload:
+        restore_fpregs_from_fpstate(k, c, nxt, pkru=eager)  # switch_fpu_finish()
+
+
+def irq_fpu_usable(s, c: int, ctx: int, from_user: bool, eager: bool) -> bool:
+    """irq_fpu_usable(): !in_interrupt() || interrupted_user_mode() || interrupted_kernel_fpu_idle().
+
+    interrupted_kernel_fpu_idle() is !kernel_fpu_disabled() in eager mode; in
+    lazy mode it also needs current's registers inactive and CR0.TS set.
+    """
+    q = cpu(c)
+    if s[q + C_IN_KFPU]:
+        return False  # task context would WARN on nesting; interrupts see kernel_fpu_disabled()
+    if ctx == 0 or from_user or eager:
+        return True
+    return not s[task(s, s[q + C_CURR]) + T_FPREGS_ACTIVE] and bool(s[q + C_TS])
+
+
+def kernel_fpu_begin(k: bytearray, c: int, ctx: int, eager: bool) -> None:
+    """kernel_fpu_begin(): preempt_disable(); kernel_fpu_disable(); save current's registers if
+    active (the owner stays current), else owner = NULL and __fpregs_activate_hw() (clts)."""
+    q = cpu(c)
+    k[q + C_PREEMPT] += 1
+    k[q + C_IN_KFPU] = 1
+    t = k[q + C_CURR]
+    if k[task(k, t) + T_FPREGS_ACTIVE]:
+        save_fpregs_to_fpstate(k, c, t, pkru=eager)
+    else:
+        k[q + C_OWNER] = NULL
+        if not eager:
+            k[q + C_TS] = 0
+    kernel_clobbers_fpregs(k, c)
+
+
+def kernel_fpu_end(k: bytearray, c: int, ctx: int, eager: bool) -> None:
+    """kernel_fpu_end(): restore current's registers if active, else __fpregs_deactivate_hw()
+    (stts); kernel_fpu_enable(); preempt_enable()."""
+    q = cpu(c)
+    t = k[q + C_CURR]
+    if k[task(k, t) + T_FPREGS_ACTIVE]:
+        restore_fpregs_from_fpstate(k, c, t, pkru=eager)
+    elif not eager:
+        k[q + C_TS] = 1
+    k[q + C_IN_KFPU] = 0
+    k[q + C_PREEMPT] -= 1
+
+
+def fpu__copy(k: bytearray, c: int, parent: int, child: int, eager: bool) -> None:
+    """fpu__copy(): counter = 0, fpregs_active = 0, last_cpu = -1 for the child; if the parent's
+    fpstate is active, XSAVE the registers straight into the child with preemption off. In lazy
+    mode an unloaded parent makes that XSAVE trap (#NM), which first loads the parent's state."""
+    p = task(k, child)
+    k[p + T_COUNTER], k[p + T_FPREGS_ACTIVE], k[p + T_LAST_CPU] = 0, 0, NULL
+    if not k[task(k, parent) + T_FPSTATE_ACTIVE]:
+        return
+    if not eager and k[cpu(c) + C_TS]:
+        fpu__restore(k, c, parent, eager)  # do_device_not_available() in kernel mode
+    save_fpregs_to_fpstate(k, c, child, pkru=eager)
+
+
+def fpu__drop(k: bytearray, c: int, t: int, eager: bool) -> None:
+    """fpu__drop(): counter = 0; if the registers are active, fwait and fpregs_deactivate();
+    fpstate_active = 0."""
+    p = task(k, t)
+    k[p + T_COUNTER] = 0
+    if k[p + T_FPREGS_ACTIVE]:
+        fpregs_deactivate(k, c, t, eager)
+    k[p + T_FPSTATE_ACTIVE] = 0
+
+
+def fpu__clear(k: bytearray, c: int, t: int, eager: bool) -> None:
+    """exec: fpu__clear(): lazy mode drops the state (re-initialised at the next #NM); eager mode
+    XRSTORs init_fpstate into the registers (PKRU included) and touches no bookkeeping."""
+    k[ghost(k, t) + G_VALUE] = INIT  # the new program starts from the init state
+    if not eager:
+        fpu__drop(k, c, t, eager)
+        return
+    fpu__activate_curr(k, t)
+    k[cpu(c) + C_FPREGS] = INIT  # copy_init_fpstate_to_fpregs()
+    k[cpu(c) + C_PKRU] = PKRU_INIT  # init_fpstate's PKRU component
+    k[ghost(k, t) + G_PKRU] = PKRU_INIT
+
+
+def regs_live(s, t: int, c: int) -> bool:
+    """fpu->fpregs_active: the registers hold the task's live state."""
+    return bool(s[task(s, t) + T_FPREGS_ACTIVE])
+
+
+def fpstate_image(s, t: int) -> int:
+    """An fpstate that is not active is re-initialised on first use: it restores as init."""
+    p = task(s, t)
+    return s[p + T_FPSTATE] if s[p + T_FPSTATE_ACTIVE] else INIT
+
+
+
+def fpstate_active(s, t: int) -> bool:
+    """fpu->fpstate_active: without it the kernel never consults fpu_want_lazy_restore()."""
+    return bool(s[task(s, t) + T_FPSTATE_ACTIVE])
