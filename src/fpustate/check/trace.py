@@ -21,6 +21,12 @@ from ..kernel.state import (
 )
 
 
+def _default_snapshot():
+    from ..designs.base import _no_snapshot
+
+    return _no_snapshot
+
+
 def _fn(f) -> str:
     return getattr(f, "__name__", str(f))
 
@@ -40,8 +46,12 @@ def describe(m: Model, a: Action, before: bytes) -> tuple[str, str, str]:
         return who, "user", f"#NM: {_fn(d.do_device_not_available)}() -> exit_to_user_mode_loop"
     if code == M.SYSCALL:
         return who, "user", "syscall entry"
+    snap = ""
+    if d.exit_to_user_snapshot is not _default_snapshot():
+        t = ks.cpus[a.cpu].curr
+        snap = f" (cached_flags: {d.flag_name}={d.exit_to_user_snapshot(before, a.cpu, t)})"
     if code == M.IRQ_FROM_USER:
-        return who, "hardirq", "IRQ from user mode, work pending -> exit_to_user_mode_loop"
+        return who, "hardirq", "IRQ from user mode, work pending -> exit_to_user_mode_loop" + snap
     if code == M.HARDIRQ_KFPU_USER:
         return who, "hardirq", f"IRQ from user mode: {_fn(d.kernel_fpu_begin)}() .. {_fn(d.kernel_fpu_end)}() -> exit_to_user_mode_loop"
     if code == M.SOFTIRQ_KFPU_USER:
@@ -59,9 +69,12 @@ def describe(m: Model, a: Action, before: bytes) -> tuple[str, str, str]:
     if code == M.SYSCALL_EXIT:
         return who, "task", f"syscall exit, no work pending: {_fn(d.exit_to_user)}() -> user mode"
     if code == M.ENTER_EXIT_LOOP:
-        return who, "task", "syscall exit, work pending -> exit_to_user_mode_loop"
+        return who, "task", "syscall exit, work pending -> exit_to_user_mode_loop" + snap
     if code == M.EXIT_TO_USER:
-        return who, "task", f"loop done, IRQs off: {_fn(d.exit_to_user)}() -> user mode"
+        kept = ""
+        if snap:
+            kept = f" (cached_flags: {d.flag_name}={ks.tasks[cur].local})"
+        return who, "task", f"loop done, IRQs off: {_fn(d.exit_to_user)}(){kept} -> user mode"
     if code in (M.PREEMPT, M.SLEEP, M.TASK_DEAD):
         why = {M.PREEMPT: "preempted", M.SLEEP: "schedule() to sleep", M.TASK_DEAD: "do_task_dead()"}[code]
         return f"{who}->{m.name(a.arg)}", "task", f"{why}: __switch_to: {_fn(d.switch_fpu)}()"

@@ -1,0 +1,28 @@
+"""Shared fixtures: small scenarios and a cached checker run per (design, scenario)."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from fpustate.check.explore import check
+from fpustate.config import Scenario
+from fpustate.designs import get
+from fpustate.kernel.machine import make_model
+
+SMALL = Scenario(kthreads=0, execs=0)  # 2 CPUs, 2 user tasks, no kernel thread, no exec
+LIFECYCLE_1CPU = Scenario(cpus=1, users=2, kthreads=1, forks=1, execs=1, exits=1)
+
+
+@functools.lru_cache(maxsize=None)
+def run(design: str, scenario: Scenario):
+    """Check `design` on `scenario` once per test session."""
+    m = make_model(get(design), scenario)
+    res, ex = check(m)
+    return m, res, ex
+
+
+@pytest.fixture
+def checked():
+    return run

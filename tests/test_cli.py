@@ -1,0 +1,93 @@
+"""Golden CLI output, exit statuses and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fpustate.cli import run
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fpustate", *args], capture_output=True, text=True)
+
+
+def mask_seconds(text: str) -> str:
+    """The seconds column is the only non-deterministic output."""
+    return re.sub(r"(?m)^(\S+\s+[\d,]+\s+\d+\s+)\d+\.\d(\s)", r"\1X.X\2", text)
+
+
+def test_designs_golden():
+    """`fpustate designs` lists every design with its pinned kernel and summary."""
+    p = cli("designs")
+    assert p.returncode == 0
+    assert p.stdout == (GOLDEN / "designs.out").read_text()
+
+
+def test_stale_flags_trace_golden():
+    """The stale cached_flags counterexample prints exactly as pinned, kernel-trace style."""
+    p = cli("check", "rfc2016-stale-flags", "--trace", "--execs", "0", "--property", "user_sees_own_registers")
+    assert p.returncode == 1
+    assert mask_seconds(p.stdout) == mask_seconds((GOLDEN / "stale_flags_trace.out").read_text())
+
+
+def test_holds_exits_zero():
+    """A design that holds every property exits with status 0."""
+    p = cli("check", "linux", "--scenario", "small")
+    assert p.returncode == 0
+    assert re.search(r"^linux\s+27,000\s+23\s+\S+\s+holds\s+-\s+-$", p.stdout, re.M)
+
+
+def test_json_output():
+    """--json gives the verdict, counts and each counterexample step as data."""
+    p = cli("check", "rfc2016-stale-flags", "--execs", "0", "--json", "--property", "user_sees_own_registers")
+    assert p.returncode == 1
+    data = json.loads(p.stdout)
+    d = data["designs"][0]
+    assert d["verdict"] == "violated" and d["states"] > 0
+    v = d["violations"][0]
+    assert v["property"] == "user_sees_own_registers" and v["steps"] == 5
+    assert v["trace"][-1]["function"].startswith("loop done, IRQs off: prepare_exit_to_usermode_stale()")
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["check", "nosuch"], "fpustate: unknown design 'nosuch'; available: eager, lazy, rfc2016, rfc2016-stale-flags, linux"),
+        (["check", "--cpus", "9"], "fpustate: scenario: --cpus must be a whole number from 1 to 4, got 9"),
+        (["check", "--scenario", "huge"], "fpustate: --scenario: unknown preset 'huge'; available: default, small, lifecycle"),
+        (["check", "--property", "nope"], "fpustate: --property: unknown property 'nope'; available: user_sees_own_registers, "
+         "need_load_or_valid, fpregs_state_valid_sound, fpstate_not_clobbered, state_survives, kernel_uaccess_uses_own_pkru, "
+         "no_foreign_data_exposed"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, message):
+    """Bad input gets exactly one line on stderr naming the problem, exit status 2, nothing on stdout."""
+    p = cli(*args)
+    assert p.returncode == 2
+    assert p.stdout == ""
+    assert p.stderr.strip().splitlines() == [message]
+
+
+def test_click_usage_error_is_one_line():
+    """A malformed option value is reported by click in one line, exit status 2, with a pointer to --help."""
+    p = cli("check", "--cpus", "two")
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("fpustate check: ") and "'two'" in lines[0]
+    assert lines[0].endswith("(see 'fpustate check --help')")
+
+
+def test_bad_env_knob(monkeypatch, capsys):
+    """A malformed FPUSTATE_* variable is a one-line error with status 2."""
+    monkeypatch.setenv("FPUSTATE_CPUS", "lots")
+    assert run(["check", "linux"]) == 2
+    assert capsys.readouterr().err.strip() == "fpustate: FPUSTATE_CPUS: expected a whole number, got 'lots'"

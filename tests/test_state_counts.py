@@ -1,0 +1,45 @@
+"""Pinned unique-state counts: a drift means the model's semantics changed."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import LIFECYCLE_1CPU, SMALL, run
+from fpustate.config import Scenario
+
+SMALL_COUNTS = {
+    "eager": (28272, 181696, 21),
+    "lazy": (29894, 134892, 12),
+    "rfc2016": (28147, 125804, 11),
+    "rfc2016-stale-flags": (41283, 166050, 11),
+    "linux": (27000, 197312, 23),
+}
+
+LIFECYCLE_COUNTS = {
+    "eager": 71961,
+    "lazy": 12373,
+    "rfc2016": 16307,
+    "rfc2016-stale-flags": 17987,
+    "linux": 71293,
+}
+
+
+@pytest.mark.parametrize("design", sorted(SMALL_COUNTS))
+def test_small_scenario_counts(design):
+    """Each design reaches exactly its pinned number of states, transitions and depth on the small scenario."""
+    _, res, _ = run(design, SMALL)
+    assert (res.states, res.transitions, res.depth) == SMALL_COUNTS[design]
+
+
+@pytest.mark.parametrize("design", sorted(LIFECYCLE_COUNTS))
+def test_lifecycle_counts_one_cpu(design):
+    """With fork, exec and exit on one CPU each design reaches exactly its pinned state count."""
+    _, res, _ = run(design, LIFECYCLE_1CPU)
+    assert res.states == LIFECYCLE_COUNTS[design]
+
+
+@pytest.mark.parametrize("design,states", [("linux", 494032), ("eager", 803120)])
+def test_default_scenario_counts_of_correct_designs(design, states):
+    """The correct designs are explored to the fixpoint on the default scenario, with pinned counts."""
+    _, res, _ = run(design, Scenario())
+    assert res.complete and res.states == states

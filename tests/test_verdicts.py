@@ -1,0 +1,63 @@
+"""The acceptance verdicts of every built-in design on the default scenario."""
+
+from __future__ import annotations
+
+from conftest import LIFECYCLE_1CPU, SMALL, run
+from fpustate.config import Scenario
+
+DEFAULT = Scenario()
+
+
+def names(res):
+    return [v.prop.name for v in res.violations]
+
+
+def test_linux_holds_every_property():
+    """linux (v6.18) holds every property on the default scenario, explored to the fixpoint."""
+    _, res, _ = run("linux", DEFAULT)
+    assert res.complete and res.violations == []
+
+
+def test_eager_holds_every_property():
+    """eager (v4.19) holds every property on the default scenario, explored to the fixpoint."""
+    _, res, _ = run("eager", DEFAULT)
+    assert res.complete and res.violations == []
+
+
+def test_correct_designs_hold_with_fork_exec_exit():
+    """linux and eager also hold with fork, exec, exit and slot reuse (one CPU)."""
+    for d in ("linux", "eager"):
+        _, res, _ = run(d, LIFECYCLE_1CPU)
+        assert res.complete and res.violations == [], d
+
+
+def test_lazy_is_architecturally_sound_but_exposes_data():
+    """lazy holds every architectural property and fails only the LazyFP exposure property."""
+    _, res, _ = run("lazy", DEFAULT)
+    assert names(res) == ["no_foreign_data_exposed"]
+    assert res.violations[0].prop.kind == "exposure"
+
+
+def test_stale_flags_fails_user_sees_own_registers():
+    """rfc2016-stale-flags returns to user mode with another task's registers."""
+    _, res, _ = run("rfc2016-stale-flags", DEFAULT)
+    assert names(res)[0] == "user_sees_own_registers"
+    assert len(res.violations[0].path) == 5
+
+
+def test_rfc2016_fails_through_unchanged_48_code():
+    """rfc2016 leaks PKRU at once and, with exec, returns the old program's registers to the new one."""
+    _, res, _ = run("rfc2016", SMALL)
+    assert names(res) == ["kernel_uaccess_uses_own_pkru"]
+    _, res, _ = run("rfc2016", DEFAULT)
+    assert "user_sees_own_registers" in names(res)
+    last = res.violations[0].path
+    assert any(a.code == "exec_step" for a, _ in last)
+
+
+def test_stale_flags_differs_from_rfc2016_only_by_the_snapshot():
+    """Without exec, rfc2016 violates only the PKRU property; its stale-flags variant also loses registers."""
+    _, res, _ = run("rfc2016-stale-flags", SMALL)
+    assert "user_sees_own_registers" in names(res)
+    _, res, _ = run("rfc2016", SMALL)
+    assert "user_sees_own_registers" not in names(res)
