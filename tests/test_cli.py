@@ -91,3 +91,18 @@ def test_bad_env_knob(monkeypatch, capsys):
     monkeypatch.setenv("FPUSTATE_CPUS", "lots")
     assert run(["check", "linux"]) == 2
     assert capsys.readouterr().err.strip() == "fpustate: FPUSTATE_CPUS: expected a whole number, got 'lots'"
+
+
+def test_replay_reaches_the_counterexample():
+    """--replay follows a printed index path to the same violating state."""
+    p = cli("check", "rfc2016-stale-flags", "--execs", "0", "--replay", "1/10/11/3/2")
+    assert p.returncode == 1
+    assert "  violated: user_sees_own_registers: cpu0: B runs in user mode with registers A.0, expected B.0" in p.stdout.splitlines()
+
+
+def test_replay_bad_index_is_one_line():
+    """A replay index beyond the enabled actions is a one-line error with status 2."""
+    p = cli("check", "linux", "--replay", "1/99")
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip() == ("fpustate: --replay: step 2 asks for action 99, but only 14 are enabled there "
+                                "(was the path made with the same design and scenario?)")

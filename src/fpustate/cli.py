@@ -109,7 +109,10 @@ def _table(rows: list[list[str]]) -> str:
 @click.option("--look-past", type=int, default=LOOK_PAST, show_default=True, metavar="N",
               help="BFS layers explored after the first violation, to find other properties' counterexamples")
 @click.option("--max-states", type=int, default=0, metavar="N", help="stop after N states (0: no limit)")
-def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past, max_states, **knobs) -> None:
+@click.option("--replay", "replay_path", metavar="PATH",
+              help="replay an index path (e.g. 1/10/11/3/2) printed under a counterexample, for one DESIGN")
+def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past, max_states, replay_path,
+              **knobs) -> None:
     """Explore every interleaving of DESIGN (default: all built-in designs)."""
     if preset not in PRESETS:
         raise UsageError(f"--scenario: unknown preset {preset!r}; available: {', '.join(PRESETS)}")
@@ -124,6 +127,11 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
             if p not in BY_NAME:
                 raise UsageError(f"--property: unknown property {p!r}; available: {', '.join(BY_NAME)}")
         properties = tuple(p for p in PROPERTIES if p.name in props)
+
+    if replay_path is not None:
+        if len(designs) != 1:
+            raise UsageError("--replay needs exactly one DESIGN")
+        sys.exit(_replay(make_model(designs[0], scenario), replay_path, properties))
 
     results = []
     for d in designs:
@@ -153,6 +161,26 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     if interrupted:
         click.echo("interrupted: results above are partial", err=True)
     sys.exit(1 if any(r.violations for _, _, r in results) else 0)
+
+
+def _replay(m, path_text: str, properties) -> int:
+    """Print the replayed steps, the final state and the properties it violates."""
+    from .check.trace import format_steps, replay, state_summary
+
+    path = replay(m, path_text)
+    init = initial_state(m)
+    click.echo(f"{m.design.name}: replay of {path_text} ({m.design.kernel}; {m.scenario.describe()})")
+    click.echo("\n".join(format_steps(m, path, init)))
+    final = path[-1][1] if path else init
+    click.echo("final state:")
+    click.echo("\n".join("  " + line for line in state_summary(m, final).splitlines()))
+    bad = [(p, p.check(m, final)) for p in properties]
+    bad = [(p, detail) for p, detail in bad if detail is not None]
+    for p, detail in bad:
+        click.echo(f"  violated: {p.name}: {detail}")
+    if not bad:
+        click.echo("  every property holds in the final state")
+    return 1 if bad else 0
 
 
 def _json(scenario: Scenario, results) -> dict:

@@ -5,7 +5,7 @@ its context, the kernel function(s) the step runs, and what changed:
 registers, fpu_fpregs_owner_ctx, last_cpu, the design's load flag, PKRU, the
 user program's view. The last lines name the violated property, its detail
 and its docstring. A compact index path (`0/3/1/4`, Stateright style) follows,
-which `fpustate check --replay` accepts.
+which `fpustate check DESIGN --replay PATH` accepts.
 """
 
 from __future__ import annotations
@@ -129,11 +129,9 @@ def changes(m: Model, before: bytes, after: bytes) -> str:
     return " ".join(out)
 
 
-def format_trace(m: Model, path: list[tuple[Action, bytes]], init: bytes, violation) -> str:
-    """The whole counterexample as text."""
-    lines = [f"{m.design.name}: {violation.prop.name} violated after {len(path)} steps "
-             f"({m.design.kernel}; {m.scenario.describe()})",
-             f"  {'#':>3}  {'cpu':<4}  {'task':<16} {'ctx':<8} kernel function / what changed"]
+def format_steps(m: Model, path: list[tuple[Action, bytes]], init: bytes) -> list[str]:
+    """One line per step (plus a line of changes), kernel-trace style."""
+    lines = [f"  {'#':>3}  {'cpu':<4}  {'task':<16} {'ctx':<8} kernel function / what changed"]
     prev = init
     for n, (a, s) in enumerate(path, 1):
         who, ctx, fn = describe(m, a, prev)
@@ -143,6 +141,14 @@ def format_trace(m: Model, path: list[tuple[Action, bytes]], init: bytes, violat
         if ch:
             lines.append(f"  {'':>3}  {'':<4}  {'':<16} {'':<8}   {ch}")
         prev = s
+    return lines
+
+
+def format_trace(m: Model, path: list[tuple[Action, bytes]], init: bytes, violation) -> str:
+    """The whole counterexample as text."""
+    lines = [f"{m.design.name}: {violation.prop.name} violated after {len(path)} steps "
+             f"({m.design.kernel}; {m.scenario.describe()})"]
+    lines += format_steps(m, path, init)
     lines.append(f"  violated: {violation.prop.name}: {violation.detail}")
     lines.append(f"  why it matters: {violation.prop.doc}")
     return "\n".join(lines)
@@ -172,3 +178,24 @@ def state_summary(m: Model, s: bytes) -> str:
                      f"last_cpu={-1 if x.last_cpu == NULL else x.last_cpu} {m.design.flag_name}={x.need_load} "
                      f"expects={m.value(g.value)}")
     return "\n".join(lines)
+
+
+def replay(m: Model, index_path_text: str) -> list[tuple[Action, bytes]]:
+    """Follow an index path (`1/10/11/3/2`) from the initial state."""
+    from ..errors import UsageError
+    from ..kernel.machine import initial_state, successors
+
+    s = initial_state(m)
+    path: list[tuple[Action, bytes]] = []
+    parts = [p for p in index_path_text.strip().split("/") if p != ""]
+    for n, part in enumerate(parts, 1):
+        if not part.isdigit():
+            raise UsageError(f"--replay: step {n} is {part!r}, expected a whole number (a path looks like 1/10/11/3)")
+        succ = successors(m, s)
+        k = int(part)
+        if k >= len(succ):
+            raise UsageError(f"--replay: step {n} asks for action {k}, but only {len(succ)} are enabled there "
+                             f"(was the path made with the same design and scenario?)")
+        a, s = succ[k]
+        path.append((Action(*a), s))
+    return path

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from ..kernel.state import C_CURR, C_TS, NULL, T_FPREGS_ACTIVE, T_FPSTATE_ACTIVE, T_KIND, USER, cpu, task
 from . import v4_8
-from .base import Design, Step
+from .base import Design
 
 EAGER = False  # use_eager_fpu()
 
@@ -51,36 +51,6 @@ def prepare_exit_to_usermode(k: bytearray, c: int, t: int, snapshot: int) -> Non
     """prepare_exit_to_usermode(): v4.8 does no FPU work on the way to user mode."""
 
 
-def irq_fpu_usable(s, c: int, ctx: int, from_user: bool) -> bool:
-    """irq_fpu_usable() in lazy mode (see v4_8.irq_fpu_usable)."""
-    return v4_8.irq_fpu_usable(s, c, ctx, from_user, EAGER)
-
-
-def kernel_fpu_begin(k: bytearray, c: int, ctx: int) -> None:
-    """kernel_fpu_begin() in lazy mode: save if active, else clts() and invalidate the owner."""
-    v4_8.kernel_fpu_begin(k, c, ctx, EAGER)
-
-
-def kernel_fpu_end(k: bytearray, c: int, ctx: int) -> None:
-    """kernel_fpu_end() in lazy mode: restore if active, else stts()."""
-    v4_8.kernel_fpu_end(k, c, ctx, EAGER)
-
-
-def fpu__copy(k: bytearray, c: int, parent: int, child: int) -> None:
-    """fork: fpu__copy(); an unloaded parent's XSAVE traps and loads it first."""
-    v4_8.fpu__copy(k, c, parent, child, EAGER)
-
-
-def fpu__clear(k: bytearray, c: int, t: int) -> None:
-    """exec: fpu__clear() -> fpu__drop(); the new program's first FPU use re-initialises."""
-    v4_8.fpu__clear(k, c, t, EAGER)
-
-
-def fpu__drop(k: bytearray, c: int, t: int) -> None:
-    """exit_thread() -> fpu__drop()."""
-    v4_8.fpu__drop(k, c, t, EAGER)
-
-
 def user_fpu_accessible(s, c: int) -> bool:
     """User FPU instructions run without trapping only while CR0.TS is clear."""
     return not s[cpu(c) + C_TS]
@@ -103,15 +73,7 @@ DESIGN = Design(
     boot_cpu=boot_cpu,
     switch_fpu=switch_fpu_prepare,
     exit_to_user=prepare_exit_to_usermode,
-    irq_fpu_usable=irq_fpu_usable,
-    kernel_fpu_begin=kernel_fpu_begin,
-    kernel_fpu_end=kernel_fpu_end,
-    fpu_clone=fpu__copy,
-    exec_steps=(Step("fpu__clear", fpu__clear),),
-    exit_steps=(Step("fpu__drop", fpu__drop),),
-    regs_live=v4_8.regs_live,
     user_fpu_accessible=user_fpu_accessible,
     do_device_not_available=do_device_not_available,
-    fpstate_image=v4_8.fpstate_image,
-    fpstate_active=v4_8.fpstate_active,
+    **v4_8.bind(EAGER),
 )

@@ -39,7 +39,7 @@ from __future__ import annotations
 from ..kernel.state import NULL, T_FPREGS_ACTIVE, T_FPSTATE_ACTIVE, T_LAST_CPU, T_NEED_LOAD, T_KIND, USER, task
 from ..kernel.context import restore_fpregs_from_fpstate, save_fpregs_to_fpstate
 from . import v4_8
-from .base import Design, Step
+from .base import Design
 
 EAGER = True  # use_eager_fpu(): the default since v4.6
 
@@ -101,36 +101,6 @@ def prepare_exit_to_usermode_stale(k: bytearray, c: int, t: int, snapshot: int) 
         switch_fpu_return(k, c, t)
 
 
-def irq_fpu_usable(s, c: int, ctx: int, from_user: bool) -> bool:
-    """irq_fpu_usable() in eager mode: anything but a nested kernel-FPU section."""
-    return v4_8.irq_fpu_usable(s, c, ctx, from_user, EAGER)
-
-
-def kernel_fpu_begin(k: bytearray, c: int, ctx: int) -> None:
-    """kernel_fpu_begin() (v4.8, unchanged): save if fpregs_active, else invalidate the owner."""
-    v4_8.kernel_fpu_begin(k, c, ctx, EAGER)
-
-
-def kernel_fpu_end(k: bytearray, c: int, ctx: int) -> None:
-    """kernel_fpu_end() (v4.8, unchanged): restore if fpregs_active."""
-    v4_8.kernel_fpu_end(k, c, ctx, EAGER)
-
-
-def fpu__copy(k: bytearray, c: int, parent: int, child: int) -> None:
-    """fork: fpu__copy() (v4.8, unchanged): XSAVE the registers into the child, whoever's they are."""
-    v4_8.fpu__copy(k, c, parent, child, EAGER)
-
-
-def fpu__clear(k: bytearray, c: int, t: int) -> None:
-    """exec: fpu__clear() (v4.8, unchanged): XRSTOR init_fpstate into the registers."""
-    v4_8.fpu__clear(k, c, t, EAGER)
-
-
-def fpu__drop(k: bytearray, c: int, t: int) -> None:
-    """exit_thread() -> fpu__drop() (v4.8, unchanged)."""
-    v4_8.fpu__drop(k, c, t, EAGER)
-
-
 DESIGN = Design(
     name="rfc2016",
     summary="Rik van Riel's 2016 RFC on v4.8: TIF_LOAD_FPU set at switch, restore at exit to user",
@@ -142,15 +112,7 @@ DESIGN = Design(
     boot_task=boot_task,
     switch_fpu=switch_fpu_prepare,
     exit_to_user=prepare_exit_to_usermode,
-    irq_fpu_usable=irq_fpu_usable,
-    kernel_fpu_begin=kernel_fpu_begin,
-    kernel_fpu_end=kernel_fpu_end,
-    fpu_clone=fpu__copy,
-    exec_steps=(Step("fpu__clear", fpu__clear),),
-    exit_steps=(Step("fpu__drop", fpu__drop),),
-    regs_live=v4_8.regs_live,
-    fpstate_image=v4_8.fpstate_image,
-    fpstate_active=v4_8.fpstate_active,
+    **v4_8.bind(EAGER),
 )
 
 STALE_FLAGS = DESIGN.variant(

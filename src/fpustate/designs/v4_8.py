@@ -15,6 +15,8 @@ the kernel refuses protection keys in lazy mode (XFEATURE_MASK_EAGER).
 
 from __future__ import annotations
 
+import functools
+
 from ..kernel.context import kernel_clobbers_fpregs, restore_fpregs_from_fpstate, save_fpregs_to_fpstate
 from ..kernel.state import (
     C_CURR,
@@ -38,6 +40,7 @@ from ..kernel.state import (
     ghost,
     task,
 )
+from .base import Step
 
 # fpu->counter: v4.8 preloads a task that used the FPU in more than 5
 # consecutive time slices (PRELOAD_AFTER = 5). The model preloads after more
@@ -221,3 +224,29 @@ def fpstate_image(s, t: int) -> int:
 def fpstate_active(s, t: int) -> bool:
     """fpu->fpstate_active: without it the kernel never consults fpu_want_lazy_restore()."""
     return bool(s[task(s, t) + T_FPSTATE_ACTIVE])
+
+
+def _named(fn, name: str, **bound):
+    """fn with `bound` keyword arguments fixed, printed in traces as `name`."""
+    p = functools.partial(fn, **bound)
+    p.__name__ = name
+    return p
+
+
+def bind(eager: bool) -> dict:
+    """The v4.8 hooks for one use_eager_fpu() setting, under their kernel names.
+
+    Both v4.8-based designs take these as they are; each defines only what it
+    changes (the switch, the exit path, the #NM trap).
+    """
+    return dict(
+        irq_fpu_usable=_named(irq_fpu_usable, "irq_fpu_usable", eager=eager),
+        kernel_fpu_begin=_named(kernel_fpu_begin, "kernel_fpu_begin", eager=eager),
+        kernel_fpu_end=_named(kernel_fpu_end, "kernel_fpu_end", eager=eager),
+        fpu_clone=_named(fpu__copy, "fpu__copy", eager=eager),
+        exec_steps=(Step("fpu__clear", _named(fpu__clear, "fpu__clear", eager=eager)),),
+        exit_steps=(Step("fpu__drop", _named(fpu__drop, "fpu__drop", eager=eager)),),
+        regs_live=regs_live,
+        fpstate_image=fpstate_image,
+        fpstate_active=fpstate_active,
+    )
