@@ -89,6 +89,7 @@ class Explorer:
         parent = self.parent = array("i", [-1])
         via = self.via = array("H", [0])
         pending = list(self.properties)
+        add_state, add_parent, add_via = states.append, parent.append, via.append
         found: list[Violation] = []
         transitions = 0
         depth = 0
@@ -106,20 +107,22 @@ class Explorer:
                     depth += 1
                     layer_end = len(states)
                 s = states[i]
-                if pending:
-                    for p in tuple(pending):
-                        detail = p.check(m, s)
-                        if detail is not None:
-                            found.append(Violation(p, detail, i, depth))
-                            pending.remove(p)
+                for p in pending:
+                    detail = p.check(m, s)
+                    if detail is not None:
+                        found.append(Violation(p, detail, i, depth))
+                        pending = [q for q in pending if q is not p]
                 succ = successors(m, s)
                 transitions += len(succ)
-                for k, (_, s2) in enumerate(succ):
-                    n = len(states)
+                n = len(states)
+                k = 0
+                for _, s2 in succ:
                     if setdefault(s2, n) == n:
-                        states.append(s2)
-                        parent.append(i)
-                        via.append(k)
+                        add_state(s2)
+                        add_parent(i)
+                        add_via(k)
+                        n += 1
+                    k += 1
                 i += 1
                 if progress is not None and (i & 0x3FFF) == 0:
                     progress(i, len(states), depth)

@@ -13,13 +13,16 @@ from .state import (
     C_FPREGS,
     C_OWNER,
     C_PKRU,
+    CPU_W,
     G_VALUE,
+    HEADER,
     H_CLOBBERED,
     KERNEL,
     NULL,
     T_FPSTATE,
     T_LAST_CPU,
     T_PKRU,
+    TASK_W,
     cpu,
     ghost,
     task,
@@ -32,12 +35,12 @@ def fpregs_state_valid(k, t: int, c: int) -> bool:
     owner == &t->fpu && t->fpu.last_cpu == c, read fresh (this_cpu_read, not
     this_cpu_read_stable: bug 59c4bd853abc).
     """
-    return k[cpu(c) + C_OWNER] == t and k[task(k, t) + T_LAST_CPU] == c
+    return k[HEADER + c * CPU_W + C_OWNER] == t and k[k[0] + t * TASK_W + T_LAST_CPU] == c
 
 
 def __cpu_invalidate_fpregs_state(k: bytearray, c: int) -> None:
     """__cpu_invalidate_fpregs_state(): CPU c's registers are about to be clobbered."""
-    k[cpu(c) + C_OWNER] = NULL
+    k[HEADER + c * CPU_W + C_OWNER] = NULL
 
 
 def __fpu_invalidate_fpregs_state(k: bytearray, t: int) -> None:
@@ -62,11 +65,12 @@ def save_fpregs_to_fpstate(k: bytearray, c: int, t: int, pkru: bool = False) -> 
     the xsave buffer). The ghost marker records a save from registers that do
     not hold t's state: the image is then overwritten with foreign data.
     """
-    regs = k[cpu(c) + C_FPREGS]
-    p = task(k, t)
+    q = HEADER + c * CPU_W  # cpu(c), inlined: this runs on every switch
+    regs = k[q + C_FPREGS]
+    p = k[0] + t * TASK_W  # task(k, t)
     k[p + T_FPSTATE] = regs
     if pkru:
-        k[p + T_PKRU] = k[cpu(c) + C_PKRU]
+        k[p + T_PKRU] = k[q + C_PKRU]
     if regs != k[ghost(k, t) + G_VALUE] and k[H_CLOBBERED] == NULL:
         k[H_CLOBBERED] = t
 
@@ -85,4 +89,4 @@ def restore_fpregs_from_fpstate(k: bytearray, c: int, t: int, pkru: bool = False
 
 def kernel_clobbers_fpregs(k: bytearray, c: int) -> None:
     """The in-kernel FPU user (crypto, RAID, memcpy) writes its own data into the registers."""
-    k[cpu(c) + C_FPREGS] = KERNEL
+    k[HEADER + c * CPU_W + C_FPREGS] = KERNEL

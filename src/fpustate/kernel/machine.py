@@ -134,6 +134,7 @@ class Model(NamedTuple):
     design: Design
     scenario: Scenario
     idle_base: int  # slot of CPU 0's idle task
+    runqueue_slots: tuple[int, ...]  # every slot but the idle tasks
 
     def idle_of(self, c: int) -> int:
         return self.idle_base + c
@@ -166,7 +167,8 @@ class Model(NamedTuple):
 
 
 def make_model(design: Design, scenario: Scenario) -> Model:
-    return Model(design, scenario, scenario.slots + scenario.kthreads)
+    idle_base = scenario.slots + scenario.kthreads
+    return Model(design, scenario, idle_base, tuple(range(idle_base)))
 
 
 # ---------------------------------------------------------------- boot
@@ -230,10 +232,11 @@ def next_user_value(m: Model, t: int, current: int) -> int:
 def context_switch(m: Model, k: bytearray, c: int, prev: int, nxt: int, prev_run: int) -> None:
     """__schedule() -> context_switch() -> __switch_to(): IRQs off, one step."""
     m.design.switch_fpu(k, c, prev, nxt)
-    p, n = task(k, prev), task(k, nxt)
+    tb = k[0]
+    p, n = tb + prev * TASK_W, tb + nxt * TASK_W
     k[p + T_RUN], k[p + T_CPU] = prev_run, NULL
     k[n + T_RUN], k[n + T_CPU] = RUNNING, c
-    k[cpu(c) + C_CURR] = nxt
+    k[HEADER + c * CPU_W + C_CURR] = nxt
 
 
 def enter_exit_loop(m: Model, k: bytearray, c: int, t: int) -> None:
@@ -252,7 +255,7 @@ def exit_to_user(m: Model, k: bytearray, c: int, t: int, snapshot: int) -> None:
 
 def _switch_targets(m: Model, s: bytes, c: int, prev: int, allow_idle: bool) -> list[int]:
     tb = s[0]
-    out = [t for t in range(m.idle_base) if s[tb + t * TASK_W + T_RUN] == RUNNABLE and t != prev]
+    out = [t for t in m.runqueue_slots if s[tb + t * TASK_W + T_RUN] == RUNNABLE and t != prev]
     if allow_idle:
         out.append(m.idle_of(c))
     return out
