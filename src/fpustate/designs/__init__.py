@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import UsageError
-from . import eager, lazy, linux, rfc2016
+from . import eager, lazy, linux, mutants, rfc2016
 from .base import Design
 
 DESIGNS: dict[str, Design] = {
@@ -12,8 +12,15 @@ DESIGNS: dict[str, Design] = {
 }
 
 
+# Real kernel bugs, re-created as one-hook mutants of a real design. Checked by
+# name; `fpustate check` without names runs only DESIGNS.
+MUTANTS: dict[str, Design] = dict(mutants.MUTANTS)
+
+
 def get(name: str) -> Design:
-    try:
+    if name in DESIGNS:
         return DESIGNS[name]
-    except KeyError:
-        raise UsageError(f"unknown design {name!r}; available: {', '.join(DESIGNS)}") from None
+    if name in MUTANTS:
+        return MUTANTS[name]
+    raise UsageError(f"unknown design {name!r}; available: {', '.join(DESIGNS)}; "
+                     f"mutants: {', '.join(MUTANTS)}")
