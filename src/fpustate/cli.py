@@ -18,6 +18,7 @@ from .check.explore import LOOK_PAST, Explorer, Result
 from .check.trace import format_trace, index_path
 from .config import Scenario, scenario_from_env
 from .designs import DESIGNS, get
+from .designs.loader import hook_failure, load_design_file
 from .errors import FpustateError, UsageError
 from .kernel.machine import initial_state, make_model
 from .kernel.properties import BY_NAME, PROPERTIES
@@ -109,10 +110,12 @@ def _table(rows: list[list[str]]) -> str:
 @click.option("--look-past", type=int, default=LOOK_PAST, show_default=True, metavar="N",
               help="BFS layers explored after the first violation, to find other properties' counterexamples")
 @click.option("--max-states", type=int, default=0, metavar="N", help="stop after N states (0: no limit)")
+@click.option("--design-file", "design_files", multiple=True, metavar="FILE",
+              help="check the design(s) a Python file defines (DESIGN or DESIGNS), e.g. a variant of linux")
 @click.option("--replay", "replay_path", metavar="PATH",
               help="replay an index path (e.g. 1/10/11/3/2) printed under a counterexample, for one DESIGN")
-def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past, max_states, replay_path,
-              **knobs) -> None:
+def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past, max_states, design_files,
+              replay_path, **knobs) -> None:
     """Explore every interleaving of DESIGN (default: all built-in designs)."""
     if preset not in PRESETS:
         raise UsageError(f"--scenario: unknown preset {preset!r}; available: {', '.join(PRESETS)}")
@@ -120,7 +123,11 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     scenario = base.replace(**{k: v for k, v in knobs.items() if v is not None})
     if look_past < 0 or max_states < 0:
         raise UsageError("--look-past and --max-states must be 0 or more")
-    designs = [get(n) for n in design_names] if design_names else list(DESIGNS.values())
+    loaded = [d for f in design_files for d in load_design_file(f)]
+    designs = [get(n) for n in design_names]
+    if not designs and not loaded:
+        designs = list(DESIGNS.values())
+    designs += loaded
     properties = PROPERTIES
     if props:
         for p in props:
@@ -137,7 +144,12 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     for d in designs:
         m = make_model(d, scenario)
         ex = Explorer(m, properties)
-        r = ex.run(progress=_progress_cb(d.name), max_states=max_states, look_past=look_past)
+        try:
+            r = ex.run(progress=_progress_cb(d.name), max_states=max_states, look_past=look_past)
+        except Exception as e:  # a user-written hook failed: one line, exit 2
+            if d not in loaded:
+                raise
+            raise hook_failure(e, d) from None
         if sys.stderr.isatty():
             sys.stderr.write("\r\033[K")
         for v in r.violations:
