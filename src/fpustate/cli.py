@@ -6,6 +6,7 @@ Exit status: 0 every property holds, 1 a property is violated, 2 bad input
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from dataclasses import fields
@@ -57,15 +58,36 @@ def designs_cmd() -> None:
         click.echo(f"{name:<{width}}  {d.kernel:<28}  {d.summary}")
 
 
-def _progress_cb(design: str):
-    if not sys.stderr.isatty():
-        return None
+class _Progress:
+    """A rich progress line on a terminal (stderr); nothing when output is redirected."""
 
-    def cb(expanded: int, states: int, depth: int) -> None:
-        sys.stderr.write(f"\r{design}: {states:,} states, depth {depth}, {expanded:,} expanded ")
-        sys.stderr.flush()
+    def __init__(self) -> None:
+        self.bar = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    return cb
+            self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                console=Console(stderr=True), transient=True)
+
+    def __enter__(self):
+        if self.bar:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def callback(self, design: str):
+        if not self.bar:
+            return None
+        task = self.bar.add_task(design, total=None)
+
+        def cb(expanded: int, states: int, depth: int) -> None:
+            self.bar.update(task, description=f"{design}: {states:,} states, depth {depth}")
+
+        return cb
 
 
 def _verdict(r: Result) -> str:
@@ -81,20 +103,27 @@ def _row(r: Result) -> list[str]:
     if v:
         prop = v[0].prop.name + (f" (+{len(v) - 1} more)" if len(v) > 1 else "")
         steps = str(len(v[0].path))
-    return [r.design, f"{r.states:,}", str(r.depth), f"{r.seconds:.1f}", _verdict(r), prop, steps]
+    return [r.design, f"{r.states:,}", f"{r.transitions:,}", str(r.depth), f"{r.seconds:.1f}",
+            f"{r.states_per_second:,.0f}", _verdict(r), prop, steps]
 
 
 def _table(rows: list[list[str]]) -> str:
-    head = ["design", "states", "depth", "seconds", "verdict", "violated property", "steps"]
-    all_rows = [head] + rows
-    w = [max(len(r[i]) for r in all_rows) for i in range(len(head))]
-    right = {1, 2, 3, 6}
-    out = []
-    for n, r in enumerate(all_rows):
-        out.append("  ".join(c.rjust(w[i]) if i in right else c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * x for x in w))
-    return "\n".join(out)
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    numeric = ("states", "transitions", "depth", "seconds", "states/s", "steps")
+    for name in ("design", "states", "transitions", "depth", "seconds", "states/s", "verdict",
+                 "violated property", "steps"):
+        # Fixed minimum widths for the timing columns keep the layout stable run to run.
+        width = {"seconds": 7, "states/s": 9}.get(name)
+        t.add_column(name, justify="right" if name in numeric else "left", no_wrap=True, min_width=width)
+    for r in rows:
+        t.add_row(*r)
+    console = Console(width=200, color_system=None, force_terminal=False, record=True, file=io.StringIO())
+    console.print(t)
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
 
 
 @main.command("check")
@@ -141,22 +170,21 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
         sys.exit(_replay(make_model(designs[0], scenario), replay_path, properties))
 
     results = []
-    for d in designs:
-        m = make_model(d, scenario)
-        ex = Explorer(m, properties)
-        try:
-            r = ex.run(progress=_progress_cb(d.name), max_states=max_states, look_past=look_past)
-        except Exception as e:  # a user-written hook failed: one line, exit 2
-            if d not in loaded:
-                raise
-            raise hook_failure(e, d) from None
-        if sys.stderr.isatty():
-            sys.stderr.write("\r\033[K")
-        for v in r.violations:
-            ex.trace(v)
-        results.append((m, ex, r))
-        if not r.complete and not r.stopped_after_violation and not max_states:
-            break  # interrupted: report what we have
+    with _Progress() as progress:
+        for d in designs:
+            m = make_model(d, scenario)
+            ex = Explorer(m, properties)
+            try:
+                r = ex.run(progress=progress.callback(d.name), max_states=max_states, look_past=look_past)
+            except Exception as e:  # a user-written hook failed: one line, exit 2
+                if d not in loaded:
+                    raise
+                raise hook_failure(e, d) from None
+            for v in r.violations:
+                ex.trace(v)
+            results.append((m, ex, r))
+            if not r.complete and not r.stopped_after_violation and not max_states:
+                break  # interrupted: report what we have
 
     if as_json:
         click.echo(json.dumps(_json(scenario, results), indent=2))
