@@ -203,6 +203,23 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     sys.exit(1 if any(r.violations for _, _, r in results) else 0)
 
 
+@main.command("explain")
+@click.argument("design_name", metavar="DESIGN")
+@click.option("--scenario", "preset", default="small", metavar="NAME",
+              help=f"scenario preset: {', '.join(PRESETS)} (default: small; flags below override it)")
+@_scenario_options
+@click.option("--max-states", type=int, default=0, metavar="N", help="stop after N states (0: no limit)")
+def explain_cmd(design_name, preset, max_states, **knobs) -> None:
+    """Report which of Andy Lutomirski's state classes (1, 2a, 2b) DESIGN reaches, and what moves tasks between them."""
+    from .check.explain import explain, format_explanation
+
+    if preset not in PRESETS:
+        raise UsageError(f"--scenario: unknown preset {preset!r}; available: {', '.join(PRESETS)}")
+    scenario = scenario_from_env(Scenario(**PRESETS[preset])).replace(**{k: v for k, v in knobs.items() if v is not None})
+    m = make_model(get(design_name), scenario)
+    click.echo(format_explanation(m, explain(m, max_states=max_states)))
+
+
 def _replay(m, path_text: str, properties) -> int:
     """Print the replayed steps, the final state and the properties it violates."""
     from .check.trace import format_steps, replay, state_summary
