@@ -12,6 +12,7 @@ SMALL_COUNTS = {
     "lazy": (29894, 134892, 12),
     "rfc2016": (28147, 125804, 11),
     "rfc2016-stale-flags": (41283, 166050, 11),
+    "strawman": (23853, 121886, 11),
     "linux": (27000, 197312, 23),
 }
 
@@ -20,6 +21,7 @@ LIFECYCLE_COUNTS = {
     "lazy": 12373,
     "rfc2016": 16307,
     "rfc2016-stale-flags": 17987,
+    "strawman": 12430,
     "linux": 71293,
 }
 

@@ -61,3 +61,18 @@ def test_stale_flags_differs_from_rfc2016_only_by_the_snapshot():
     assert "user_sees_own_registers" in names(res)
     _, res, _ = run("rfc2016", SMALL)
     assert "user_sees_own_registers" not in names(res)
+
+
+def test_strawman_keeps_registers_straight_but_defers_pkru():
+    """Andy's straw-man API holds every register property; its only failure is PKRU left in the deferred xstate."""
+    from fpustate.kernel.properties import PROPERTIES
+
+    _, res, _ = run("strawman", SMALL)
+    assert names(res) == ["kernel_uaccess_uses_own_pkru"]
+    register_props = tuple(p for p in PROPERTIES if p.name != "kernel_uaccess_uses_own_pkru")
+    from fpustate.check.explore import check
+    from fpustate.designs import get
+    from fpustate.kernel.machine import make_model
+
+    res, _ = check(make_model(get("strawman"), DEFAULT), register_props)
+    assert res.complete and res.violations == [] and res.states == 1706424

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ..errors import UsageError
-from . import eager, lazy, linux, mutants, rfc2016
+from . import eager, lazy, linux, mutants, rfc2016, strawman
 from .base import Design
 
 DESIGNS: dict[str, Design] = {
     d.name: d
-    for d in (eager.DESIGN, lazy.DESIGN, rfc2016.DESIGN, rfc2016.STALE_FLAGS, linux.DESIGN)
+    for d in (eager.DESIGN, lazy.DESIGN, rfc2016.DESIGN, rfc2016.STALE_FLAGS, strawman.DESIGN, linux.DESIGN)
 }
 
 
