@@ -253,14 +253,6 @@ def exit_to_user(m: Model, k: bytearray, c: int, t: int, snapshot: int) -> None:
     k[p + T_PC], k[p + T_LOCAL] = PC_USER, 0
 
 
-def _switch_targets(m: Model, s: bytes, c: int, prev: int, allow_idle: bool) -> list[int]:
-    tb = s[0]
-    out = [t for t in m.runqueue_slots if s[tb + t * TASK_W + T_RUN] == RUNNABLE and t != prev]
-    if allow_idle:
-        out.append(m.idle_of(c))
-    return out
-
-
 # ---------------------------------------------------------------- successors
 def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
     """Every enabled action and its successor, in a fixed deterministic order."""
@@ -269,6 +261,9 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
     d, sc = m.design, m.scenario
     usable = d.irq_fpu_usable
     tb = s[0]
+    # The runqueue: tasks a switch may pick (the running ones are never in it);
+    # a CPU whose task blocks may also pick its idle task.
+    runnable = [t for t in m.runqueue_slots if s[tb + t * TASK_W + T_RUN] == RUNNABLE]
     for c in range(sc.cpus):
         q = HEADER + c * CPU_W  # cpu(c), inlined on the hot path
         t = s[q + C_CURR]
@@ -333,7 +328,7 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
                 k[p + T_PC] = PC_SYSCALL_KFPU
                 d.kernel_fpu_begin(k, c, K_TASK)
                 append(((KFPU_BEGIN, c, 0), bytes(k)))
-            for n in _switch_targets(m, s, c, t, True):
+            for n in runnable + [m.idle_base + c]:
                 k = bytearray(s)
                 context_switch(m, k, c, t, n, SLEEPING)
                 append(((SLEEP, c, n), bytes(k)))
@@ -367,7 +362,7 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
                 d.kernel_fpu_begin(k, c, K_TASK)
                 append(((KFPU_BEGIN, c, 0), bytes(k)))
             if s[p + T_KIND] == KTHREAD:
-                for n in _switch_targets(m, s, c, t, True):
+                for n in runnable + [m.idle_base + c]:
                     k = bytearray(s)
                     context_switch(m, k, c, t, n, SLEEPING)
                     append(((SLEEP, c, n), bytes(k)))
@@ -376,11 +371,11 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
             if path == PATH_EXEC or step < len(d.exit_steps):
                 append(_path_step(m, s, c, t, path, step))
             else:
-                for n in _switch_targets(m, s, c, t, True):
+                for n in runnable + [m.idle_base + c]:
                     append(((TASK_DEAD, c, n), _task_dead(m, s, c, t, n)))
 
         if s[q + C_PREEMPT] == 0 and s[q + C_BH] == 0:
-            for n in _switch_targets(m, s, c, t, False):
+            for n in runnable:
                 k = bytearray(s)
                 context_switch(m, k, c, t, n, RUNNABLE)
                 append(((PREEMPT, c, n), bytes(k)))
