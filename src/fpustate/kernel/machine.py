@@ -260,6 +260,7 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
     append = out.append
     d, sc = m.design, m.scenario
     usable = d.irq_fpu_usable
+    snapshot = d.exit_to_user_snapshot
     tb = s[0]
     # The runqueue: tasks a switch may pick (the running ones are never in it);
     # a CPU whose task blocks may also pick its idle task.
@@ -299,11 +300,13 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
             k[p + T_PC] = PC_SYSCALL
             append(((SYSCALL, c, 0), bytes(k)))
             k = bytearray(s)
-            enter_exit_loop(m, k, c, t)
+            k[p + T_LOCAL], k[p + T_PC] = snapshot(s, c, t), PC_EXIT_LOOP  # enter_exit_loop()
             append(((IRQ_FROM_USER, c, 0), bytes(k)))
             if sc.kfpu_hardirq and usable(s, c, K_HARDIRQ, True):
-                k = bytearray(_hardirq_kfpu(d, s, c))
-                enter_exit_loop(m, k, c, t)
+                k = bytearray(s)
+                d.kernel_fpu_begin(k, c, K_HARDIRQ)
+                d.kernel_fpu_end(k, c, K_HARDIRQ)
+                k[p + T_LOCAL], k[p + T_PC] = snapshot(k, c, t), PC_EXIT_LOOP  # enter_exit_loop()
                 append(((HARDIRQ_KFPU_USER, c, 0), bytes(k)))
             if sc.kfpu_softirq and usable(s, c, K_SOFTIRQ, True):
                 k = bytearray(s)
