@@ -69,7 +69,7 @@ def test_json_output():
     [
         (["check", "nosuch"], "fpustate: unknown design 'nosuch'; available: eager, lazy, rfc2016, rfc2016-stale-flags, strawman, linux; mutants: linux-exec-invalidation"),
         (["check", "--cpus", "9"], "fpustate: scenario: --cpus must be a whole number from 1 to 4, got 9"),
-        (["check", "--scenario", "huge"], "fpustate: --scenario: unknown preset 'huge'; available: default, small, lifecycle"),
+        (["check", "--scenario", "huge"], "fpustate: --scenario: unknown preset 'huge'; available: default, small, lifecycle, pkru"),
         (["check", "--property", "nope"], "fpustate: --property: unknown property 'nope'; available: user_sees_own_registers, "
          "need_load_or_valid, fpregs_state_valid_sound, fpstate_not_clobbered, state_survives, kernel_uaccess_uses_own_pkru, "
          "no_foreign_data_exposed"),

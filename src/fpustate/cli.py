@@ -28,6 +28,7 @@ PRESETS = {
     "default": {},
     "small": dict(kthreads=0, execs=0),
     "lifecycle": dict(forks=1, execs=1, exits=1),
+    "pkru": dict(kthreads=0, execs=0, pkru_writes=True),
 }
 
 

@@ -31,6 +31,7 @@ class Scenario:
     kfpu_softirq: bool = True  # kernel_fpu_begin() in softirqs
     kfpu_hardirq: bool = True  # kernel_fpu_begin() in hardirqs
     kfpu_kthread: bool = True  # kernel_fpu_begin() in kernel threads and idle
+    pkru_writes: bool = False  # user mode may WRPKRU (designs with protection keys)
 
     def __post_init__(self) -> None:
         limits = {
@@ -56,10 +57,12 @@ class Scenario:
         return self.users + self.spare
 
     def describe(self) -> str:
-        """One line: every numeric knob, then the kernel-FPU users switched off."""
+        """One line: every numeric knob, then the switches changed from their defaults."""
         parts = [f"{f.name}={getattr(self, f.name)}" for f in fields(self) if not isinstance(getattr(self, f.name), bool)]
-        off = [f.name for f in fields(self) if getattr(self, f.name) is False]
-        return " ".join(parts) + (" off=" + ",".join(off) if off else "")
+        switches = [f for f in fields(self) if isinstance(getattr(self, f.name), bool)]
+        off = [f.name for f in switches if getattr(self, f.name) is False and f.default is True]
+        on = [f.name for f in switches if getattr(self, f.name) is True and f.default is False]
+        return " ".join(parts) + (" off=" + ",".join(off) if off else "") + (" on=" + ",".join(on) if on else "")
 
     def replace(self, **changes) -> "Scenario":
         return dataclasses.replace(self, **changes)

@@ -42,6 +42,8 @@ def describe(m: Model, a: Action, before: bytes) -> tuple[str, str, str]:
     code = a.code
     if code == M.USER_WRITE:
         return who, "user", "writes its FPU registers"
+    if code == M.WRPKRU:
+        return who, "user", "WRPKRU: changes its protection keys"
     if code == M.NM_TRAP:
         return who, "user", f"#NM: {_fn(d.do_device_not_available)}() -> exit_to_user_mode_loop"
     if code == M.SYSCALL:

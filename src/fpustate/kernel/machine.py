@@ -87,6 +87,8 @@ from .state import (
     pc_path,
     pc_step,
     pkru_of,
+    pkru_owner,
+    pkru_version,
     task,
     user_value,
     value_owner,
@@ -95,6 +97,7 @@ from .state import (
 
 # ---------------------------------------------------------------- actions
 USER_WRITE = "user_write"
+WRPKRU = "wrpkru"
 NM_TRAP = "nm_trap"
 SYSCALL = "syscall"
 IRQ_FROM_USER = "irq_from_user"
@@ -163,7 +166,9 @@ class Model(NamedTuple):
         return "NULL" if o == NULL else f"&{self.name(o)}.fpu"
 
     def pkru(self, p: int) -> str:
-        return "init" if p == PKRU_INIT else f"{self.name(p - 1)}-keys"
+        if p == PKRU_INIT:
+            return "init"
+        return f"{self.name(pkru_owner(p))}-keys" + ("'" if pkru_version(p) else "")
 
 
 def make_model(design: Design, scenario: Scenario) -> Model:
@@ -296,6 +301,13 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
                 d.do_device_not_available(k, c, t)
                 enter_exit_loop(m, k, c, t)
                 append(((NM_TRAP, c, 0), bytes(k)))
+            if sc.pkru_writes and d.has_pkru:
+                k = bytearray(s)
+                g = ghost(k, t)
+                old = k[g + G_PKRU]
+                new = pkru_of(t, 1 - pkru_version(old)) if pkru_owner(old) == t else pkru_of(t)
+                k[q + C_PKRU] = k[g + G_PKRU] = new
+                append(((WRPKRU, c, 0), bytes(k)))
             k = bytearray(s)
             k[p + T_PC] = PC_SYSCALL
             append(((SYSCALL, c, 0), bytes(k)))

@@ -51,9 +51,17 @@ def value_version(value: int) -> int:
     return (value - _USER_BASE) % VALUES_PER_TASK
 
 
-def pkru_of(task: int) -> int:
-    """The protection-key rights a user task's program set up for itself."""
-    return 1 + task
+def pkru_of(task: int, version: int = 0) -> int:
+    """The protection-key rights a user task's program set up for itself (WRPKRU toggles the version)."""
+    return 1 + 2 * task + version
+
+
+def pkru_owner(pkru: int) -> int:
+    return (pkru - 1) // 2 if pkru != PKRU_INIT else NULL
+
+
+def pkru_version(pkru: int) -> int:
+    return (pkru - 1) % 2
 
 
 # ---------------------------------------------------------------- enums
