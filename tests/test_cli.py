@@ -113,3 +113,23 @@ def test_replay_bad_index_is_one_line():
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.strip() == ("fpustate: --replay: step 2 asks for action 99, but only 14 are enabled there "
                                 "(was the path made with the same design and scenario?)")
+
+
+def test_interrupted_run_prints_partial_result(monkeypatch, capsys):
+    """Ctrl-C during a check prints the states explored so far, marks them partial and exits 130."""
+    from fpustate.check import explore
+
+    real = explore.successors
+    calls = {"n": 0}
+
+    def interrupting(m, s):
+        calls["n"] += 1
+        if calls["n"] == 5000:
+            raise KeyboardInterrupt
+        return real(m, s)
+
+    monkeypatch.setattr(explore, "successors", interrupting)
+    assert run(["check", "linux"]) == 130
+    out = capsys.readouterr()
+    assert re.search(r"^linux\s+[\d,]+\s+[\d,]+\s+\d+\s+\S+\s+\S+\s+holds so far \(interrupted\)", out.out, re.M)
+    assert out.err.strip() == "fpustate: interrupted; the results above are partial"

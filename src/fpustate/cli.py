@@ -199,9 +199,12 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
                 click.echo(format_trace(m, v.path, initial_state(m), v))
                 click.echo(f"  index path: {index_path(ex, v)}")
     interrupted = any(not r.complete and not r.stopped_after_violation and not max_states for _, _, r in results)
+    if any(r.violations for _, _, r in results):
+        sys.exit(1)
     if interrupted:
-        click.echo("interrupted: results above are partial", err=True)
-    sys.exit(1 if any(r.violations for _, _, r in results) else 0)
+        click.echo("fpustate: interrupted; the results above are partial", err=True)
+        sys.exit(130)
+    sys.exit(0)
 
 
 @main.command("explain")
