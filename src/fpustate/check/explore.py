@@ -140,10 +140,8 @@ class Explorer:
         # register corruption first, exposure last), not discovery depth.
         order = {p.name: n for n, p in enumerate(self.properties)}
         found.sort(key=lambda v: order[v.prop.name])
-        res = Result(m.design.name, len(states), transitions, depth, seconds, complete, found, peak)
-        res.stopped_after_violation = stopped
-        res.expanded = i
-        return res
+        return Result(m.design.name, len(states), transitions, depth, seconds, complete, found, peak,
+                      stopped_after_violation=stopped, expanded=i)
 
     def trace(self, v: Violation) -> list[tuple[Action, bytes]]:
         """The path from the initial state to the violating one, replayed."""

@@ -10,6 +10,7 @@ which `fpustate check DESIGN --replay PATH` accepts.
 
 from __future__ import annotations
 
+from ..designs.base import _no_snapshot
 from ..kernel import machine as M
 from ..kernel.machine import Action, Model
 from ..kernel.state import (
@@ -19,12 +20,6 @@ from ..kernel.state import (
     decode,
     pc_name,
 )
-
-
-def _default_snapshot():
-    from ..designs.base import _no_snapshot
-
-    return _no_snapshot
 
 
 def _fn(f) -> str:
@@ -49,7 +44,7 @@ def describe(m: Model, a: Action, before: bytes) -> tuple[str, str, str]:
     if code == M.SYSCALL:
         return who, "user", "syscall entry"
     snap = ""
-    if d.exit_to_user_snapshot is not _default_snapshot():
+    if d.exit_to_user_snapshot is not _no_snapshot:  # only stale-snapshot designs keep one
         t = ks.cpus[a.cpu].curr
         snap = f" (cached_flags: {d.flag_name}={d.exit_to_user_snapshot(before, a.cpu, t)})"
     if code == M.IRQ_FROM_USER:

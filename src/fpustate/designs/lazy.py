@@ -21,7 +21,7 @@ Abstraction: the preload threshold "counter > 5" is scaled to "counter > 1"
 
 from __future__ import annotations
 
-from ..kernel.state import C_CURR, C_TS, NULL, T_FPREGS_ACTIVE, T_FPSTATE_ACTIVE, T_KIND, USER, cpu, task
+from ..kernel.state import C_CURR, C_TS, NULL, T_FPREGS_ACTIVE, cpu, task
 from . import v4_8
 from .base import Design
 
@@ -30,11 +30,8 @@ EAGER = False  # use_eager_fpu()
 
 def boot_task(k: bytearray, t: int, on_cpu: int) -> None:
     """A user task in user mode owns the FPU (fpregs_active, TS clear); kernel threads never
-    activated an fpstate."""
-    p = task(k, t)
-    if k[p + T_KIND] != USER:
-        k[p + T_FPSTATE_ACTIVE] = 0
-    k[p + T_FPREGS_ACTIVE] = 1 if on_cpu != NULL else 0
+    activated an fpstate (the generic boot leaves their fpstate_active clear)."""
+    k[task(k, t) + T_FPREGS_ACTIVE] = 1 if on_cpu != NULL else 0
 
 
 def boot_cpu(k: bytearray, c: int) -> None:
