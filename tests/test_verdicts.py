@@ -84,3 +84,21 @@ def test_pkru_writes_keep_correct_designs_correct():
     for d, states in (("linux", 166368), ("eager", 297984)):
         _, res, _ = run(d, small_pkru)
         assert res.complete and res.violations == [] and res.states == states, d
+
+
+def test_ptrace_writes_keep_correct_designs_correct():
+    """A tracer's regset writes, valid or with a bogus header, never break linux or eager (they invalidate and validate)."""
+    small_ptrace = SMALL.replace(ptrace_writes=1)
+    for d, states in (("linux", 82640), ("eager", 81344)):
+        _, res, _ = run(d, small_ptrace)
+        assert res.complete and res.violations == [] and res.states == states, d
+
+
+def test_cve_2017_15537_on_the_v48_designs():
+    """v4.8 accepts a bogus xcomp_bv from ptrace; the faulting XRSTOR leaves the old registers (CVE-2017-15537)."""
+    small_ptrace = SMALL.replace(ptrace_writes=1)
+    for d, steps in (("rfc2016", 6), ("lazy", 8)):
+        _, res, _ = run(d, small_ptrace)
+        v = res.violations[0]
+        assert v.prop.name == "user_sees_own_registers" and len(v.path) == steps, d
+        assert ("ptrace_set", 255, 1) in [tuple(a) for a, _ in v.path]  # tracee A, bogus header

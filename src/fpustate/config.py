@@ -32,6 +32,7 @@ class Scenario:
     kfpu_hardirq: bool = True  # kernel_fpu_begin() in hardirqs
     kfpu_kthread: bool = True  # kernel_fpu_begin() in kernel threads and idle
     pkru_writes: bool = False  # user mode may WRPKRU (designs with protection keys)
+    ptrace_writes: int = 0  # PTRACE_SETREGSET budget (a tracer writing a stopped task's xstate)
 
     def __post_init__(self) -> None:
         limits = {
@@ -43,6 +44,7 @@ class Scenario:
             "forks": (0, 4),
             "execs": (0, 4),
             "exits": (0, 4),
+            "ptrace_writes": (0, 3),
         }
         for name, (lo, hi) in limits.items():
             v = getattr(self, name)

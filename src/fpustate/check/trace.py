@@ -30,6 +30,10 @@ def describe(m: Model, a: Action, before: bytes) -> tuple[str, str, str]:
     """(actor, context, kernel function) for one action taken in state `before`."""
     d = m.design
     ks = decode(before)
+    if a.code == M.PTRACE_SET:
+        t, bogus = divmod(a.arg, 2)
+        what = "a bogus xsave header (xcomp_bv != 0)" if bogus else "new register values"
+        return "tracer", "task", f"PTRACE_SETREGSET({m.name(t)}): {_fn(d.xstateregs_set)}() with {what}"
     if a.cpu == NULL:
         return "-", "-", f"try_to_wake_up({m.name(a.arg)})"
     cur = ks.cpus[a.cpu].curr

@@ -98,6 +98,12 @@ class Design:
     # CPU c (its "needs load" flag is clear). (state, t, cpu)
     regs_live: Callable[[State, int, int], bool]
 
+    # ptrace: a tracer writes the xstate of stopped task t (PTRACE_SETREGSET).
+    # `value` is the new contents, or GARBAGE for a buffer with a bogus
+    # header; the hook invalidates as the kernel does and writes the image,
+    # or rejects the buffer. (k, t, value)
+    xstateregs_set: Callable[[bytearray, int, int], None]
+
     boot_cpu: Callable[[bytearray, int], None] = _no_boot_cpu
     # The flags snapshot prepare_exit_to_usermode() takes with IRQs off
     # before the work loop (kept in the task's T_LOCAL). (state, cpu, task)

@@ -30,6 +30,7 @@ from ..kernel.state import (
     C_IN_KFPU,
     C_PKRU,
     C_PREEMPT,
+    GARBAGE,
     G_PKRU,
     G_VALUE,
     INIT,
@@ -67,7 +68,7 @@ def switch_fpu(k: bytearray, c: int, prev: int, nxt: int) -> None:
         k[pp + T_LAST_CPU] = NULL
     if k[pn + T_FPSTATE_ACTIVE]:
         if not fpregs_state_valid(k, nxt, c):
-            restore_fpregs_from_fpstate(k, c, nxt, pkru=True)
+            restore_fpregs_from_fpstate(k, c, nxt, pkru=True, fault_loads_init=True)
         fpregs_activate(k, c, nxt)
 
 
@@ -100,7 +101,7 @@ def kernel_fpu_end(k: bytearray, c: int, ctx: int) -> None:
     q = cpu(c)
     t = k[q + C_CURR]
     if k[task(k, t) + T_FPSTATE_ACTIVE]:
-        restore_fpregs_from_fpstate(k, c, t, pkru=True)
+        restore_fpregs_from_fpstate(k, c, t, pkru=True, fault_loads_init=True)
     k[q + C_IN_KFPU] = 0
     k[q + C_PREEMPT] -= 1
 
@@ -136,6 +137,15 @@ def fpu__clear_init(k: bytearray, c: int, t: int) -> None:
     k[ghost(k, t) + G_PKRU] = PKRU_INIT
 
 
+def xstateregs_set(k: bytearray, t: int, value: int) -> None:
+    """ptrace: xstateregs_set(): fpu__prepare_write() (last_cpu = -1), then copy the buffer;
+    since 814fb7bb7db5 (v4.14) a header with a nonzero xcomp_bv is rejected."""
+    k[task(k, t) + T_LAST_CPU] = NULL
+    if value == GARBAGE:
+        return
+    k[task(k, t) + T_FPSTATE] = value
+
+
 DESIGN = Design(
     name="eager",
     summary="Linux v4.19 eager FPU: save at switch-out, restore at switch-in unless fpregs_state_valid",
@@ -154,6 +164,7 @@ DESIGN = Design(
     exec_steps=(Step("fpu__clear: fpu__drop", fpu__clear_drop), Step("fpu__clear: copy_init_fpstate_to_fpregs", fpu__clear_init)),
     exit_steps=(Step("fpu__drop", fpu__drop),),
     regs_live=lambda s, t, c: bool(s[task(s, t) + T_FPSTATE_ACTIVE]),
+    xstateregs_set=xstateregs_set,
     fpstate_image=v4_8.fpstate_image,
     fpstate_active=v4_8.fpstate_active,
 )

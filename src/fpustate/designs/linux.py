@@ -39,6 +39,7 @@ from ..kernel.state import (
     C_IN_KFPU,
     C_PKRU,
     CTX_SOFTIRQ_KFPU,
+    GARBAGE,
     G_PKRU,
     G_VALUE,
     INIT,
@@ -96,7 +97,7 @@ def fpregs_restore_userregs(k: bytearray, c: int, t: int) -> None:
     if k[p + T_KIND] != USER:
         return  # WARN_ON_ONCE(current->flags & (PF_KTHREAD | PF_USER_WORKER))
     if not fpregs_state_valid(k, t, c):
-        restore_fpregs_from_fpstate(k, c, t)
+        restore_fpregs_from_fpstate(k, c, t, fault_loads_init=True)
         fpregs_activate(k, c, t)
         k[p + T_LAST_CPU] = c
     k[p + T_NEED_LOAD] = 0
@@ -177,6 +178,16 @@ def fpu__drop(k: bytearray, c: int, t: int) -> None:
         fpregs_deactivate(k, c)
 
 
+def xstateregs_set(k: bytearray, t: int, value: int) -> None:
+    """ptrace: xstateregs_set(): fpu_force_restore() (__fpu_invalidate_fpregs_state(), so the
+    tracee's stale register copy on its former CPU is not reused), then
+    copy_uabi_from_kernel_to_xstate(), which validates the header and rejects a bogus one."""
+    __fpu_invalidate_fpregs_state(k, t)
+    if value == GARBAGE:
+        return  # validate_user_xstate_header(): -EINVAL, image unchanged
+    k[task(k, t) + T_FPSTATE] = value
+
+
 def regs_live(s, t: int, c: int) -> bool:
     """TIF_NEED_FPU_LOAD clear: the registers hold the task's live state."""
     return not s[task(s, t) + T_NEED_LOAD]
@@ -201,4 +212,5 @@ DESIGN = Design(
     exec_steps=(Step("fpu_flush_thread", fpu_flush_thread), Step("pkru_flush_thread", pkru_flush_thread)),
     exit_steps=(Step("fpu__drop", fpu__drop),),
     regs_live=regs_live,
+    xstateregs_set=xstateregs_set,
 )

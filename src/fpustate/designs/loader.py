@@ -27,6 +27,7 @@ ARITY = {
     "kernel_fpu_end": ("k", "cpu", "ctx"),
     "fpu_clone": ("k", "cpu", "parent", "child"),
     "regs_live": ("state", "t", "cpu"),
+    "xstateregs_set": ("k", "t", "value"),
     "boot_cpu": ("k", "cpu"),
     "exit_to_user_snapshot": ("state", "cpu", "task"),
     "user_fpu_accessible": ("state", "cpu"),

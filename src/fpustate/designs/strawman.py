@@ -155,6 +155,14 @@ def fpu__drop(k: bytearray, c: int, t: int) -> None:
         k[p + T_FPREGS_ACTIVE] = 0
 
 
+def xstateregs_set(k: bytearray, t: int, value: int) -> None:
+    """ptrace write of a stopped task: its memory copy is made the writable one (CPU copies
+    invalidated, last_cpu = -1), then the buffer is copied in without v4.8 validating the header."""
+    __fpu_invalidate_fpregs_state(k, t)
+    k[task(k, t) + T_FPSTATE] = value
+    k[task(k, t) + T_NEED_LOAD] = 1
+
+
 def regs_live(s, t: int, c: int) -> bool:
     """Class 1: the CPU copy is the writable one."""
     return bool(s[task(s, t) + T_FPREGS_ACTIVE])
@@ -178,4 +186,5 @@ DESIGN = Design(
     exec_steps=(Step("fpu__clear", fpu__clear),),
     exit_steps=(Step("fpu__drop", fpu__drop),),
     regs_live=regs_live,
+    xstateregs_set=xstateregs_set,
 )

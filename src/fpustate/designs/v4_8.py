@@ -209,6 +209,18 @@ def fpu__clear(k: bytearray, c: int, t: int, eager: bool) -> None:
     k[ghost(k, t) + G_PKRU] = PKRU_INIT
 
 
+def xstateregs_set(k: bytearray, t: int, value: int) -> None:
+    """ptrace: xstateregs_set(): fpu__activate_fpstate_write() (last_cpu = -1, or initialise a
+    never-used fpstate), then copy the buffer in. v4.8 does not check xcomp_bv, so a bogus
+    header lands in the image (CVE-2017-15537, fixed by 814fb7bb7db5 in v4.14)."""
+    p = task(k, t)
+    if k[p + T_FPSTATE_ACTIVE]:
+        k[p + T_LAST_CPU] = NULL
+    else:
+        k[p + T_FPSTATE], k[p + T_FPSTATE_ACTIVE] = INIT, 1
+    k[p + T_FPSTATE] = value
+
+
 def regs_live(s, t: int, c: int) -> bool:
     """fpu->fpregs_active: the registers hold the task's live state."""
     return bool(s[task(s, t) + T_FPREGS_ACTIVE])
@@ -247,6 +259,7 @@ def bind(eager: bool) -> dict:
         exec_steps=(Step("fpu__clear", _named(fpu__clear, "fpu__clear", eager=eager)),),
         exit_steps=(Step("fpu__drop", _named(fpu__drop, "fpu__drop", eager=eager)),),
         regs_live=regs_live,
+        xstateregs_set=xstateregs_set,
         fpstate_image=fpstate_image,
         fpstate_active=fpstate_active,
     )

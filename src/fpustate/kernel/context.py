@@ -17,8 +17,11 @@ from .state import (
     G_VALUE,
     HEADER,
     H_CLOBBERED,
+    GARBAGE,
+    INIT,
     KERNEL,
     NULL,
+    PKRU_INIT,
     T_FPSTATE,
     T_LAST_CPU,
     T_PKRU,
@@ -75,16 +78,27 @@ def save_fpregs_to_fpstate(k: bytearray, c: int, t: int, pkru: bool = False) -> 
         k[H_CLOBBERED] = t
 
 
-def restore_fpregs_from_fpstate(k: bytearray, c: int, t: int, pkru: bool = False) -> None:
+def restore_fpregs_from_fpstate(k: bytearray, c: int, t: int, pkru: bool = False,
+                                fault_loads_init: bool = False) -> None:
     """restore_fpregs_from_fpstate(): XRSTOR t's image into CPU c's registers.
 
     With `pkru`, PKRU is restored from the image as well (before 5.14 it was
-    part of the restored xstate).
+    part of the restored xstate). An invalid image (GARBAGE) makes XRSTOR
+    fault: since d5c8028b4788 (v4.14) the fixup loads init_fpstate
+    (`fault_loads_init`); before it the fault was only a WARN and the
+    registers kept whatever they held.
     """
     p = task(k, t)
-    k[cpu(c) + C_FPREGS] = k[p + T_FPSTATE]
+    q = cpu(c)
+    if k[p + T_FPSTATE] == GARBAGE:
+        if fault_loads_init:
+            k[q + C_FPREGS] = INIT
+            if pkru:
+                k[q + C_PKRU] = PKRU_INIT
+        return
+    k[q + C_FPREGS] = k[p + T_FPSTATE]
     if pkru:
-        k[cpu(c) + C_PKRU] = k[p + T_PKRU]
+        k[q + C_PKRU] = k[p + T_PKRU]
 
 
 def kernel_clobbers_fpregs(k: bytearray, c: int) -> None:

@@ -53,7 +53,9 @@ from .state import (
     GHOST_W,
     H_EXECS,
     H_EXITS,
+    H_CLOBBERED,
     H_FORKS,
+    H_PTRACE,
     HEADER,
     IDLE,
     INIT,
@@ -75,6 +77,7 @@ from .state import (
     RUNNING,
     SLEEPING,
     T_CPU,
+    T_FPSTATE,
     T_KIND,
     T_LOCAL,
     T_PC,
@@ -118,6 +121,7 @@ FORK = "fork"
 EXEC_STEP = "exec_step"
 EXIT_STEP = "exit_step"
 TASK_DEAD = "task_dead"
+PTRACE_SET = "ptrace_set"  # arg: tracee * 2 + (1 if the xsave header is bogus)
 
 
 class Action(NamedTuple):
@@ -189,7 +193,7 @@ def initial_state(m: Model) -> bytes:
     k = bytearray(gb + nt * GHOST_W)
     k[0], k[1] = tb, gb
     k[H_FORKS], k[H_EXECS], k[H_EXITS] = sc.forks, sc.execs, sc.exits
-    k[5] = NULL
+    k[H_CLOBBERED], k[H_PTRACE] = NULL, sc.ptrace_writes
     for c in range(sc.cpus):
         k[cpu(c): cpu(c) + CPU_W] = bytes((INIT, NULL, PKRU_INIT, m.idle_of(c), CTX_TASK, 0, 0, 0, 0))
     for t in range(nt):
@@ -400,7 +404,31 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
             k = bytearray(s)
             k[tb + t * TASK_W + T_RUN] = RUNNABLE
             append(((WAKE, NULL, t), bytes(k)))
+    if s[H_PTRACE]:
+        for t in range(sc.slots):
+            if s[tb + t * TASK_W + T_RUN] == SLEEPING:  # ptrace-stopped: not running anywhere
+                for bogus in (0, 1):
+                    append(((PTRACE_SET, NULL, 2 * t + bogus), _ptrace_set(m, s, t, bogus)))
     return out
+
+
+def _ptrace_set(m: Model, s: bytes, t: int, bogus: bool) -> bytes:
+    """A tracer on another CPU writes a stopped tracee's xstate (PTRACE_SETREGSET NT_X86_XSTATE).
+
+    The buffer holds the next version of the tracee's data, or carries a bogus
+    header (nonzero xcomp_bv, CVE-2017-15537). The design's xstateregs_set()
+    decides; the tracee's program then expects what landed in its image: the
+    written data, or, for an image no XRSTOR can load, the init state the
+    kernel falls back to at best."""
+    k = bytearray(s)
+    k[H_PTRACE] -= 1
+    g = ghost(k, t)
+    value = GARBAGE if bogus else next_user_value(m, t, k[g + G_VALUE])
+    m.design.xstateregs_set(k, t, value)
+    image = k[task(k, t) + T_FPSTATE]
+    if image == value:
+        k[g + G_VALUE] = INIT if value == GARBAGE else value
+    return bytes(k)
 
 
 def _hardirq_kfpu(d: Design, s: bytes, c: int) -> bytes:

@@ -123,7 +123,8 @@ H_FORKS = 2  # remaining fork() budget
 H_EXECS = 3
 H_EXITS = 4
 H_CLOBBERED = 5  # ghost marker: task whose image was saved from foreign registers
-HEADER = 6
+H_PTRACE = 6  # remaining ptrace regset-write budget
+HEADER = 7
 
 # CPU record.
 C_FPREGS = 0  # what the FPU/SSE/AVX registers hold (a value)
@@ -222,13 +223,14 @@ class KernelState(NamedTuple):
     ghost: tuple[Ghost, ...]
     budget: tuple[int, int, int]  # forks, execs, exits
     fpstate_clobbered: int
+    ptrace_writes: int  # remaining ptrace regset-write budget
 
 
 def encode(ks: KernelState) -> bytes:
     nc, nt = len(ks.cpus), len(ks.tasks)
     tb = HEADER + nc * CPU_W
     gb = tb + nt * TASK_W
-    out = [tb, gb, *ks.budget, ks.fpstate_clobbered]
+    out = [tb, gb, *ks.budget, ks.fpstate_clobbered, ks.ptrace_writes]
     for c in ks.cpus:
         out.extend(c)
     for t in ks.tasks:
@@ -243,4 +245,4 @@ def decode(s) -> KernelState:
     cpus = tuple(CpuState(*s[cpu(c): cpu(c) + CPU_W]) for c in range(nc))
     tasks = tuple(TaskState(*s[task(s, t): task(s, t) + TASK_W]) for t in range(nt))
     ghosts = tuple(Ghost(*s[ghost(s, t): ghost(s, t) + GHOST_W]) for t in range(nt))
-    return KernelState(cpus, tasks, ghosts, (s[H_FORKS], s[H_EXECS], s[H_EXITS]), s[H_CLOBBERED])
+    return KernelState(cpus, tasks, ghosts, (s[H_FORKS], s[H_EXECS], s[H_EXITS]), s[H_CLOBBERED], s[H_PTRACE])
