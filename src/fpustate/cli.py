@@ -23,6 +23,7 @@ from .designs.loader import hook_failure, load_design_file
 from .errors import FpustateError, UsageError
 from .kernel.machine import initial_state, make_model
 from .kernel.properties import BY_NAME, PROPERTIES
+from .kernel.state import NULL
 
 PRESETS = {
     "default": {},
@@ -43,6 +44,14 @@ def _scenario_options(f):
             f = click.option(name, fld.name, type=int, default=None, metavar="N",
                              help=f"scenario: {fld.name} (default {fld.default})")(f)
     return f
+
+
+def _scenario(preset: str, knobs: dict) -> Scenario:
+    """The preset, then FPUSTATE_* variables, then the flags given on the command line."""
+    if preset not in PRESETS:
+        raise UsageError(f"--scenario: unknown preset {preset!r}; available: {', '.join(PRESETS)}")
+    base = scenario_from_env(Scenario(**PRESETS[preset]))
+    return base.replace(**{k: v for k, v in knobs.items() if v is not None})
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -147,10 +156,7 @@ def _table(rows: list[list[str]]) -> str:
 def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past, max_states, design_files,
               replay_path, **knobs) -> None:
     """Explore every interleaving of DESIGN (default: all built-in designs)."""
-    if preset not in PRESETS:
-        raise UsageError(f"--scenario: unknown preset {preset!r}; available: {', '.join(PRESETS)}")
-    base = scenario_from_env(Scenario(**PRESETS[preset]))
-    scenario = base.replace(**{k: v for k, v in knobs.items() if v is not None})
+    scenario = _scenario(preset, knobs)
     if look_past < 0 or max_states < 0:
         raise UsageError("--look-past and --max-states must be 0 or more")
     loaded = [d for f in design_files for d in load_design_file(f)]
@@ -217,10 +223,7 @@ def explain_cmd(design_name, preset, max_states, **knobs) -> None:
     """Report which of Andy Lutomirski's state classes (1, 2a, 2b) DESIGN reaches, and what moves tasks between them."""
     from .check.explain import explain, format_explanation
 
-    if preset not in PRESETS:
-        raise UsageError(f"--scenario: unknown preset {preset!r}; available: {', '.join(PRESETS)}")
-    scenario = scenario_from_env(Scenario(**PRESETS[preset])).replace(**{k: v for k, v in knobs.items() if v is not None})
-    m = make_model(get(design_name), scenario)
+    m = make_model(get(design_name), _scenario(preset, knobs))
     click.echo(format_explanation(m, explain(m, max_states=max_states)))
 
 
@@ -255,7 +258,7 @@ def _json(scenario: Scenario, results) -> dict:
             prev = initial_state(m)
             for a, s in v.path:
                 who, ctx, fn = describe(m, a, prev)
-                steps.append({"cpu": None if a.cpu == 255 else a.cpu, "task": who, "context": ctx,
+                steps.append({"cpu": None if a.cpu == NULL else a.cpu, "task": who, "context": ctx,
                               "function": fn, "changes": changes(m, prev, s)})
                 prev = s
             viols.append({"property": v.prop.name, "kind": v.prop.kind, "doc": v.prop.doc,

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 from ..kernel.context import fpregs_state_valid
 from ..kernel.machine import USER_WRITE, Action, Model, successors
-from ..kernel.state import C_FPREGS, DEAD, G_VALUE, NULL, PATH_EXIT, T_CPU, T_PC, T_RUN, cpu, ghost, path_pc, task
+from ..kernel.properties import exiting
+from ..kernel.state import C_FPREGS, DEAD, G_VALUE, NULL, T_CPU, T_PC, T_RUN, cpu, ghost, task
 from .explore import Explorer
 from .trace import describe
 
@@ -34,13 +35,12 @@ MEANING = {
     "2b": "memory valid, CPU holds something else",
     "lost": "neither copy valid (state lost)",
 }
-_EXIT_PC = path_pc(PATH_EXIT, 0)
 
 
 def task_class(m: Model, s: bytes, t: int) -> str | None:
     """Andy's class of user task t in state s, or None for dead or exiting tasks."""
     p = task(s, t)
-    if s[p + T_RUN] == DEAD or s[p + T_PC] >= _EXIT_PC:
+    if s[p + T_RUN] == DEAD or exiting(s[p + T_PC]):
         return None
     want = s[ghost(s, t) + G_VALUE]
     mem = m.design.fpstate_image(s, t) == want

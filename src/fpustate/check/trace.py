@@ -15,8 +15,12 @@ from ..kernel import machine as M
 from ..kernel.machine import Action, Model
 from ..kernel.state import (
     CTX_NAMES,
+    DEAD,
     NULL,
+    PC_EXIT_LOOP,
     RUN_NAMES,
+    RUNNABLE,
+    RUNNING,
     decode,
     pc_name,
 )
@@ -118,14 +122,14 @@ def changes(m: Model, before: bytes, after: bytes) -> str:
             out.append(f"{n}.{'initialized' if flag == 'fpu->initialized' else 'fpstate_active'}={y.fpstate_active}")
         if x.counter != y.counter:
             out.append(f"{n}.counter={y.counter}")
-        if x.local != y.local and y.pc == 3:
+        if x.local != y.local and y.pc == PC_EXIT_LOOP:
             out.append(f"{n}.cached_flags={flag if y.local else 0}")
-        if x.run != y.run and not (x.run, y.run) in ((0, 1), (1, 0)):
+        if x.run != y.run and (x.run, y.run) not in ((RUNNING, RUNNABLE), (RUNNABLE, RUNNING)):
             out.append(f"{n} {RUN_NAMES[y.run]}")
         if x.pkru != y.pkru and m.design.has_pkru:
             out.append(f"{n}.pkru={m.pkru(y.pkru)}")
     for t, (x, y) in enumerate(zip(a.ghost, b.ghost)):
-        if x.value != y.value and b.tasks[t].run != 3:
+        if x.value != y.value and b.tasks[t].run != DEAD:
             out.append(f"[{m.name(t)} expects {m.value(y.value)}]")
     return " ".join(out)
 

@@ -283,7 +283,9 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
         # --- a softirq in its kernel-FPU section on top of the task
         if s[q + C_CTX] == CTX_SOFTIRQ_KFPU:
             if sc.kfpu_hardirq and usable(s, c, K_HARDIRQ, False):
-                append(((HARDIRQ_KFPU, c, 0), _hardirq_kfpu(d, s, c)))
+                k = bytearray(s)
+                _hardirq_kfpu(d, k, c)
+                append(((HARDIRQ_KFPU, c, 0), bytes(k)))
             k = bytearray(s)
             d.kernel_fpu_end(k, c, K_SOFTIRQ)
             k[q + C_CTX] = CTX_TASK
@@ -320,8 +322,7 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
             append(((IRQ_FROM_USER, c, 0), bytes(k)))
             if sc.kfpu_hardirq and usable(s, c, K_HARDIRQ, True):
                 k = bytearray(s)
-                d.kernel_fpu_begin(k, c, K_HARDIRQ)
-                d.kernel_fpu_end(k, c, K_HARDIRQ)
+                _hardirq_kfpu(d, k, c)
                 k[p + T_LOCAL], k[p + T_PC] = snapshot(k, c, t), PC_EXIT_LOOP  # enter_exit_loop()
                 append(((HARDIRQ_KFPU_USER, c, 0), bytes(k)))
             if sc.kfpu_softirq and usable(s, c, K_SOFTIRQ, True):
@@ -334,7 +335,9 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
 
         # --- kernel mode, task context: interrupts first
         if sc.kfpu_hardirq and usable(s, c, K_HARDIRQ, False):
-            append(((HARDIRQ_KFPU, c, 0), _hardirq_kfpu(d, s, c)))
+            k = bytearray(s)
+            _hardirq_kfpu(d, k, c)
+            append(((HARDIRQ_KFPU, c, 0), bytes(k)))
         if sc.kfpu_softirq and s[q + C_BH] == 0 and usable(s, c, K_SOFTIRQ, False):
             k = bytearray(s)
             k[q + C_CTX] = CTX_SOFTIRQ_KFPU
@@ -431,12 +434,10 @@ def _ptrace_set(m: Model, s: bytes, t: int, bogus: bool) -> bytes:
     return bytes(k)
 
 
-def _hardirq_kfpu(d: Design, s: bytes, c: int) -> bytes:
+def _hardirq_kfpu(d: Design, k: bytearray, c: int) -> None:
     """A hardirq handler's kernel_fpu_begin() ... kernel_fpu_end(): IRQs off, one step."""
-    k = bytearray(s)
     d.kernel_fpu_begin(k, c, K_HARDIRQ)
     d.kernel_fpu_end(k, c, K_HARDIRQ)
-    return bytes(k)
 
 
 def _free_slot(m: Model, s: bytes) -> int:

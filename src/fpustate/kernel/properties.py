@@ -64,7 +64,8 @@ UACCESS_PCS = (PC_USER, PC_SYSCALL, PC_EXIT_LOOP)
 EXIT_PC_LO = path_pc(PATH_EXIT, 0)  # pcs inside exit; nothing follows PATH_EXIT
 
 
-def _exiting(pc: int) -> bool:
+def exiting(pc: int) -> bool:
+    """The task is inside exit(): its FPU state is never used again."""
     return pc >= EXIT_PC_LO
 
 
@@ -90,7 +91,7 @@ def need_load_or_valid(m, s) -> Optional[str]:
         q = HEADER + c * CPU_W
         t = s[q + C_CURR]
         p = tb + t * TASK_W
-        if s[p + T_KIND] != USER or s[q + C_IN_KFPU] or s[q + C_CTX] != CTX_TASK or _exiting(s[p + T_PC]):
+        if s[p + T_KIND] != USER or s[q + C_IN_KFPU] or s[q + C_CTX] != CTX_TASK or exiting(s[p + T_PC]):
             continue
         if d.regs_live(s, t, c):
             if (s[q + C_OWNER] != t or s[q + C_FPREGS] != s[ghost(s, t) + G_VALUE]
@@ -110,7 +111,7 @@ def fpregs_state_valid_sound(m, s) -> Optional[str]:
         if t == NULL or s[q + C_IN_KFPU]:
             continue
         p = tb + t * TASK_W
-        if s[p + T_LAST_CPU] != c or s[p + T_RUN] == DEAD or s[p + T_KIND] != USER or _exiting(s[p + T_PC]):
+        if s[p + T_LAST_CPU] != c or s[p + T_RUN] == DEAD or s[p + T_KIND] != USER or exiting(s[p + T_PC]):
             continue
         on = s[p + T_CPU]
         if on != NULL and on != c:
@@ -138,7 +139,7 @@ def state_survives(m, s) -> Optional[str]:
     tb, gb = s[0], s[1]
     for t in range(m.scenario.slots):
         p = tb + t * TASK_W
-        if s[p + T_RUN] == DEAD or s[p + T_PC] >= EXIT_PC_LO:
+        if s[p + T_RUN] == DEAD or exiting(s[p + T_PC]):
             continue
         want = s[gb + t * GHOST_W + G_VALUE]
         image = d.fpstate_image(s, t)
