@@ -71,8 +71,8 @@ def test_json_output():
         (["check", "--cpus", "9"], "fpustate: scenario: --cpus must be a whole number from 1 to 4, got 9"),
         (["check", "--scenario", "huge"], "fpustate: --scenario: unknown preset 'huge'; available: default, small, lifecycle, pkru"),
         (["check", "--property", "nope"], "fpustate: --property: unknown property 'nope'; available: user_sees_own_registers, "
-         "need_load_or_valid, fpregs_state_valid_sound, fpstate_not_clobbered, state_survives, kernel_uaccess_uses_own_pkru, "
-         "no_foreign_data_exposed"),
+         "need_load_or_valid, fpregs_state_valid_sound, fpstate_not_clobbered, state_survives, sigframe_holds_user_state, "
+         "readers_see_current_state, kernel_uaccess_uses_own_pkru, no_foreign_data_exposed"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, message):

@@ -46,7 +46,7 @@ def test_flag_clear_without_ownership():
     """TIF_NEED_FPU_LOAD clear while the CPU owns nothing breaks need_load_or_valid."""
     k = boot()
     k[cpu(0) + C_OWNER] = 255
-    assert P.need_load_or_valid(M, bytes(k)).startswith("cpu0: A has TIF_NEED_FPU_LOAD clear but owner=NULL")
+    assert P.need_load_or_valid(M, bytes(k)).startswith("cpu0: A's TIF_NEED_FPU_LOAD says its registers are live, but owner=NULL")
 
 
 def test_stale_valid_copy():

@@ -33,6 +33,10 @@ class Scenario:
     kfpu_kthread: bool = True  # kernel_fpu_begin() in kernel threads and idle
     pkru_writes: bool = False  # user mode may WRPKRU (designs with protection keys)
     ptrace_writes: int = 0  # PTRACE_SETREGSET budget (a tracer writing a stopped task's xstate)
+    ptrace_reads: bool = False  # a tracer may read a stopped task's xstate and PKRU (PTRACE_GETREGSET)
+    readers: bool = False  # syscalls may read the current task's own state (coredump, fsave header)
+    signals: int = 0  # signal-delivery budget; each delivered frame may be returned from
+    corrupt_frames: bool = False  # the program may overwrite a signal frame's xsave header
 
     def __post_init__(self) -> None:
         limits = {
@@ -45,6 +49,7 @@ class Scenario:
             "execs": (0, 4),
             "exits": (0, 4),
             "ptrace_writes": (0, 3),
+            "signals": (0, 3),
         }
         for name, (lo, hi) in limits.items():
             v = getattr(self, name)

@@ -35,9 +35,12 @@ def describe(m: Model, a: Action, before: bytes) -> tuple[str, str, str]:
     d = m.design
     ks = decode(before)
     if a.code == M.PTRACE_SET:
-        t, bogus = divmod(a.arg, 2)
-        what = "a bogus xsave header (xcomp_bv != 0)" if bogus else "new register values"
+        t, kind = divmod(a.arg, 3)
+        what = {M.PTRACE_VALUES: "new register values", M.PTRACE_BOGUS: "a bogus xsave header (xcomp_bv != 0)",
+                M.PTRACE_PKRU: "new register values and PKRU"}[kind]
         return "tracer", "task", f"PTRACE_SETREGSET({m.name(t)}): {_fn(d.xstateregs_set)}() with {what}"
+    if a.code == M.PTRACE_GET:
+        return "tracer", "task", f"PTRACE_GETREGSET({m.name(a.arg)}): {_fn(d.xstateregs_get)}()"
     if a.cpu == NULL:
         return "-", "-", f"try_to_wake_up({m.name(a.arg)})"
     cur = ks.cpus[a.cpu].curr
@@ -51,6 +54,13 @@ def describe(m: Model, a: Action, before: bytes) -> tuple[str, str, str]:
         return who, "user", f"#NM: {_fn(d.do_device_not_available)}() -> exit_to_user_mode_loop"
     if code == M.SYSCALL:
         return who, "user", "syscall entry"
+    if code == M.SIGRETURN:
+        frame = "ia32 FXSR frame" if a.arg == M.PATH_SIGRETURN_IA32 else "64-bit frame"
+        return who, "user", f"rt_sigreturn() entry ({frame})"
+    if code == M.SIGFRAME_CORRUPT:
+        return who, "user", "overwrites its signal frame's xsave header"
+    if code == M.FPU_SYNC:
+        return who, "task", f"coredump/regset read of self: {_fn(d.fpu_sync_fpstate)}(), copy the image"
     snap = ""
     if d.exit_to_user_snapshot is not _no_snapshot:  # only stale-snapshot designs keep one
         t = ks.cpus[a.cpu].curr
@@ -85,10 +95,13 @@ def describe(m: Model, a: Action, before: bytes) -> tuple[str, str, str]:
         return f"{who}->{m.name(a.arg)}", "task", f"{why}: __switch_to: {_fn(d.switch_fpu)}()"
     if code == M.FORK:
         return who, "task", f"fork: copy_process -> {_fn(d.fpu_clone)}() for child {m.name(a.arg)}"
-    if code == M.EXEC_STEP:
-        return who, "task", f"exec: {d.exec_steps[a.arg].name}()"
-    if code == M.EXIT_STEP:
-        return who, "task", f"exit: {d.exit_steps[a.arg].name}()"
+    if code in M.PATH_ACTIONS:
+        path = M.PATH_ACTIONS.index(code)
+        step = a.arg % M.FAULTED
+        fault = " -> page fault, retry" if a.arg >= M.FAULTED else ""
+        label = ("exec", "signal delivery", "sigreturn", "sigreturn (ia32)", "exit")[path]
+        name = M.path_steps(d, path)[step].name
+        return who, "task", f"{label}: {name}{'()' if name.isidentifier() else ''}{fault}"
     return who, "?", code
 
 
@@ -128,6 +141,13 @@ def changes(m: Model, before: bytes, after: bytes) -> str:
             out.append(f"{n} {RUN_NAMES[y.run]}")
         if x.pkru != y.pkru and m.design.has_pkru:
             out.append(f"{n}.pkru={m.pkru(y.pkru)}")
+        for i, (f, g) in enumerate(zip((x.sigframe0, x.sigframe1), (y.sigframe0, y.sigframe1))):
+            if f != g and i < max(x.sigdepth, y.sigdepth) + 1:
+                out.append(f"{n}.sigframe{i}={m.value(g)}")
+        if x.sigdepth != y.sigdepth:
+            out.append(f"{n}.signal_frames={y.sigdepth}")
+    if a.stale_read != b.stale_read:
+        out.append(f"[the reader got {m.name(b.stale_read)}'s stale state]")
     for t, (x, y) in enumerate(zip(a.ghost, b.ghost)):
         if x.value != y.value and b.tasks[t].run != DEAD:
             out.append(f"[{m.name(t)} expects {m.value(y.value)}]")

@@ -20,21 +20,31 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional
 
-from ..kernel.state import T_FPSTATE, task
+from ..kernel.state import T_FPSTATE, T_PKRU, task
 
 
 K_TASK, K_SOFTIRQ, K_HARDIRQ = 0, 1, 2
 K_NAMES = ("task", "softirq", "hardirq")
+DONE = 0xFF  # what a path step returns to end its path
 
 State = bytes  # or the bytearray working copy of a transition
 StepFn = Callable[[bytearray, int, int], None]
 
 
 class Step(NamedTuple):
-    """One uninterruptible piece of a multi-step kernel path (exec, exit)."""
+    """One uninterruptible piece of a multi-step kernel path (exec, signal
+    delivery, sigreturn, exit); the scheduler, softirqs and hardirqs may act
+    between two steps.
+
+    `fn(k, cpu, task)` edits k and returns the index of the next step, or
+    None for the one after it; an index past the last step ends the path.
+    A step that touches user memory with page faults disabled (`may_fault`)
+    takes a fourth argument, `fault`: the machine explores both outcomes.
+    """
 
     name: str  # kernel function(s), as printed in traces
-    fn: StepFn  # (k, cpu, task), edits k
+    fn: Callable  # (k, cpu, task[, fault]) -> Optional[int]
+    may_fault: bool = False
 
 
 def _no_boot_cpu(k: bytearray, c: int) -> None:
@@ -55,6 +65,10 @@ def _always_active(k, t: int) -> bool:
 
 def _image(k, t: int) -> int:
     return k[task(k, t) + T_FPSTATE]
+
+
+def _saved_state(s, t: int) -> tuple[int, int]:
+    return s[task(s, t) + T_FPSTATE], s[task(s, t) + T_PKRU]
 
 
 @dataclass(frozen=True)
@@ -100,9 +114,23 @@ class Design:
 
     # ptrace: a tracer writes the xstate of stopped task t (PTRACE_SETREGSET).
     # `value` is the new contents, or GARBAGE for a buffer with a bogus
-    # header; the hook invalidates as the kernel does and writes the image,
-    # or rejects the buffer. (k, t, value)
-    xstateregs_set: Callable[[bytearray, int, int], None]
+    # header; `pkru` the PKRU in the buffer, or NULL if the tracer keeps it.
+    # The hook invalidates as the kernel does and writes the image, or
+    # rejects the buffer. (k, t, value, pkru)
+    xstateregs_set: Callable[[bytearray, int, int, int], None]
+
+    # Signal delivery (from the exit-to-user work loop): copy the registers
+    # into the user frame (`context.sigframe_write`) and give the handler a
+    # fresh state. sigreturn: restore from the frame (`context.sigframe_read`)
+    # by the 64-bit path and by the ia32 FXSR-frame path.
+    signal_steps: tuple[Step, ...]
+    sigreturn_steps: tuple[Step, ...]
+    sigreturn_ia32_steps: tuple[Step, ...]
+
+    # A reader of the current task's own state (coredump, regset read of
+    # self, the legacy fsave header): make the memory image current.
+    # Runs under the design's lock, one step. (k, cpu, task)
+    fpu_sync_fpstate: Callable[[bytearray, int, int], None]
 
     boot_cpu: Callable[[bytearray, int], None] = _no_boot_cpu
     # The flags snapshot prepare_exit_to_usermode() takes with IRQs off
@@ -119,6 +147,9 @@ class Design:
     # fpu->fpstate_active / fpu->initialized)? Only then does it consult
     # fpregs_state_valid() for t. (state, t)
     fpstate_active: Callable[[State, int], bool] = _always_active
+    # ptrace: what PTRACE_GETREGSET copies out of stopped task t:
+    # (register value, PKRU). (state, t)
+    xstateregs_get: Callable[[State, int], tuple[int, int]] = _saved_state
 
     def variant(self, **changes) -> "Design":
         """This design with some hooks or fields replaced."""

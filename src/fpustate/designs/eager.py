@@ -1,9 +1,11 @@
 """`eager`: eager FPU switching with the lazy-restore check, Linux v4.19 (the 4.14-5.1 shape).
 
-Pinned to v4.19 (LTS). Files: arch/x86/include/asm/fpu/internal.h
+Pinned to v4.19 (LTS, with its stable fix 68239654acaf for the ia32
+sigreturn path). Files: arch/x86/include/asm/fpu/internal.h
 (switch_fpu_prepare, switch_fpu_finish, fpregs_state_valid, fpregs_activate),
 arch/x86/kernel/fpu/core.c (__kernel_fpu_begin/end, irq_fpu_usable,
-fpu__copy, fpu__drop, fpu__clear).
+fpu__copy, fpu__drop, fpu__clear, fpu__save), arch/x86/kernel/fpu/signal.c
+(copy_fpstate_to_sigframe, __fpu__restore_sig), arch/x86/kernel/fpu/regset.c.
 
 Every switch-out saves a user task's registers (last_cpu = cpu, owner kept)
 and every switch-in restores them unless fpregs_state_valid(), so a running
@@ -23,8 +25,11 @@ from ..kernel.context import (
     kernel_clobbers_fpregs,
     restore_fpregs_from_fpstate,
     save_fpregs_to_fpstate,
+    sigframe_read,
+    sigframe_write,
 )
 from ..kernel.state import (
+    C_BH,
     C_CURR,
     C_FPREGS,
     C_IN_KFPU,
@@ -45,7 +50,7 @@ from ..kernel.state import (
     task,
 )
 from . import v4_8
-from .base import Design, Step
+from .base import DONE, Design, Step
 
 
 def boot_task(k: bytearray, t: int, on_cpu: int) -> None:
@@ -137,13 +142,85 @@ def fpu__clear_init(k: bytearray, c: int, t: int) -> None:
     k[ghost(k, t) + G_PKRU] = PKRU_INIT
 
 
-def xstateregs_set(k: bytearray, t: int, value: int) -> None:
-    """ptrace: xstateregs_set(): fpu__prepare_write() (last_cpu = -1), then copy the buffer;
-    since 814fb7bb7db5 (v4.14) a header with a nonzero xcomp_bv is rejected."""
+def xstateregs_set(k: bytearray, t: int, value: int, pkru: int) -> None:
+    """ptrace: xstateregs_set(): fpu__prepare_write() (last_cpu = -1), then copy the buffer,
+    PKRU component included; since 814fb7bb7db5 (v4.14) a header with a nonzero xcomp_bv is
+    rejected."""
     k[task(k, t) + T_LAST_CPU] = NULL
     if value == GARBAGE:
         return
     k[task(k, t) + T_FPSTATE] = value
+    if pkru != NULL:
+        k[task(k, t) + T_PKRU] = pkru
+
+
+def copy_fpstate_to_sigframe(k: bytearray, c: int, t: int, fault: bool):
+    """copy_fpstate_to_sigframe(), preemptible: if fpu->initialized, copy_fpregs_to_sigframe()
+    XSAVEs the registers straight to the frame, else the image is copied out. A page fault
+    on the frame may sleep; the XSAVE then restarts (the switch back reloaded the registers)."""
+    if k[task(k, t) + T_FPSTATE_ACTIVE]:
+        if fault:
+            return 1
+        sigframe_write(k, t, k[cpu(c) + C_FPREGS])
+    else:
+        sigframe_write(k, t, v4_8.fpstate_image(k, t))
+    return 2
+
+
+def copy_fpregs_to_sigframe(k: bytearray, c: int, t: int):
+    """The XSAVE to the frame, restarted after its page fault was handled."""
+    sigframe_write(k, t, k[cpu(c) + C_FPREGS])
+
+
+def user_fpu_begin(k: bytearray, c: int, t: int):
+    """sigreturn, 64-bit frame: fpu__initialize(), user_fpu_begin(): fpregs_activate() with
+    preemption off; the frame's XRSTOR that follows fills the registers."""
+    fpregs_activate(k, c, t)
+
+
+def copy_user_to_fpregs_zeroing(k: bytearray, c: int, t: int):
+    """sigreturn, 64-bit frame: XRSTOR from the frame, preemptible (a page fault restarts it;
+    the switch back reloaded the registers). A bad header fails: fpu__clear()."""
+    frame = sigframe_read(k, t)
+    if frame == GARBAGE:
+        return 2
+    k[cpu(c) + C_FPREGS] = frame
+    return DONE
+
+
+def sigreturn_fpu__drop(k: bytearray, c: int, t: int):
+    """sigreturn, ia32 frame: fpu__drop() clears fpu->initialized so that "any context-switch
+    during the copy of the new state avoids the intermediate state from getting restored/saved"."""
+    fpu__drop(k, c, t)
+
+
+def copy_from_user_validate(k: bytearray, c: int, t: int):
+    """sigreturn, ia32 frame: __copy_from_user() of the frame into the image and
+    validate_xstate_header(); a bad header gets fpstate_init() (and -1, SIGSEGV)."""
+    frame = sigframe_read(k, t)
+    k[task(k, t) + T_FPSTATE] = INIT if frame == GARBAGE else frame
+
+
+def local_bh_disable_initialized(k: bytearray, c: int, t: int):
+    """sigreturn, ia32 frame, after 68239654acaf: local_bh_disable(); fpu->initialized = 1."""
+    k[cpu(c) + C_BH] += 1
+    k[task(k, t) + T_FPSTATE_ACTIVE] = 1
+
+
+def fpu__restore_local_bh_enable(k: bytearray, c: int, t: int):
+    """sigreturn, ia32 frame: fpu__restore() (kernel_fpu_disable(), fpregs_activate(),
+    copy_kernel_to_fpregs(), kernel_fpu_enable()); local_bh_enable()."""
+    restore_fpregs_from_fpstate(k, c, t, pkru=True, fault_loads_init=True)
+    fpregs_activate(k, c, t)
+    k[cpu(c) + C_BH] -= 1
+    return DONE
+
+
+def fpu__save(k: bytearray, c: int, t: int) -> None:
+    """fpu__save() for a reader of current (coredump, regset of self): with preemption off, if
+    fpu->initialized, XSAVE into the image (copy_fpregs_to_fpstate() keeps the registers)."""
+    if k[task(k, t) + T_FPSTATE_ACTIVE]:
+        save_fpregs_to_fpstate(k, c, t, pkru=True)
 
 
 DESIGN = Design(
@@ -165,6 +242,19 @@ DESIGN = Design(
     exit_steps=(Step("fpu__drop", fpu__drop),),
     regs_live=lambda s, t, c: bool(s[task(s, t) + T_FPSTATE_ACTIVE]),
     xstateregs_set=xstateregs_set,
+    signal_steps=(Step("copy_fpstate_to_sigframe", copy_fpstate_to_sigframe, may_fault=True),
+                  Step("copy_fpregs_to_sigframe (restarted)", copy_fpregs_to_sigframe),
+                  Step("handle_signal: fpu__clear: fpu__drop", fpu__clear_drop),
+                  Step("handle_signal: fpu__clear: copy_init_fpstate_to_fpregs", fpu__clear_init)),
+    sigreturn_steps=(Step("user_fpu_begin", user_fpu_begin),
+                     Step("copy_user_to_fpregs_zeroing", copy_user_to_fpregs_zeroing),
+                     Step("fpu__clear: fpu__drop", fpu__clear_drop),
+                     Step("fpu__clear: copy_init_fpstate_to_fpregs", fpu__clear_init)),
+    sigreturn_ia32_steps=(Step("__fpu__restore_sig: fpu__drop", sigreturn_fpu__drop),
+                          Step("__copy_from_user, validate_xstate_header", copy_from_user_validate),
+                          Step("local_bh_disable, fpu->initialized = 1", local_bh_disable_initialized),
+                          Step("fpu__restore, local_bh_enable", fpu__restore_local_bh_enable)),
+    fpu_sync_fpstate=fpu__save,
     fpstate_image=v4_8.fpstate_image,
     fpstate_active=v4_8.fpstate_active,
 )

@@ -7,7 +7,9 @@ arch/x86/include/asm/fpu/sched.h (switch_fpu), arch/x86/kernel/fpu/context.h
 fpu_flush_thread), arch/x86/include/asm/entry-common.h
 (arch_exit_to_user_mode_prepare), kernel/entry/common.c (the work loop),
 arch/x86/kernel/process_64.c (x86_pkru_load), arch/x86/kernel/process.c
-(flush_thread, pkru_flush_thread).
+(flush_thread, pkru_flush_thread), arch/x86/kernel/fpu/signal.c
+(copy_fpstate_to_sigframe, restore_fpregs_from_user, __fpu_restore_sig,
+fpu__restore_sig), arch/x86/kernel/fpu/regset.c (xstateregs_get/set).
 
 - TIF_NEED_FPU_LOAD is set on the *outgoing* task when switch_fpu() saves it
   (≈6.15+), and cleared by fpregs_restore_userregs() on the way to user mode,
@@ -31,11 +33,14 @@ from ..kernel.context import (
     kernel_clobbers_fpregs,
     restore_fpregs_from_fpstate,
     save_fpregs_to_fpstate,
+    sigframe_read,
+    sigframe_write,
 )
 from ..kernel.state import (
     C_BH,
     C_CTX,
     C_CURR,
+    C_FPREGS,
     C_IN_KFPU,
     C_PKRU,
     CTX_SOFTIRQ_KFPU,
@@ -55,7 +60,7 @@ from ..kernel.state import (
     ghost,
     task,
 )
-from .base import K_HARDIRQ, Design, Step
+from .base import DONE, K_HARDIRQ, Design, Step
 
 
 def boot_task(k: bytearray, t: int, on_cpu: int) -> None:
@@ -178,14 +183,102 @@ def fpu__drop(k: bytearray, c: int, t: int) -> None:
         fpregs_deactivate(k, c)
 
 
-def xstateregs_set(k: bytearray, t: int, value: int) -> None:
+def xstateregs_set(k: bytearray, t: int, value: int, pkru: int) -> None:
     """ptrace: xstateregs_set(): fpu_force_restore() (__fpu_invalidate_fpregs_state(), so the
     tracee's stale register copy on its former CPU is not reused), then
-    copy_uabi_from_kernel_to_xstate(), which validates the header and rejects a bogus one."""
+    copy_uabi_from_kernel_to_xstate(), which validates the header and rejects a bogus one,
+    and (since 6.2, 4a804c4f8356) writes the buffer's PKRU into thread.pkru."""
     __fpu_invalidate_fpregs_state(k, t)
     if value == GARBAGE:
         return  # validate_user_xstate_header(): -EINVAL, image unchanged
     k[task(k, t) + T_FPSTATE] = value
+    if pkru != NULL:
+        k[task(k, t) + T_PKRU] = pkru
+
+
+def fpregs_mark_activate(k: bytearray, c: int, t: int) -> None:
+    """fpregs_mark_activate(): owner = &t->fpu, last_cpu = cpu, clear TIF_NEED_FPU_LOAD."""
+    fpregs_activate(k, c, t)
+    p = task(k, t)
+    k[p + T_LAST_CPU], k[p + T_NEED_LOAD] = c, 0
+
+
+def copy_fpstate_to_sigframe(k: bytearray, c: int, t: int, fault: bool):
+    """copy_fpstate_to_sigframe(), one pass of its retry loop: fpregs_lock(); if
+    TIF_NEED_FPU_LOAD, fpregs_restore_userregs(); pagefault_disable(); XSAVE straight
+    into the user frame; fpregs_unlock(). A fault writes nothing: __clear_user() faults
+    the frame in (preemptible) and the loop retries from the top."""
+    if k[task(k, t) + T_NEED_LOAD]:
+        fpregs_restore_userregs(k, c, t)
+    if fault:
+        return 0  # goto retry
+    sigframe_write(k, t, k[cpu(c) + C_FPREGS])
+    return None
+
+
+def fpu__clear_user_states(k: bytearray, c: int, t: int):
+    """fpu__clear_user_states(): under fpregs_lock(), restore_fpregs_from_init_fpstate() for the
+    user components (PKRU excluded) and fpregs_mark_activate(). Used for the signal handler's
+    fresh state and when sigreturn fails."""
+    k[cpu(c) + C_FPREGS] = INIT
+    fpregs_mark_activate(k, c, t)
+    return DONE
+
+
+def restore_fpregs_from_user(k: bytearray, c: int, t: int, fault: bool):
+    """sigreturn, 64-bit frame: restore_fpregs_from_user(). fpregs_lock(); XRSTOR straight from
+    the frame. On failure the registers may be partly written: if they did not belong to
+    current (TIF_NEED_FPU_LOAD), __cpu_invalidate_fpregs_state() (bbc55341b9c6); unlock; a #PF
+    faults the frame in and retries, anything else (a bad header) fails and
+    fpu__restore_sig() resets the state. On success fpregs_mark_activate()."""
+    frame = sigframe_read(k, t)
+    if fault or frame == GARBAGE:
+        k[cpu(c) + C_FPREGS] = GARBAGE
+        if k[task(k, t) + T_NEED_LOAD]:
+            __cpu_invalidate_fpregs_state(k, c)
+        return 0 if fault else 1  # retry, or fpu__clear_user_states()
+    k[cpu(c) + C_FPREGS] = frame
+    fpregs_mark_activate(k, c, t)
+    return DONE
+
+
+def __fpu_restore_sig_invalidate(k: bytearray, c: int, t: int):
+    """sigreturn, ia32 FXSR frame: __fpu_restore_sig() under fpregs_lock(): if the registers are
+    live, os_xsave() them (supervisor states); set TIF_NEED_FPU_LOAD so no switch or
+    kernel_fpu_begin() touches the image; __fpu_invalidate_fpregs_state() and
+    __cpu_invalidate_fpregs_state()."""
+    p = task(k, t)
+    if not k[p + T_NEED_LOAD]:
+        save_fpregs_to_fpstate(k, c, t)
+        k[p + T_NEED_LOAD] = 1
+    __fpu_invalidate_fpregs_state(k, t)
+    __cpu_invalidate_fpregs_state(k, c)
+    return None
+
+
+def copy_sigframe_from_user_to_xstate(k: bytearray, c: int, t: int):
+    """sigreturn, ia32 frame: copy the frame into the image and validate its header
+    (preemptible); a bad header fails and fpu__restore_sig() resets the state."""
+    frame = sigframe_read(k, t)
+    if frame == GARBAGE:
+        return 3  # fpu__clear_user_states()
+    k[task(k, t) + T_FPSTATE] = frame
+    return None
+
+
+def os_xrstor_safe_mark_activate(k: bytearray, c: int, t: int):
+    """sigreturn, ia32 frame: fpregs_lock(); os_xrstor_safe() of the image;
+    fpregs_mark_activate(); fpregs_unlock()."""
+    restore_fpregs_from_fpstate(k, c, t, fault_loads_init=True)
+    fpregs_mark_activate(k, c, t)
+    return DONE
+
+
+def fpu_sync_fpstate(k: bytearray, c: int, t: int) -> None:
+    """fpu_sync_fpstate(): under fpregs_lock(), XSAVE the registers into the image unless
+    TIF_NEED_FPU_LOAD says the image is already current."""
+    if not k[task(k, t) + T_NEED_LOAD]:
+        save_fpregs_to_fpstate(k, c, t)
 
 
 def regs_live(s, t: int, c: int) -> bool:
@@ -213,4 +306,13 @@ DESIGN = Design(
     exit_steps=(Step("fpu__drop", fpu__drop),),
     regs_live=regs_live,
     xstateregs_set=xstateregs_set,
+    signal_steps=(Step("copy_fpstate_to_sigframe", copy_fpstate_to_sigframe, may_fault=True),
+                  Step("fpu__clear_user_states", fpu__clear_user_states)),
+    sigreturn_steps=(Step("restore_fpregs_from_user", restore_fpregs_from_user, may_fault=True),
+                     Step("fpu__clear_user_states", fpu__clear_user_states)),
+    sigreturn_ia32_steps=(Step("__fpu_restore_sig: set TIF_NEED_FPU_LOAD, invalidate", __fpu_restore_sig_invalidate),
+                          Step("copy_sigframe_from_user_to_xstate", copy_sigframe_from_user_to_xstate),
+                          Step("os_xrstor_safe, fpregs_mark_activate", os_xrstor_safe_mark_activate),
+                          Step("fpu__clear_user_states", fpu__clear_user_states)),
+    fpu_sync_fpstate=fpu_sync_fpstate,
 )

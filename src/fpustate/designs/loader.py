@@ -27,7 +27,9 @@ ARITY = {
     "kernel_fpu_end": ("k", "cpu", "ctx"),
     "fpu_clone": ("k", "cpu", "parent", "child"),
     "regs_live": ("state", "t", "cpu"),
-    "xstateregs_set": ("k", "t", "value"),
+    "xstateregs_set": ("k", "t", "value", "pkru"),
+    "fpu_sync_fpstate": ("k", "cpu", "task"),
+    "xstateregs_get": ("state", "t"),
     "boot_cpu": ("k", "cpu"),
     "exit_to_user_snapshot": ("state", "cpu", "task"),
     "user_fpu_accessible": ("state", "cpu"),
@@ -36,6 +38,8 @@ ARITY = {
     "fpstate_active": ("state", "t"),
 }
 STEP_ARGS = ("k", "cpu", "task")
+FAULT_STEP_ARGS = ("k", "cpu", "task", "fault")
+STEP_HOOKS = ("exec_steps", "exit_steps", "signal_steps", "sigreturn_steps", "sigreturn_ia32_steps")
 
 
 def _check_callable(where: str, fn, args: tuple[str, ...]) -> None:
@@ -63,13 +67,15 @@ def validate(d: Design, origin: str) -> Design:
     for hook in HOOKS:
         value = getattr(d, hook)
         where = f"{origin}: hook {hook} of design {d.name!r}"
-        if hook in ("exec_steps", "exit_steps"):
+        if hook in STEP_HOOKS:
             if not isinstance(value, tuple) or not all(isinstance(s, Step) for s in value):
                 raise InvalidDesign(f"{where} must be a tuple of Step(name, function)")
-            if hook == "exit_steps" and not value:
+            if hook != "exec_steps" and not value:
                 raise InvalidDesign(f"{where} needs at least one step")
+            if len(value) > 8:
+                raise InvalidDesign(f"{where} has {len(value)} steps; a path may have at most 8")
             for s in value:
-                _check_callable(f"{where}, step {s.name!r}", s.fn, STEP_ARGS)
+                _check_callable(f"{where}, step {s.name!r}", s.fn, FAULT_STEP_ARGS if s.may_fault else STEP_ARGS)
         elif hook == "do_device_not_available" and value is None:
             continue
         else:

@@ -6,10 +6,34 @@ suite of the signals/ptrace feature adds the bugs that need those paths.
 
 from __future__ import annotations
 
-from ..kernel.context import fpregs_deactivate
-from ..kernel.state import G_VALUE, INIT, T_FPSTATE, T_NEED_LOAD, ghost, task
-from . import linux
-from .base import Step
+from ..kernel.context import (
+    fpregs_activate,
+    fpregs_deactivate,
+    restore_fpregs_from_fpstate,
+    save_fpregs_to_fpstate,
+    sigframe_read,
+    sigframe_write,
+)
+from ..kernel.state import (
+    C_FPREGS,
+    C_OWNER,
+    C_PREEMPT,
+    GARBAGE,
+    G_VALUE,
+    INIT,
+    NULL,
+    T_FPSTATE,
+    T_FPSTATE_ACTIVE,
+    T_LAST_CPU,
+    T_LOCAL,
+    T_NEED_LOAD,
+    T_PKRU,
+    cpu,
+    ghost,
+    task,
+)
+from . import eager, linux
+from .base import DONE, Step
 
 
 def fpu_reset_fpregs_before_1f69383b203e(k: bytearray, c: int, t: int) -> None:
@@ -31,4 +55,129 @@ EXEC_INVALIDATION = linux.DESIGN.variant(
     exec_steps=(Step("fpu_flush_thread", fpu_reset_fpregs_before_1f69383b203e),) + linux.DESIGN.exec_steps[1:],
 )
 
-MUTANTS = {d.name: d for d in (EXEC_INVALIDATION,)}
+
+
+# ---------------------------------------------------------------- 59c4bd853abc
+def copy_fpstate_to_sigframe_before_59c4bd853abc(k: bytearray, c: int, t: int, fault: bool):
+    """copy_fpstate_to_sigframe() before "x86/fpu: Don't cache access to fpu_fpregs_owner_ctx"
+    (59c4bd853abc, v5.4, found through Go runtime corruption): fpregs_state_valid() read the
+    owner with this_cpu_read_stable(), and gcc 9 hoisted that load above the retry loop. When
+    the XSAVE to the frame faults, the task may be preempted and another task loaded here
+    before the retry; the retry then trusts the stale owner, skips the XRSTOR, and XSAVEs the
+    other task's registers into this task's signal frame."""
+    p, q = task(k, t), cpu(c)
+    if k[p + T_LOCAL] == 0:  # the hoisted load: once, before the first pass
+        k[p + T_LOCAL] = 0xFF if k[q + C_OWNER] == NULL else k[q + C_OWNER] + 1
+    owner = NULL if k[p + T_LOCAL] == 0xFF else k[p + T_LOCAL] - 1
+    if k[p + T_NEED_LOAD]:
+        if not (owner == t and k[p + T_LAST_CPU] == c):  # fpregs_state_valid(), stale owner
+            restore_fpregs_from_fpstate(k, c, t, fault_loads_init=True)
+            fpregs_activate(k, c, t)
+            k[p + T_LAST_CPU] = c
+        k[p + T_NEED_LOAD] = 0
+    if fault:
+        return 0
+    sigframe_write(k, t, k[q + C_FPREGS])
+    return None
+
+
+SIGFRAME_OWNER_CACHE = linux.DESIGN.variant(
+    name="linux-sigframe-owner-cache",
+    summary="linux with the fpu_fpregs_owner_ctx load hoisted above the sigframe retry loop (before 59c4bd853abc)",
+    signal_steps=(Step("copy_fpstate_to_sigframe", copy_fpstate_to_sigframe_before_59c4bd853abc, may_fault=True),)
+    + linux.DESIGN.signal_steps[1:],
+)
+
+
+# ---------------------------------------------------------------- bbc55341b9c6
+def restore_fpregs_from_user_before_bbc55341b9c6(k: bytearray, c: int, t: int, fault: bool):
+    """restore_fpregs_from_user() before "x86/fpu: Deactivate FPU state after failure during
+    state load" (bbc55341b9c6, v5.6): a failed XRSTOR from the frame may have written part of
+    the registers, but the owner is left alone. If they belonged to another task whose state
+    is still valid here (this task's TIF_NEED_FPU_LOAD is set), that task's next return to user
+    skips its restore and runs with this task's half-loaded registers."""
+    frame = sigframe_read(k, t)
+    if fault or frame == GARBAGE:
+        k[cpu(c) + C_FPREGS] = GARBAGE
+        return 0 if fault else 1
+    k[cpu(c) + C_FPREGS] = frame
+    linux.fpregs_mark_activate(k, c, t)
+    return DONE
+
+
+SIGRETURN_NO_DEACTIVATE = linux.DESIGN.variant(
+    name="linux-sigreturn-no-deactivate",
+    summary="linux whose failed sigreturn XRSTOR leaves fpu_fpregs_owner_ctx alone (before bbc55341b9c6)",
+    sigreturn_steps=(Step("restore_fpregs_from_user", restore_fpregs_from_user_before_bbc55341b9c6, may_fault=True),)
+    + linux.DESIGN.sigreturn_steps[1:],
+)
+
+
+# ---------------------------------------------------------------- 68239654acaf
+def fpu_initialized_before_68239654acaf(k: bytearray, c: int, t: int):
+    """sigreturn, ia32 frame, before "x86/fpu: Disable bottom halves while loading FPU
+    registers" (68239654acaf, v4.20, stable 4.4+): fpu->initialized = 1 is published with
+    preemption and bottom halves enabled, before preempt_disable(); fpu__restore(). A context
+    switch, or a softirq's kernel_fpu_begin(), in that window saves the stale pre-sigreturn
+    registers over the state just copied from the frame, and fpu__restore() loads them."""
+    k[task(k, t) + T_FPSTATE_ACTIVE] = 1
+
+
+def preempt_disable(k: bytearray, c: int, t: int):
+    """preempt_disable(): softirqs can still run at IRQ exit."""
+    k[cpu(c) + C_PREEMPT] += 1
+
+
+def fpu__restore_preempt_enable(k: bytearray, c: int, t: int):
+    """fpu__restore(); preempt_enable()."""
+    restore_fpregs_from_fpstate(k, c, t, pkru=True, fault_loads_init=True)
+    fpregs_activate(k, c, t)
+    k[cpu(c) + C_PREEMPT] -= 1
+    return DONE
+
+
+SIGRETURN_BH = eager.DESIGN.variant(
+    name="eager-sigreturn-bh",
+    summary="eager with the ia32 sigreturn publishing fpu->initialized before disabling BH (before 68239654acaf)",
+    sigreturn_ia32_steps=eager.DESIGN.sigreturn_ia32_steps[:2] + (
+        Step("fpu->initialized = 1", fpu_initialized_before_68239654acaf),
+        Step("preempt_disable", preempt_disable),
+        Step("fpu__restore, preempt_enable", fpu__restore_preempt_enable)),
+)
+
+
+# ---------------------------------------------------------------- CVE-2017-15537
+def xstateregs_set_before_814fb7bb7db5(k: bytearray, t: int, value: int, pkru: int) -> None:
+    """ptrace: xstateregs_set() before "x86/fpu: Don't let userspace set bogus xcomp_bv"
+    (814fb7bb7db5, v4.14, CVE-2017-15537): the buffer is copied in without checking the
+    header, so a nonzero xcomp_bv lands in the image and the next XRSTOR of it faults."""
+    k[task(k, t) + T_LAST_CPU] = NULL
+    k[task(k, t) + T_FPSTATE] = value
+    if pkru != NULL:
+        k[task(k, t) + T_PKRU] = pkru
+
+
+def switch_fpu_before_d5c8028b4788(k: bytearray, c: int, prev: int, nxt: int) -> None:
+    """switch_fpu_prepare() + switch_fpu_finish() before "x86/fpu: Reinitialize FPU registers if
+    restoring FPU state fails" (d5c8028b4788, v4.14): a faulting XRSTOR was only a WARN, so the
+    registers kept the previous task's values and the next task ran with them."""
+    pp, pn = task(k, prev), task(k, nxt)
+    if k[pp + T_FPSTATE_ACTIVE]:
+        save_fpregs_to_fpstate(k, c, prev, pkru=True)
+        k[pp + T_LAST_CPU] = c
+    else:
+        k[pp + T_LAST_CPU] = NULL
+    if k[pn + T_FPSTATE_ACTIVE]:
+        if not (k[cpu(c) + C_OWNER] == nxt and k[pn + T_LAST_CPU] == c):
+            restore_fpregs_from_fpstate(k, c, nxt, pkru=True, fault_loads_init=False)
+        fpregs_activate(k, c, nxt)
+
+
+XCOMP_BV = eager.DESIGN.variant(
+    name="eager-xcomp-bv",
+    summary="eager as of v4.13: ptrace accepts a bogus xcomp_bv and a failed XRSTOR keeps the registers (CVE-2017-15537)",
+    xstateregs_set=xstateregs_set_before_814fb7bb7db5,
+    switch_fpu=switch_fpu_before_d5c8028b4788,
+)
+
+MUTANTS = {d.name: d for d in (EXEC_INVALIDATION, SIGFRAME_OWNER_CACHE, SIGRETURN_NO_DEACTIVATE, SIGRETURN_BH, XCOMP_BV)}

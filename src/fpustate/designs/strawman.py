@@ -35,6 +35,8 @@ from ..kernel.context import (
     kernel_clobbers_fpregs,
     restore_fpregs_from_fpstate,
     save_fpregs_to_fpstate,
+    sigframe_read,
+    sigframe_write,
 )
 from ..kernel.state import (
     C_CURR,
@@ -56,7 +58,7 @@ from ..kernel.state import (
     ghost,
     task,
 )
-from .base import Design, Step
+from .base import DONE, Design, Step
 
 
 def boot_task(k: bytearray, t: int, on_cpu: int) -> None:
@@ -155,12 +157,50 @@ def fpu__drop(k: bytearray, c: int, t: int) -> None:
         k[p + T_FPREGS_ACTIVE] = 0
 
 
-def xstateregs_set(k: bytearray, t: int, value: int) -> None:
+def xstateregs_set(k: bytearray, t: int, value: int, pkru: int) -> None:
     """ptrace write of a stopped task: its memory copy is made the writable one (CPU copies
-    invalidated, last_cpu = -1), then the buffer is copied in without v4.8 validating the header."""
+    invalidated, last_cpu = -1), then the buffer is copied in (PKRU component included)
+    without v4.8 validating the header."""
     __fpu_invalidate_fpregs_state(k, t)
-    k[task(k, t) + T_FPSTATE] = value
-    k[task(k, t) + T_NEED_LOAD] = 1
+    p = task(k, t)
+    k[p + T_FPSTATE] = value
+    if pkru != NULL:
+        k[p + T_PKRU] = pkru
+    k[p + T_NEED_LOAD] = 1
+
+
+def signal_copy_to_memory(k: bytearray, c: int, t: int):
+    """Signal delivery: user_fpregs_copy_to_memory(), so the memory copy is valid."""
+    user_fpregs_copy_to_memory(k, c, t)
+
+
+def copy_fpstate_to_user(k: bytearray, c: int, t: int):
+    """Signal delivery: copy_to_user() of the memory copy into the frame (preemptible; the
+    memory copy stays valid because only its owner writes it)."""
+    sigframe_write(k, t, k[task(k, t) + T_FPSTATE])
+
+
+def handler_fpu__clear(k: bytearray, c: int, t: int):
+    """The handler's fresh state: fpu__clear() through move_to_memory()."""
+    fpu__clear(k, c, t)
+    return DONE
+
+
+def sigreturn_move_to_memory(k: bytearray, c: int, t: int):
+    """sigreturn: user_fpregs_move_to_memory(): the memory copy becomes the writable one."""
+    user_fpregs_move_to_memory(k, c, t)
+
+
+def copy_frame_to_memory(k: bytearray, c: int, t: int):
+    """sigreturn: copy_from_user() of the frame into the writable memory copy (v4.8 does not
+    validate the header); TIF_REFRESH_FPU loads it on the way out."""
+    k[task(k, t) + T_FPSTATE] = sigframe_read(k, t)
+    return DONE
+
+
+def fpu_sync_fpstate(k: bytearray, c: int, t: int) -> None:
+    """A reader of current: user_fpregs_copy_to_memory()."""
+    user_fpregs_copy_to_memory(k, c, t)
 
 
 def regs_live(s, t: int, c: int) -> bool:
@@ -187,4 +227,12 @@ DESIGN = Design(
     exit_steps=(Step("fpu__drop", fpu__drop),),
     regs_live=regs_live,
     xstateregs_set=xstateregs_set,
+    signal_steps=(Step("user_fpregs_copy_to_memory", signal_copy_to_memory),
+                  Step("copy_to_user(frame, fpstate)", copy_fpstate_to_user),
+                  Step("fpu__clear", handler_fpu__clear)),
+    sigreturn_steps=(Step("user_fpregs_move_to_memory", sigreturn_move_to_memory),
+                     Step("copy_from_user(fpstate, frame)", copy_frame_to_memory)),
+    sigreturn_ia32_steps=(Step("user_fpregs_move_to_memory", sigreturn_move_to_memory),
+                          Step("copy_from_user(fpstate, frame)", copy_frame_to_memory)),
+    fpu_sync_fpstate=fpu_sync_fpstate,
 )

@@ -17,7 +17,13 @@ from __future__ import annotations
 
 import functools
 
-from ..kernel.context import kernel_clobbers_fpregs, restore_fpregs_from_fpstate, save_fpregs_to_fpstate
+from ..kernel.context import (
+    kernel_clobbers_fpregs,
+    restore_fpregs_from_fpstate,
+    save_fpregs_to_fpstate,
+    sigframe_read,
+    sigframe_write,
+)
 from ..kernel.state import (
     C_CURR,
     C_FPREGS,
@@ -26,6 +32,7 @@ from ..kernel.state import (
     C_PKRU,
     C_PREEMPT,
     C_TS,
+    GARBAGE,
     G_PKRU,
     G_VALUE,
     INIT,
@@ -40,7 +47,7 @@ from ..kernel.state import (
     ghost,
     task,
 )
-from .base import Step
+from .base import DONE, Step
 
 # fpu->counter: v4.8 preloads a task that used the FPU in more than 5
 # consecutive time slices (PRELOAD_AFTER = 5). The model preloads after more
@@ -209,16 +216,112 @@ def fpu__clear(k: bytearray, c: int, t: int, eager: bool) -> None:
     k[ghost(k, t) + G_PKRU] = PKRU_INIT
 
 
-def xstateregs_set(k: bytearray, t: int, value: int) -> None:
+def xstateregs_set(k: bytearray, t: int, value: int, pkru: int) -> None:
     """ptrace: xstateregs_set(): fpu__activate_fpstate_write() (last_cpu = -1, or initialise a
-    never-used fpstate), then copy the buffer in. v4.8 does not check xcomp_bv, so a bogus
-    header lands in the image (CVE-2017-15537, fixed by 814fb7bb7db5 in v4.14)."""
+    never-used fpstate), then copy the buffer in, PKRU component included. v4.8 does not check
+    xcomp_bv, so a bogus header lands in the image (CVE-2017-15537, fixed by 814fb7bb7db5 in
+    v4.14)."""
     p = task(k, t)
     if k[p + T_FPSTATE_ACTIVE]:
         k[p + T_LAST_CPU] = NULL
     else:
         k[p + T_FPSTATE], k[p + T_FPSTATE_ACTIVE] = INIT, 1
     k[p + T_FPSTATE] = value
+    if pkru != NULL:
+        k[p + T_PKRU] = pkru
+
+
+def _nm_in_kernel(k: bytearray, c: int, t: int, eager: bool) -> None:
+    """An FPU instruction the kernel runs for current with CR0.TS set traps (#NM in kernel
+    mode) and do_device_not_available() -> fpu__restore() loads current's state first."""
+    if not eager and k[cpu(c) + C_TS]:
+        fpu__restore(k, c, t, eager)
+
+
+def copy_fpstate_to_sigframe(k: bytearray, c: int, t: int, fault: bool, eager: bool):
+    """copy_fpstate_to_sigframe(), preemptible: if fpregs_active(), copy_fpregs_to_sigframe()
+    XSAVEs the registers straight to the frame, else the image is copied out. A fault on the
+    frame is handled by the page-fault handler, which may sleep, and the XSAVE restarts
+    without testing fpregs_active() again."""
+    if k[task(k, t) + T_FPREGS_ACTIVE]:
+        if fault:
+            return 1
+        _nm_in_kernel(k, c, t, eager)
+        sigframe_write(k, t, k[cpu(c) + C_FPREGS])
+    else:
+        sigframe_write(k, t, fpstate_image(k, t))
+    return 2
+
+
+def copy_fpregs_to_sigframe_restarted(k: bytearray, c: int, t: int, eager: bool):
+    """The XSAVE to the frame, restarted after its page fault was handled."""
+    _nm_in_kernel(k, c, t, eager)
+    sigframe_write(k, t, k[cpu(c) + C_FPREGS])
+
+
+def handle_signal_fpu__clear(k: bytearray, c: int, t: int, eager: bool):
+    """handle_signal(): "Ensure the signal handler starts with the new fpu state":
+    if fpstate_active, fpu__clear()."""
+    if k[task(k, t) + T_FPSTATE_ACTIVE]:
+        fpu__clear(k, c, t, eager)
+    return DONE
+
+
+def user_fpu_begin(k: bytearray, c: int, t: int, eager: bool):
+    """sigreturn, 64-bit frame: fpu__activate_curr(), then user_fpu_begin(): with preemption off,
+    fpregs_activate() unless already active. The registers are not loaded: the frame's XRSTOR
+    that follows overwrites them."""
+    fpu__activate_curr(k, t)
+    if not k[task(k, t) + T_FPREGS_ACTIVE]:
+        fpregs_activate(k, c, t, eager)
+
+
+def copy_user_to_fpregs_zeroing(k: bytearray, c: int, t: int, eager: bool):
+    """sigreturn, 64-bit frame: XRSTOR from the frame, preemptible (a page fault restarts it).
+    A bad header makes it fail: fpu__clear()."""
+    _nm_in_kernel(k, c, t, eager)
+    frame = sigframe_read(k, t)
+    if frame == GARBAGE:
+        fpu__clear(k, c, t, eager)
+        return DONE
+    k[cpu(c) + C_FPREGS] = frame
+    return DONE
+
+
+def sigreturn_fpu__drop(k: bytearray, c: int, t: int, eager: bool):
+    """sigreturn, ia32 frame: fpu__drop(), so that "any context-switch during the copy of the new
+    state avoids the intermediate state from getting restored/saved"."""
+    fpu__drop(k, c, t, eager)
+
+
+def copy_from_user_sanitize(k: bytearray, c: int, t: int, eager: bool):
+    """sigreturn, ia32 frame: __copy_from_user() of the frame into the image and
+    sanitize_restored_xstate(); v4.8 does not validate the xsave header."""
+    k[task(k, t) + T_FPSTATE] = sigframe_read(k, t)
+
+
+def fpstate_activate(k: bytearray, c: int, t: int, eager: bool):
+    """sigreturn, ia32 frame: fpu->fpstate_active = 1 (lazy mode is done: #NM loads it later)."""
+    k[task(k, t) + T_FPSTATE_ACTIVE] = 1
+    return None if eager else DONE
+
+
+def sigreturn_preempt_disable(k: bytearray, c: int, t: int, eager: bool):
+    """sigreturn, ia32 frame, eager mode: preempt_disable() (bottom halves stay enabled)."""
+    k[cpu(c) + C_PREEMPT] += 1
+
+
+def sigreturn_fpu__restore(k: bytearray, c: int, t: int, eager: bool):
+    """sigreturn, ia32 frame, eager mode: fpu__restore(); preempt_enable()."""
+    fpu__restore(k, c, t, eager)
+    k[cpu(c) + C_PREEMPT] -= 1
+
+
+def fpu__save(k: bytearray, c: int, t: int, eager: bool) -> None:
+    """fpu__save() for a reader of current (coredump, regset of self): with preemption off, if
+    fpregs_active, XSAVE into the image (keeping the registers)."""
+    if k[task(k, t) + T_FPREGS_ACTIVE]:
+        save_fpregs_to_fpstate(k, c, t, pkru=eager)
 
 
 def regs_live(s, t: int, c: int) -> bool:
@@ -260,6 +363,27 @@ def bind(eager: bool) -> dict:
         exit_steps=(Step("fpu__drop", _named(fpu__drop, "fpu__drop", eager=eager)),),
         regs_live=regs_live,
         xstateregs_set=xstateregs_set,
+        signal_steps=(
+            Step("copy_fpstate_to_sigframe", _named(copy_fpstate_to_sigframe, "copy_fpstate_to_sigframe", eager=eager),
+                 may_fault=True),
+            Step("copy_fpregs_to_sigframe (restarted)",
+                 _named(copy_fpregs_to_sigframe_restarted, "copy_fpregs_to_sigframe", eager=eager)),
+            Step("handle_signal: fpu__clear", _named(handle_signal_fpu__clear, "fpu__clear", eager=eager)),
+        ),
+        sigreturn_steps=(
+            Step("user_fpu_begin", _named(user_fpu_begin, "user_fpu_begin", eager=eager)),
+            Step("copy_user_to_fpregs_zeroing",
+                 _named(copy_user_to_fpregs_zeroing, "copy_user_to_fpregs_zeroing", eager=eager)),
+        ),
+        sigreturn_ia32_steps=(
+            Step("__fpu__restore_sig: fpu__drop", _named(sigreturn_fpu__drop, "fpu__drop", eager=eager)),
+            Step("__copy_from_user, sanitize_restored_xstate",
+                 _named(copy_from_user_sanitize, "sanitize_restored_xstate", eager=eager)),
+            Step("fpu->fpstate_active = 1", _named(fpstate_activate, "fpstate_activate", eager=eager)),
+            Step("preempt_disable", _named(sigreturn_preempt_disable, "preempt_disable", eager=eager)),
+            Step("fpu__restore, preempt_enable", _named(sigreturn_fpu__restore, "fpu__restore", eager=eager)),
+        ),
+        fpu_sync_fpstate=_named(fpu__save, "fpu__save", eager=eager),
         fpstate_image=fpstate_image,
         fpstate_active=fpstate_active,
     )

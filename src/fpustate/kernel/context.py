@@ -24,10 +24,14 @@ from .state import (
     PKRU_INIT,
     T_FPSTATE,
     T_LAST_CPU,
+    T_PC,
     T_PKRU,
+    T_SIGDEPTH,
+    T_SIGFRAME,
     TASK_W,
     cpu,
     ghost,
+    in_sigreturn,
     task,
 )
 
@@ -74,8 +78,8 @@ def save_fpregs_to_fpstate(k: bytearray, c: int, t: int, pkru: bool = False) -> 
     k[p + T_FPSTATE] = regs
     if pkru:
         k[p + T_PKRU] = k[q + C_PKRU]
-    if regs != k[ghost(k, t) + G_VALUE] and k[H_CLOBBERED] == NULL:
-        k[H_CLOBBERED] = t
+    if regs != k[ghost(k, t) + G_VALUE] and k[H_CLOBBERED] == NULL and not in_sigreturn(k[p + T_PC]):
+        k[H_CLOBBERED] = t  # (inside sigreturn the program's state is the frame's, not yet known)
 
 
 def restore_fpregs_from_fpstate(k: bytearray, c: int, t: int, pkru: bool = False,
@@ -104,3 +108,15 @@ def restore_fpregs_from_fpstate(k: bytearray, c: int, t: int, pkru: bool = False
 def kernel_clobbers_fpregs(k: bytearray, c: int) -> None:
     """The in-kernel FPU user (crypto, RAID, memcpy) writes its own data into the registers."""
     k[HEADER + c * CPU_W + C_FPREGS] = KERNEL
+
+
+def sigframe_write(k: bytearray, t: int, value: int) -> None:
+    """XSAVE (or copy_to_user()) into the signal frame being set up for task t."""
+    p = task(k, t)
+    k[p + T_SIGFRAME + k[p + T_SIGDEPTH]] = value
+
+
+def sigframe_read(k, t: int) -> int:
+    """The fpstate in task t's topmost signal frame, as sigreturn finds it (GARBAGE: bad header)."""
+    p = task(k, t)
+    return k[p + T_SIGFRAME + k[p + T_SIGDEPTH] - 1]

@@ -56,7 +56,11 @@ from .state import (
     H_CLOBBERED,
     H_FORKS,
     H_PTRACE,
+    H_SIGNALS,
+    H_STALE_READ,
     HEADER,
+    MAX_SIGFRAMES,
+    G_FRAME,
     IDLE,
     INIT,
     KERNEL,
@@ -64,6 +68,9 @@ from .state import (
     NULL,
     PATH_EXEC,
     PATH_EXIT,
+    PATH_SIGNAL,
+    PATH_SIGRETURN,
+    PATH_SIGRETURN_IA32,
     PC_DEAD,
     PC_EXIT_LOOP,
     PC_IRQ_FROM_USER,
@@ -82,6 +89,8 @@ from .state import (
     T_LOCAL,
     T_PC,
     T_RUN,
+    T_SIGDEPTH,
+    T_SIGFRAME,
     TASK_W,
     USER,
     cpu,
@@ -121,7 +130,22 @@ FORK = "fork"
 EXEC_STEP = "exec_step"
 EXIT_STEP = "exit_step"
 TASK_DEAD = "task_dead"
-PTRACE_SET = "ptrace_set"  # arg: tracee * 2 + (1 if the xsave header is bogus)
+PTRACE_SET = "ptrace_set"  # arg: tracee * 3 + PTRACE_VALUES / PTRACE_BOGUS / PTRACE_PKRU
+PTRACE_GET = "ptrace_get"  # arg: tracee (emitted only when the tracer reads stale state)
+FPU_SYNC = "fpu_sync_fpstate"  # a syscall reads current's own state (coredump, fsave header)
+SIGNAL_STEP = "signal_step"  # arg: step (+ FAULTED)
+SIGRETURN = "sigreturn"  # arg: the path, PATH_SIGRETURN (64-bit frame) or PATH_SIGRETURN_IA32
+SIGRETURN_STEP = "sigreturn_step"  # arg: step (+ FAULTED)
+SIGRETURN_IA32_STEP = "sigreturn_ia32_step"  # arg: step (+ FAULTED)
+SIGFRAME_CORRUPT = "sigframe_corrupt"  # the program scribbles over its top frame's xsave header
+FAULTED = 64  # added to a path step's arg when its user-memory access faulted
+PTRACE_VALUES, PTRACE_BOGUS, PTRACE_PKRU = 0, 1, 2
+PATH_ACTIONS = (EXEC_STEP, SIGNAL_STEP, SIGRETURN_STEP, SIGRETURN_IA32_STEP, EXIT_STEP)
+
+
+def path_steps(d: Design, path: int) -> tuple:
+    """The design's steps of one multi-step path."""
+    return (d.exec_steps, d.signal_steps, d.sigreturn_steps, d.sigreturn_ia32_steps, d.exit_steps)[path]
 
 
 class Action(NamedTuple):
@@ -194,6 +218,7 @@ def initial_state(m: Model) -> bytes:
     k[0], k[1] = tb, gb
     k[H_FORKS], k[H_EXECS], k[H_EXITS] = sc.forks, sc.execs, sc.exits
     k[H_CLOBBERED], k[H_PTRACE] = NULL, sc.ptrace_writes
+    k[H_SIGNALS], k[H_STALE_READ] = sc.signals, NULL
     for c in range(sc.cpus):
         k[cpu(c): cpu(c) + CPU_W] = bytes((INIT, NULL, PKRU_INIT, m.idle_of(c), CTX_TASK, 0, 0, 0, 0))
     for t in range(nt):
@@ -218,8 +243,8 @@ def initial_state(m: Model) -> bytes:
         else:
             run, pc = RUNNABLE, (PC_EXIT_LOOP if kind == USER else PC_KTHREAD)
         # kind run pc local cpu fpstate last_cpu need fpregs_active fpstate_active counter pkru
-        k[p: p + TASK_W] = bytes((kind, run, pc, 0, on, val, NULL, 1, 0, 1 if kind == USER else 0, 0, pkru))
-        k[g: g + GHOST_W] = bytes((val, pkru))
+        k[p: p + T_SIGDEPTH] = bytes((kind, run, pc, 0, on, val, NULL, 1, 0, 1 if kind == USER else 0, 0, pkru))
+        k[g + G_VALUE], k[g + G_PKRU] = val, pkru  # no signal frames: the rest stays 0
         if kind == USER and on != NULL:
             q = cpu(on)
             k[q + C_CURR], k[q + C_FPREGS], k[q + C_OWNER], k[q + C_PKRU] = t, val, t, pkru
@@ -314,6 +339,17 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
                 new = pkru_of(t, 1 - pkru_version(old)) if pkru_owner(old) == t else pkru_of(t)
                 k[q + C_PKRU] = k[g + G_PKRU] = new
                 append(((WRPKRU, c, 0), bytes(k)))
+            depth = s[p + T_SIGDEPTH]
+            if depth:
+                for path in (PATH_SIGRETURN, PATH_SIGRETURN_IA32):
+                    k = bytearray(s)
+                    k[p + T_PC] = path_pc(path, 0)  # rt_sigreturn() entry: preemptible until the lock
+                    append(((SIGRETURN, c, path), bytes(k)))
+                if sc.corrupt_frames and s[p + T_SIGFRAME + depth - 1] != GARBAGE:
+                    k = bytearray(s)
+                    k[p + T_SIGFRAME + depth - 1] = GARBAGE
+                    k[ghost(k, t) + G_FRAME + depth - 1] = GARBAGE
+                    append(((SIGFRAME_CORRUPT, c, 0), bytes(k)))
             k = bytearray(s)
             k[p + T_PC] = PC_SYSCALL
             append(((SYSCALL, c, 0), bytes(k)))
@@ -345,6 +381,8 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
             append(((SOFTIRQ_KFPU_BEGIN, c, 0), bytes(k)))
 
         if pc == PC_SYSCALL:
+            if sc.readers:
+                append(((FPU_SYNC, c, 0), _fpu_sync(m, s, c, t)))
             if sc.kfpu_task and usable(s, c, K_TASK, False):
                 k = bytearray(s)
                 k[p + T_PC] = PC_SYSCALL_KFPU
@@ -359,9 +397,9 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
                 if child != NULL:
                     append(((FORK, c, child), _fork(m, s, c, t, child)))
             if s[H_EXECS] and d.exec_steps:
-                append(_path_step(m, s, c, t, PATH_EXEC, 0))
+                out.extend(_path_step(m, s, c, t, PATH_EXEC, 0, enter=True))
             if s[H_EXITS]:
-                append(_path_step(m, s, c, t, PATH_EXIT, 0))
+                out.extend(_path_step(m, s, c, t, PATH_EXIT, 0, enter=True))
             k = bytearray(s)
             exit_to_user(m, k, c, t, d.exit_to_user_snapshot(s, c, t))
             append(((SYSCALL_EXIT, c, 0), bytes(k)))
@@ -374,6 +412,8 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
             d.kernel_fpu_end(k, c, K_TASK)
             append(((KFPU_END, c, 0), bytes(k)))
         elif pc == PC_EXIT_LOOP:
+            if s[H_SIGNALS] and s[p + T_SIGDEPTH] < MAX_SIGFRAMES and s[p + T_KIND] == USER:
+                out.extend(_path_step(m, s, c, t, PATH_SIGNAL, 0, enter=True))  # arch_do_signal_or_restart()
             k = bytearray(s)
             exit_to_user(m, k, c, t, s[p + T_LOCAL])
             append(((EXIT_TO_USER, c, 0), bytes(k)))
@@ -390,9 +430,9 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
                     append(((SLEEP, c, n), bytes(k)))
         else:
             path, step = pc_path(pc), pc_step(pc)
-            if path == PATH_EXEC or step < len(d.exit_steps):
-                append(_path_step(m, s, c, t, path, step))
-            else:
+            if step < len(path_steps(d, path)):
+                out.extend(_path_step(m, s, c, t, path, step))
+            else:  # only exit stops past its last step: do_task_dead() comes next
                 for n in runnable + [m.idle_base + c]:
                     append(((TASK_DEAD, c, n), _task_dead(m, s, c, t, n)))
 
@@ -407,30 +447,59 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
             k = bytearray(s)
             k[tb + t * TASK_W + T_RUN] = RUNNABLE
             append(((WAKE, NULL, t), bytes(k)))
-    if s[H_PTRACE]:
-        for t in range(sc.slots):
-            if s[tb + t * TASK_W + T_RUN] == SLEEPING:  # ptrace-stopped: not running anywhere
-                for bogus in (0, 1):
-                    append(((PTRACE_SET, NULL, 2 * t + bogus), _ptrace_set(m, s, t, bogus)))
+    ptrace_kinds = (PTRACE_VALUES, PTRACE_BOGUS) + ((PTRACE_PKRU,) if sc.pkru_writes and d.has_pkru else ())
+    for t in range(sc.slots):
+        if s[tb + t * TASK_W + T_RUN] != SLEEPING:
+            continue  # ptrace-stopped: not running anywhere
+        if s[H_PTRACE]:
+            for kind in ptrace_kinds:
+                append(((PTRACE_SET, NULL, 3 * t + kind), _ptrace_set(m, s, t, kind)))
+        if sc.ptrace_reads and s[H_STALE_READ] == NULL:
+            value, pkru = d.xstateregs_get(s, t)
+            g = ghost(s, t)
+            if value != s[g + G_VALUE] or (d.has_pkru and pkru != s[g + G_PKRU]):
+                # Only a stale read changes anything (the ghost marker); a correct one is a self-loop.
+                k = bytearray(s)
+                k[H_STALE_READ] = t
+                append(((PTRACE_GET, NULL, t), bytes(k)))
     return out
 
 
-def _ptrace_set(m: Model, s: bytes, t: int, bogus: bool) -> bytes:
+def _ptrace_set(m: Model, s: bytes, t: int, kind: int) -> bytes:
     """A tracer on another CPU writes a stopped tracee's xstate (PTRACE_SETREGSET NT_X86_XSTATE).
 
-    The buffer holds the next version of the tracee's data, or carries a bogus
-    header (nonzero xcomp_bv, CVE-2017-15537). The design's xstateregs_set()
-    decides; the tracee's program then expects what landed in its image: the
-    written data, or, for an image no XRSTOR can load, the init state the
-    kernel falls back to at best."""
+    The buffer holds the next version of the tracee's data (PTRACE_PKRU: and
+    new protection keys), or carries a bogus header (nonzero xcomp_bv,
+    CVE-2017-15537). The design's xstateregs_set() decides; the tracee's
+    program then expects what landed in its image: the written data, or, for
+    an image no XRSTOR can load, the init state the kernel falls back to at
+    best. An accepted write's PKRU is what the program runs with afterwards,
+    whether or not the design stored it."""
     k = bytearray(s)
     k[H_PTRACE] -= 1
     g = ghost(k, t)
-    value = GARBAGE if bogus else next_user_value(m, t, k[g + G_VALUE])
-    m.design.xstateregs_set(k, t, value)
+    value = GARBAGE if kind == PTRACE_BOGUS else next_user_value(m, t, k[g + G_VALUE])
+    pkru = NULL
+    if kind == PTRACE_PKRU:
+        old = k[g + G_PKRU]
+        pkru = pkru_of(t, 1 - pkru_version(old)) if pkru_owner(old) == t else pkru_of(t)
+    m.design.xstateregs_set(k, t, value, pkru)
     image = k[task(k, t) + T_FPSTATE]
     if image == value:
         k[g + G_VALUE] = INIT if value == GARBAGE else value
+        if pkru != NULL:
+            k[g + G_PKRU] = pkru
+    return bytes(k)
+
+
+def _fpu_sync(m: Model, s: bytes, c: int, t: int) -> bytes:
+    """A syscall reads current's own FPU state (coredump, PTRACE_GETREGSET of self, the
+    legacy fsave header): the design's fpu_sync_fpstate(), then a copy of the image. A
+    reader that sees anything but the program's latest values leaves the ghost marker."""
+    k = bytearray(s)
+    m.design.fpu_sync_fpstate(k, c, t)
+    if m.design.fpstate_image(k, t) != k[ghost(k, t) + G_VALUE] and k[H_STALE_READ] == NULL:
+        k[H_STALE_READ] = t
     return bytes(k)
 
 
@@ -464,15 +533,69 @@ def _fork(m: Model, s: bytes, c: int, parent: int, child: int) -> bytes:
     return bytes(k)
 
 
-def _path_step(m: Model, s: bytes, c: int, t: int, path: int, step: int) -> tuple[tuple, bytes]:
-    k = bytearray(s)
-    if step == 0:
-        k[H_EXECS if path == PATH_EXEC else H_EXITS] -= 1
-    steps = m.design.exec_steps if path == PATH_EXEC else m.design.exit_steps
-    steps[step].fn(k, c, t)
-    nxt = step + 1
-    k[task(k, t) + T_PC] = PC_SYSCALL if (path == PATH_EXEC and nxt >= len(steps)) else path_pc(path, nxt)
-    return (EXEC_STEP if path == PATH_EXEC else EXIT_STEP, c, step), bytes(k)
+def _path_step(m: Model, s: bytes, c: int, t: int, path: int, step: int,
+               enter: bool = False) -> list[tuple[tuple, bytes]]:
+    """One step of a multi-step path (both outcomes of a step that may fault);
+    `enter` does the path's entry bookkeeping first, in the same step."""
+    steps = path_steps(m.design, path)
+    st = steps[step]
+    out = []
+    for fault in ((False, True) if st.may_fault else (False,)):
+        k = bytearray(s)
+        if enter:
+            _enter_path(k, t, path)
+        nxt = st.fn(k, c, t, fault) if st.may_fault else st.fn(k, c, t)
+        nxt = step + 1 if nxt is None else nxt
+        if nxt >= len(steps) and path != PATH_EXIT:
+            _complete_path(m, k, c, t, path)
+        else:
+            k[task(k, t) + T_PC] = path_pc(path, nxt)
+        out.append(((PATH_ACTIONS[path], c, step + (FAULTED if fault else 0)), bytes(k)))
+    return out
+
+
+def _enter_path(k: bytearray, t: int, path: int) -> None:
+    """Budgets, and the ghost's record of what a signal frame must bring back."""
+    p, g = task(k, t), ghost(k, t)
+    if path == PATH_EXEC:
+        k[H_EXECS] -= 1
+        for i in range(MAX_SIGFRAMES):  # the new program starts on a fresh stack
+            k[p + T_SIGFRAME + i] = k[g + G_FRAME + i] = INIT
+        k[p + T_SIGDEPTH] = 0
+    elif path == PATH_EXIT:
+        k[H_EXITS] -= 1
+    elif path == PATH_SIGNAL:
+        k[H_SIGNALS] -= 1
+        k[p + T_LOCAL] = 0
+        depth = k[p + T_SIGDEPTH]
+        k[p + T_SIGFRAME + depth] = INIT  # fresh frame memory
+        k[g + G_FRAME + depth] = k[g + G_VALUE]  # what sigreturn must give back
+
+
+def _complete_path(m: Model, k: bytearray, c: int, t: int, path: int) -> None:
+    """Where a path goes when its last step is done.
+
+    PKRU in signal frames is not checked: how it is saved, what the handler
+    runs with and what sigreturn restores changed across versions (5.14 moved
+    it out of xstate, 6.12 added sig_prepare_pkru()), so the program's PKRU
+    after a signal path is whatever the design left in the register."""
+    p, g = task(k, t), ghost(k, t)
+    if path != PATH_EXEC:
+        k[g + G_PKRU] = k[cpu(c) + C_PKRU]
+    if path == PATH_SIGNAL:
+        # handle_signal() done: the frame is on the stack, the handler starts from init.
+        k[p + T_SIGDEPTH] += 1
+        k[g + G_VALUE] = INIT
+        enter_exit_loop(m, k, c, t)  # the work loop re-reads the flags
+        return
+    if path in (PATH_SIGRETURN, PATH_SIGRETURN_IA32):
+        # The program continues with the frame's state; a frame it corrupted gets init (and SIGSEGV).
+        depth = k[p + T_SIGDEPTH] - 1
+        want = k[g + G_FRAME + depth]
+        k[g + G_VALUE] = INIT if want == GARBAGE else want
+        k[p + T_SIGDEPTH] = depth
+        k[p + T_SIGFRAME + depth] = k[g + G_FRAME + depth] = INIT
+    k[p + T_PC] = PC_SYSCALL
 
 
 def _task_dead(m: Model, s: bytes, c: int, t: int, nxt: int) -> bytes:

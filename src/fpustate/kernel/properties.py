@@ -24,9 +24,11 @@ from .state import (
     C_PKRU,
     CTX_TASK,
     DEAD,
+    G_FRAME,
     G_PKRU,
     G_VALUE,
     H_CLOBBERED,
+    H_STALE_READ,
     INIT,
     NULL,
     PATH_EXIT,
@@ -38,6 +40,8 @@ from .state import (
     T_LAST_CPU,
     T_PC,
     T_RUN,
+    T_SIGDEPTH,
+    T_SIGFRAME,
     TASK_W,
     USER,
     CPU_W,
@@ -45,6 +49,7 @@ from .state import (
     HEADER,
     cpu,
     ghost,
+    in_sigreturn,
     path_pc,
     value_owner,
 )
@@ -69,6 +74,12 @@ def exiting(pc: int) -> bool:
     return pc >= EXIT_PC_LO
 
 
+def in_flux(pc: int) -> bool:
+    """Inside exit (the state is dead) or sigreturn (it is being replaced by the frame's):
+    exempt from the state properties; the result is checked when the path ends."""
+    return pc >= EXIT_PC_LO or in_sigreturn(pc)
+
+
 def user_sees_own_registers(m, s) -> Optional[str]:
     """A task in user mode finds exactly its own FPU values in its CPU's registers; otherwise its program computes with lost, stale or another task's data."""
     tb, gb = s[0], s[1]
@@ -91,13 +102,13 @@ def need_load_or_valid(m, s) -> Optional[str]:
         q = HEADER + c * CPU_W
         t = s[q + C_CURR]
         p = tb + t * TASK_W
-        if s[p + T_KIND] != USER or s[q + C_IN_KFPU] or s[q + C_CTX] != CTX_TASK or exiting(s[p + T_PC]):
+        if s[p + T_KIND] != USER or s[q + C_IN_KFPU] or s[q + C_CTX] != CTX_TASK or in_flux(s[p + T_PC]):
             continue
         if d.regs_live(s, t, c):
             if (s[q + C_OWNER] != t or s[q + C_FPREGS] != s[ghost(s, t) + G_VALUE]
                     or (d.valid_while_live and s[p + T_LAST_CPU] != c)):
                 last = s[p + T_LAST_CPU]
-                return (f"cpu{c}: {m.name(t)} has {d.flag_name} clear but owner={m.owner(s[q + C_OWNER])} "
+                return (f"cpu{c}: {m.name(t)}'s {d.flag_name} says its registers are live, but owner={m.owner(s[q + C_OWNER])} "
                         f"last_cpu={-1 if last == NULL else last} registers={m.value(s[q + C_FPREGS])}")
     return None
 
@@ -111,7 +122,7 @@ def fpregs_state_valid_sound(m, s) -> Optional[str]:
         if t == NULL or s[q + C_IN_KFPU]:
             continue
         p = tb + t * TASK_W
-        if s[p + T_LAST_CPU] != c or s[p + T_RUN] == DEAD or s[p + T_KIND] != USER or exiting(s[p + T_PC]):
+        if s[p + T_LAST_CPU] != c or s[p + T_RUN] == DEAD or s[p + T_KIND] != USER or in_flux(s[p + T_PC]):
             continue
         on = s[p + T_CPU]
         if on != NULL and on != c:
@@ -139,7 +150,7 @@ def state_survives(m, s) -> Optional[str]:
     tb, gb = s[0], s[1]
     for t in range(m.scenario.slots):
         p = tb + t * TASK_W
-        if s[p + T_RUN] == DEAD or exiting(s[p + T_PC]):
+        if s[p + T_RUN] == DEAD or in_flux(s[p + T_PC]):
             continue
         want = s[gb + t * GHOST_W + G_VALUE]
         image = d.fpstate_image(s, t)
@@ -150,6 +161,28 @@ def state_survives(m, s) -> Optional[str]:
             continue
         return (f"{m.name(t)}'s state {m.value(want)} is neither in its fpstate ({m.value(image)}) "
                 f"nor in live registers")
+    return None
+
+
+def sigframe_holds_user_state(m, s) -> Optional[str]:
+    """Every signal frame on a task's stack holds the registers its program had when the signal arrived; otherwise sigreturn resumes the program with another task's or stale registers."""
+    tb, gb = s[0], s[1]
+    for t in range(m.scenario.slots):
+        p = tb + t * TASK_W
+        if s[p + T_RUN] == DEAD:
+            continue
+        for i in range(s[p + T_SIGDEPTH]):
+            got, want = s[p + T_SIGFRAME + i], s[gb + t * GHOST_W + G_FRAME + i]
+            if got != want:
+                return f"{m.name(t)}'s signal frame {i} holds {m.value(got)}, expected {m.value(want)}"
+    return None
+
+
+def readers_see_current_state(m, s) -> Optional[str]:
+    """A reader of a task's FPU state (coredump, PTRACE_GETREGSET, the signal frame's fsave header) sees its latest values and PKRU; otherwise debuggers and core dumps show stale registers."""
+    t = s[H_STALE_READ]
+    if t != NULL:
+        return f"a reader of {m.name(t)}'s FPU state got a stale copy"
     return None
 
 
@@ -191,6 +224,8 @@ PROPERTIES: tuple[Property, ...] = (
     Property("fpregs_state_valid_sound", fpregs_state_valid_sound, "architectural"),
     Property("fpstate_not_clobbered", fpstate_not_clobbered, "architectural"),
     Property("state_survives", state_survives, "architectural"),
+    Property("sigframe_holds_user_state", sigframe_holds_user_state, "architectural"),
+    Property("readers_see_current_state", readers_see_current_state, "architectural"),
     Property("kernel_uaccess_uses_own_pkru", kernel_uaccess_uses_own_pkru, "architectural"),
     Property("no_foreign_data_exposed", no_foreign_data_exposed, "exposure"),
 )

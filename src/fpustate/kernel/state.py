@@ -73,7 +73,8 @@ KIND_NAMES = ("user", "kthread", "idle")
 RUNNING, RUNNABLE, SLEEPING, DEAD = 0, 1, 2, 3
 RUN_NAMES = ("running", "runnable", "sleeping", "dead")
 
-# Where a task is (its program counter). Multi-step paths (exec, exit) use
+# Where a task is (its program counter). Multi-step paths (exec, signal
+# delivery, the two sigreturn paths, exit) use
 # PATH_BASE + path * PATH_STRIDE + next_step.
 PC_USER = 0  # executing in user mode
 PC_SYSCALL = 1  # inside a syscall body, preemptible
@@ -85,8 +86,8 @@ PC_IRQ_FROM_USER = 6  # user mode interrupted; a softirq runs on top of it
 PC_DEAD = 7
 PATH_BASE = 16
 PATH_STRIDE = 8
-PATH_EXEC, PATH_EXIT = 0, 1
-PATH_NAMES = ("exec", "exit")
+PATH_EXEC, PATH_SIGNAL, PATH_SIGRETURN, PATH_SIGRETURN_IA32, PATH_EXIT = 0, 1, 2, 3, 4  # exit stays last
+PATH_NAMES = ("exec", "signal", "sigreturn", "sigreturn-ia32", "exit")
 PC_NAMES = ("user", "syscall", "syscall:kernel_fpu", "exit_to_user_mode_loop", "kthread",
             "kthread:kernel_fpu", "irq-from-user", "dead")
 
@@ -109,6 +110,16 @@ def pc_step(pc: int) -> int:
     return (pc - PATH_BASE) % PATH_STRIDE
 
 
+SIGRETURN_PC_LO = PATH_BASE + PATH_SIGRETURN * PATH_STRIDE
+SIGRETURN_PC_HI = PATH_BASE + (PATH_SIGRETURN_IA32 + 1) * PATH_STRIDE
+
+
+def in_sigreturn(pc: int) -> bool:
+    """Inside rt_sigreturn's FPU restore: the program's registers are being replaced by the
+    frame's, so what it "has" is undefined until the path ends."""
+    return SIGRETURN_PC_LO <= pc < SIGRETURN_PC_HI
+
+
 def pc_name(pc: int) -> str:
     if pc >= PATH_BASE:
         return f"{PATH_NAMES[pc_path(pc)]}[{pc_step(pc)}]"
@@ -124,7 +135,9 @@ H_EXECS = 3
 H_EXITS = 4
 H_CLOBBERED = 5  # ghost marker: task whose image was saved from foreign registers
 H_PTRACE = 6  # remaining ptrace regset-write budget
-HEADER = 7
+H_SIGNALS = 7  # remaining signal-delivery budget
+H_STALE_READ = 8  # ghost marker: task whose state a reader (coredump, ptrace, fsave header) saw stale
+HEADER = 9
 
 # CPU record.
 C_FPREGS = 0  # what the FPU/SSE/AVX registers hold (a value)
@@ -151,12 +164,16 @@ T_FPREGS_ACTIVE = 8  # fpu->fpregs_active (4.x designs)
 T_FPSTATE_ACTIVE = 9  # fpu->fpstate_active / fpu->initialized (4.x designs)
 T_COUNTER = 10  # fpu->counter, the lazy preload heuristic
 T_PKRU = 11  # thread.pkru, or the PKRU component of the xsave image
-TASK_W = 12
+T_SIGDEPTH = 12  # signal frames on the user stack (user memory, not kernel state)
+T_SIGFRAME = 13  # the fpstate in frame 0 .. MAX_SIGFRAMES-1 (a value; GARBAGE = bad header)
+MAX_SIGFRAMES = 2
+TASK_W = T_SIGFRAME + MAX_SIGFRAMES
 
 # Ghost record: observer state, what the task's user program believes.
 G_VALUE = 0  # register contents the program last wrote or was given
 G_PKRU = 1  # the PKRU value the program runs with
-GHOST_W = 2
+G_FRAME = 2  # what the program expects back from signal frame 0 .. MAX_SIGFRAMES-1
+GHOST_W = G_FRAME + MAX_SIGFRAMES
 
 
 def cpu(c: int) -> int:
@@ -208,11 +225,16 @@ class TaskState(NamedTuple):
     fpstate_active: int
     counter: int
     pkru: int
+    sigdepth: int
+    sigframe0: int
+    sigframe1: int
 
 
 class Ghost(NamedTuple):
     value: int
     pkru: int
+    frame0: int
+    frame1: int
 
 
 class KernelState(NamedTuple):
@@ -224,13 +246,15 @@ class KernelState(NamedTuple):
     budget: tuple[int, int, int]  # forks, execs, exits
     fpstate_clobbered: int
     ptrace_writes: int  # remaining ptrace regset-write budget
+    signals: int  # remaining signal-delivery budget
+    stale_read: int  # task a reader saw stale, or NULL
 
 
 def encode(ks: KernelState) -> bytes:
     nc, nt = len(ks.cpus), len(ks.tasks)
     tb = HEADER + nc * CPU_W
     gb = tb + nt * TASK_W
-    out = [tb, gb, *ks.budget, ks.fpstate_clobbered, ks.ptrace_writes]
+    out = [tb, gb, *ks.budget, ks.fpstate_clobbered, ks.ptrace_writes, ks.signals, ks.stale_read]
     for c in ks.cpus:
         out.extend(c)
     for t in ks.tasks:
@@ -245,4 +269,5 @@ def decode(s) -> KernelState:
     cpus = tuple(CpuState(*s[cpu(c): cpu(c) + CPU_W]) for c in range(nc))
     tasks = tuple(TaskState(*s[task(s, t): task(s, t) + TASK_W]) for t in range(nt))
     ghosts = tuple(Ghost(*s[ghost(s, t): ghost(s, t) + GHOST_W]) for t in range(nt))
-    return KernelState(cpus, tasks, ghosts, (s[H_FORKS], s[H_EXECS], s[H_EXITS]), s[H_CLOBBERED], s[H_PTRACE])
+    return KernelState(cpus, tasks, ghosts, (s[H_FORKS], s[H_EXECS], s[H_EXITS]), s[H_CLOBBERED], s[H_PTRACE],
+                       s[H_SIGNALS], s[H_STALE_READ])
