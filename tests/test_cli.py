@@ -67,9 +67,9 @@ def test_json_output():
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["check", "nosuch"], "fpustate: unknown design 'nosuch'; available: eager, lazy, rfc2016, rfc2016-stale-flags, strawman, linux; mutants: linux-exec-invalidation"),
+        (["check", "nosuch"], "fpustate: unknown design 'nosuch'; available: eager, lazy, rfc2016, rfc2016-stale-flags, strawman, linux; mutants: linux-exec-invalidation, linux-sigframe-owner-cache, linux-sigreturn-no-deactivate, eager-sigreturn-bh, eager-xcomp-bv"),
         (["check", "--cpus", "9"], "fpustate: scenario: --cpus must be a whole number from 1 to 4, got 9"),
-        (["check", "--scenario", "huge"], "fpustate: --scenario: unknown preset 'huge'; available: default, small, lifecycle, pkru"),
+        (["check", "--scenario", "huge"], "fpustate: --scenario: unknown preset 'huge'; available: default, small, lifecycle, pkru, signals, ptrace"),
         (["check", "--property", "nope"], "fpustate: --property: unknown property 'nope'; available: user_sees_own_registers, "
          "need_load_or_valid, fpregs_state_valid_sound, fpstate_not_clobbered, state_survives, sigframe_holds_user_state, "
          "readers_see_current_state, kernel_uaccess_uses_own_pkru, no_foreign_data_exposed"),
@@ -133,3 +133,11 @@ def test_interrupted_run_prints_partial_result(monkeypatch, capsys):
     out = capsys.readouterr()
     assert re.search(r"^linux\s+[\d,]+\s+[\d,]+\s+\d+\s+\S+\s+\S+\s+holds so far \(interrupted\)", out.out, re.M)
     assert out.err.strip() == "fpustate: interrupted; the results above are partial"
+
+
+def test_bugs_command_passes():
+    """`fpustate bugs` finds every real bug, sees every fixed design hold, and exits 0."""
+    p = cli("bugs")
+    assert p.returncode == 0, p.stdout
+    rows = [line for line in p.stdout.splitlines()[2:] if line.strip()]
+    assert len(rows) == 7 and all(line.rstrip().endswith("ok") for line in rows)

@@ -24,3 +24,55 @@ def test_exec_invalidation_bug_1f69383b203e():
         ("sleep", 0, 0),  # kworker0 sleeps, A runs on cpu0, where its old copy is still "valid"
         ("syscall_exit", 0, 0),
     ]
+
+
+BUG_SUITE = {
+    # mutant: (steps, index path, states explored, the violation)
+    "rfc2016-stale-flags": (5, "1/10/11/3/2", 5194, "cpu0: B runs in user mode with registers A.0, expected B.0"),
+    "lazy": (6, "1/1/0/8/3/4", 1595, "cpu0: A runs in user mode while the registers hold kernel-data"),
+    "eager-xcomp-bv": (6, "1/3/10/8/3/4", 3077, "cpu0: A runs in user mode with registers A.0, expected init"),
+    "eager-sigreturn-bh": (14, "2/1/1/1/1/2/1/1/1/0/0/1/1/3", 40327,
+                           "cpu0: A runs in user mode with registers init, expected A.0"),
+    "linux-sigframe-owner-cache": (5, "2/3/0/2/2", 1033, "A's signal frame 0 holds kernel-data, expected A.0"),
+    "linux-sigreturn-no-deactivate": (12, "1/3/5/5/5/5/4/7/8/3/3/7", 21893,
+                                      "cpu0: fpregs_state_valid(A, 0) holds but the registers contain garbage, not A.0"),
+    "linux-exec-invalidation": (9, "1/8/7/14/11/8/13/3/4", 67136,
+                                "cpu0: A runs in user mode with registers A.0, expected init"),
+}
+
+
+def test_bug_suite_counterexamples_are_pinned():
+    """Every entry of `fpustate bugs` finds its bug with the pinned shortest counterexample, and its fixed design holds."""
+    from fpustate.check.bugs import BUGS, run_bug
+    from fpustate.check.trace import index_path
+
+    cache: dict = {}
+    got = {}
+    for bug in BUGS:
+        r = run_bug(bug, cache)
+        assert r.passed, bug.name
+        got[bug.mutant] = (len(r.found.path), index_path(r.explorer, r.found), r.mutant.states, r.found.detail)
+    assert got == BUG_SUITE
+
+
+def test_sigframe_owner_cache_story():
+    """59c4bd853abc: after the frame XSAVE faults, an interrupt's kernel-FPU use takes the registers and the retry trusts the stale owner."""
+    from fpustate.check.bugs import BUGS, run_bug
+    from fpustate.check.trace import describe
+    from fpustate.kernel.machine import initial_state
+
+    bug = next(b for b in BUGS if b.commit == "59c4bd853abc")
+    r = run_bug(bug, {})
+    m = r.explorer.model
+    prev = initial_state(m)
+    lines = []
+    for a, s in r.found.path:
+        lines.append(describe(m, a, prev)[2])
+        prev = s
+    assert lines == [
+        "IRQ from user mode, work pending -> exit_to_user_mode_loop",
+        "signal delivery: copy_fpstate_to_sigframe() -> page fault, retry",
+        "IRQ: kernel_fpu_begin_mask() .. kernel_fpu_end()",
+        "signal delivery: copy_fpstate_to_sigframe()",
+        "signal delivery: fpu__clear_user_states()",
+    ]

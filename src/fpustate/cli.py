@@ -30,6 +30,8 @@ PRESETS = {
     "small": dict(kthreads=0, execs=0),
     "lifecycle": dict(forks=1, execs=1, exits=1),
     "pkru": dict(kthreads=0, execs=0, pkru_writes=True),
+    "signals": dict(kthreads=0, execs=0, values=1, signals=1, corrupt_frames=True),
+    "ptrace": dict(kthreads=0, execs=0, ptrace_writes=1, ptrace_reads=True, readers=True, pkru_writes=True),
 }
 
 
@@ -211,6 +213,59 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
         click.echo("fpustate: interrupted; the results above are partial", err=True)
         sys.exit(130)
     sys.exit(0)
+
+
+@main.command("bugs")
+@click.option("--trace", is_flag=True, help="print each bug's shortest counterexample")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def bugs_cmd(trace, as_json) -> None:
+    """Check the regression suite of real kernel FPU bugs: each mutant must violate its
+    property, and each fixed design must hold every property on the same scenario."""
+    from .check.bugs import BUGS, run_bug
+
+    cache: dict = {}
+    results = []
+    with _Progress() as progress:
+        for bug in BUGS:
+            results.append(run_bug(bug, cache, progress.callback))
+    if as_json:
+        click.echo(json.dumps([_bug_json(b) for b in results], indent=2))
+    else:
+        click.echo(_bugs_table(results))
+        for b in results:
+            if trace and b.found:
+                m = b.explorer.model
+                click.echo("")
+                click.echo(f"{b.bug.name} ({b.bug.commit}): {b.bug.why}")
+                click.echo(format_trace(m, b.found.path, initial_state(m), b.found))
+    sys.exit(0 if all(b.passed for b in results) else 1)
+
+
+def _bugs_table(results) -> str:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name in ("bug", "commit", "mutant", "property violated", "steps", "states", "seconds", "fixed design", "verdict"):
+        t.add_column(name, justify="right" if name in ("steps", "states", "seconds") else "left", no_wrap=True,
+                     min_width={"seconds": 7}.get(name))
+    for b in results:
+        fixed = f"{b.bug.fixed}: " + ("holds" if b.fixed.ok and b.fixed.complete else "VIOLATED")
+        t.add_row(b.bug.name, b.bug.commit, b.bug.mutant, b.bug.prop, str(len(b.found.path)) if b.found else "-",
+                  f"{b.mutant.states:,}", f"{b.mutant.seconds:.1f}", fixed,
+                  "ok" if b.passed else ("NOT FOUND" if not b.found else "FIXED DESIGN FAILS"))
+    console = Console(width=250, color_system=None, force_terminal=False, record=True, file=io.StringIO())
+    console.print(t)
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+
+
+def _bug_json(b) -> dict:
+    return {"bug": b.bug.name, "commit": b.bug.commit, "mutant": b.bug.mutant, "property": b.bug.prop,
+            "scenario": b.bug.scenario, "found": b.found is not None,
+            "steps": len(b.found.path) if b.found else None, "detail": b.found.detail if b.found else None,
+            "states": b.mutant.states, "seconds": round(b.mutant.seconds, 3), "fixed": b.bug.fixed,
+            "fixed_holds": b.fixed.ok and b.fixed.complete, "fixed_states": b.fixed.states, "passed": b.passed}
 
 
 @main.command("explain")

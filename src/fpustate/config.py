@@ -23,6 +23,7 @@ class Scenario:
     users: int = 2  # user tasks alive at boot
     spare: int = 0  # extra user task slots, free at boot (fork targets)
     kthreads: int = 1  # kernel threads besides the per-CPU idle tasks
+    workers: int = 0  # kernel threads that borrow a user mm and touch user memory (io_uring, vhost)
     values: int = 2  # register versions a user task can write (the value domain)
     forks: int = 0  # fork() budget over the whole run
     execs: int = 1  # exec() budget
@@ -44,6 +45,7 @@ class Scenario:
             "users": (1, 6),
             "spare": (0, 4),
             "kthreads": (0, 3),
+            "workers": (0, 2),
             "values": (1, VALUES_PER_TASK),
             "forks": (0, 4),
             "execs": (0, 4),

@@ -45,6 +45,7 @@ from ..kernel.state import (
     T_FPSTATE_ACTIVE,
     T_LAST_CPU,
     T_NEED_LOAD,
+    T_PKRU,
     cpu,
     ghost,
     task,

@@ -43,6 +43,7 @@ from ..kernel.state import (
     T_FPSTATE,
     T_FPSTATE_ACTIVE,
     T_LAST_CPU,
+    T_PKRU,
     cpu,
     ghost,
     task,

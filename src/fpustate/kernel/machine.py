@@ -66,6 +66,7 @@ from .state import (
     KERNEL,
     KTHREAD,
     NULL,
+    UWORKER,
     PATH_EXEC,
     PATH_EXIT,
     PATH_SIGNAL,
@@ -177,8 +178,10 @@ class Model(NamedTuple):
             return "-"
         if t < slots:
             return "ABCDEFGH"[t]
-        if t < self.idle_base:
+        if t < slots + self.scenario.kthreads:
             return f"kworker{t - slots}"
+        if t < self.idle_base:
+            return f"iou-wrk{t - slots - self.scenario.kthreads}"
         return f"swapper/{t - self.idle_base}"
 
     def value(self, v: int) -> str:
@@ -200,7 +203,7 @@ class Model(NamedTuple):
 
 
 def make_model(design: Design, scenario: Scenario) -> Model:
-    idle_base = scenario.slots + scenario.kthreads
+    idle_base = scenario.slots + scenario.kthreads + scenario.workers
     return Model(design, scenario, idle_base, tuple(range(idle_base)))
 
 
@@ -227,7 +230,7 @@ def initial_state(m: Model) -> bytes:
             kind = USER
             alive = t < sc.users
         else:
-            kind = KTHREAD if t < m.idle_base else IDLE
+            kind = KTHREAD if t < sc.slots + sc.kthreads else UWORKER if t < m.idle_base else IDLE
             alive = True
         on = NULL
         if kind == USER and alive and t < sc.cpus:
@@ -423,7 +426,7 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
                 k[p + T_PC] = PC_KTHREAD_KFPU
                 d.kernel_fpu_begin(k, c, K_TASK)
                 append(((KFPU_BEGIN, c, 0), bytes(k)))
-            if s[p + T_KIND] == KTHREAD:
+            if s[p + T_KIND] != IDLE:
                 for n in runnable + [m.idle_base + c]:
                     k = bytearray(s)
                     context_switch(m, k, c, t, n, SLEEPING)

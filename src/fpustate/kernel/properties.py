@@ -33,6 +33,7 @@ from .state import (
     NULL,
     PATH_EXIT,
     PC_EXIT_LOOP,
+    PC_KTHREAD,
     PC_SYSCALL,
     PC_USER,
     T_CPU,
@@ -44,6 +45,7 @@ from .state import (
     T_SIGFRAME,
     TASK_W,
     USER,
+    UWORKER,
     CPU_W,
     GHOST_W,
     HEADER,
@@ -187,18 +189,21 @@ def readers_see_current_state(m, s) -> Optional[str]:
 
 
 def kernel_uaccess_uses_own_pkru(m, s) -> Optional[str]:
-    """Kernel accesses to a user task's memory run with that task's own PKRU; otherwise copy_to_user() obeys another task's protection keys.
+    """Kernel accesses to user memory run with the accessing task's own PKRU; otherwise copy_to_user() obeys another task's protection keys.
 
     Checked where the model's tasks touch user memory: in user mode, in a
     syscall body and in the exit-to-user work loop (signal frames), not in the
-    middle of exec, exit or a kernel-FPU section, which do no uaccess.
+    middle of exec, exit or a kernel-FPU section, which do no uaccess; and in
+    the body of a user worker (a kernel thread on a borrowed mm), which runs
+    with the init PKRU of the kernel thread it is (copy_thread()).
     """
     tb, gb = s[0], s[1]
     for c in range(m.scenario.cpus):
         q = HEADER + c * CPU_W
         t = s[q + C_CURR]
         p = tb + t * TASK_W
-        if s[p + T_KIND] == USER and s[p + T_PC] in UACCESS_PCS and s[q + C_CTX] == CTX_TASK:
+        kind, pc = s[p + T_KIND], s[p + T_PC]
+        if s[q + C_CTX] == CTX_TASK and ((kind == USER and pc in UACCESS_PCS) or (kind == UWORKER and pc == PC_KTHREAD)):
             want = s[gb + t * GHOST_W + G_PKRU]
             if s[q + C_PKRU] != want:
                 return f"cpu{c}: {m.name(t)} runs with PKRU {m.pkru(s[q + C_PKRU])}, expected {m.pkru(want)}"

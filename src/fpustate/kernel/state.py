@@ -65,9 +65,10 @@ def pkru_version(pkru: int) -> int:
 
 
 # ---------------------------------------------------------------- enums
-# Task kinds (PF_KTHREAD, the per-CPU idle task).
-USER, KTHREAD, IDLE = 0, 1, 2
-KIND_NAMES = ("user", "kthread", "idle")
+# Task kinds (PF_KTHREAD, the per-CPU idle task, and a kernel thread working on a
+# borrowed user mm: io_uring/vhost workers, kthread_use_mm()).
+USER, KTHREAD, IDLE, UWORKER = 0, 1, 2, 3
+KIND_NAMES = ("user", "kthread", "idle", "user-worker")
 
 # Run states.
 RUNNING, RUNNABLE, SLEEPING, DEAD = 0, 1, 2, 3

@@ -1,0 +1,65 @@
+"""Signals, ptrace, readers of current and user workers: verdicts and state counts per design."""
+
+from __future__ import annotations
+
+from conftest import run
+from fpustate.cli import PRESETS
+from fpustate.config import Scenario
+
+SIGNALS = Scenario(**PRESETS["signals"])
+PTRACE = Scenario(**dict(PRESETS["ptrace"], values=1))
+
+
+def test_linux_holds_with_signals():
+    """v6.18 holds every property with signal delivery, both sigreturn paths and corrupt frames."""
+    _, res, _ = run("linux", SIGNALS)
+    assert res.ok and res.complete
+    assert res.states == 197_888
+
+
+def test_eager_hardirq_window_in_ia32_sigreturn():
+    """v4.19's fixed ia32 sigreturn still loses the frame's state to a hardirq kernel-FPU user
+    between fpu->initialized = 1 and fpu__restore()."""
+    _, res, _ = run("eager", SIGNALS)
+    v = res.violations[0]
+    assert (v.prop.name, len(v.path)) == ("user_sees_own_registers", 12)
+    assert [a.code for a, _ in v.path][-4:] == ["sigreturn_ia32_step", "hardirq_kfpu", "sigreturn_ia32_step",
+                                                "syscall_exit"]
+
+
+def test_eager_holds_signals_without_hardirq_fpu():
+    """Without hardirq kernel-FPU users v4.19 holds every property with signals."""
+    _, res, _ = run("eager", SIGNALS.replace(kfpu_hardirq=False))
+    assert res.ok and res.complete
+
+
+def test_rfc2016_handler_starts_with_old_registers():
+    """rfc2016: the handler's fresh init state is overwritten by the pending TIF_LOAD_FPU reload."""
+    _, res, _ = run("rfc2016", SIGNALS.replace(corrupt_frames=False))
+    v = res.violations[0]
+    assert v.prop.name == "user_sees_own_registers"
+    assert v.detail == "cpu0: A runs in user mode with registers A.0, expected init"
+
+
+def test_strawman_registers_hold_with_signals():
+    """The straw-man API keeps every register property with signals; only PKRU (deferred with xstate) fails."""
+    _, res, _ = run("strawman", SIGNALS.replace(corrupt_frames=False))
+    assert {v.prop.name for v in res.violations} == {"kernel_uaccess_uses_own_pkru"}
+
+
+def test_ptrace_reads_writes_and_readers_hold_on_linux_and_eager():
+    """With ptrace reads, writes (bogus headers and PKRU) and readers of current, linux and eager hold."""
+    for design, states in (("linux", 70_320), ("eager", 123_200)):
+        _, res, _ = run(design, PTRACE)
+        assert res.ok and res.complete and res.states == states, design
+
+
+def test_user_worker_pkru():
+    """A kernel thread on a borrowed mm runs with the init PKRU in v6.18, but with the last user task's in v4.19."""
+    sc = Scenario(kthreads=0, execs=0, workers=1)
+    _, res, _ = run("linux", sc)
+    assert res.ok and res.states == 80_800
+    _, res, _ = run("eager", sc)
+    v = res.violations[0]
+    assert (v.prop.name, len(v.path)) == ("kernel_uaccess_uses_own_pkru", 2)
+    assert v.detail == "cpu0: iou-wrk0 runs with PKRU A-keys, expected init"
