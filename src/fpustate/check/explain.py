@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from ..kernel.context import fpregs_state_valid
 from ..kernel.machine import USER_WRITE, Action, Model, successors
-from ..kernel.properties import exiting
+from ..kernel.properties import in_flux
 from ..kernel.state import C_FPREGS, DEAD, G_VALUE, NULL, T_CPU, T_PC, T_RUN, cpu, ghost, task
 from .explore import Explorer
 from .trace import describe
@@ -38,9 +38,10 @@ MEANING = {
 
 
 def task_class(m: Model, s: bytes, t: int) -> str | None:
-    """Andy's class of user task t in state s, or None for dead or exiting tasks."""
+    """Andy's class of user task t in state s, or None for dead tasks and tasks inside exit or
+    sigreturn (whose state is being dropped or replaced by the frame's)."""
     p = task(s, t)
-    if s[p + T_RUN] == DEAD or exiting(s[p + T_PC]):
+    if s[p + T_RUN] == DEAD or in_flux(s[p + T_PC]):
         return None
     want = s[ghost(s, t) + G_VALUE]
     mem = m.design.fpstate_image(s, t) == want
