@@ -450,6 +450,8 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
             k = bytearray(s)
             k[tb + t * TASK_W + T_RUN] = RUNNABLE
             append(((WAKE, NULL, t), bytes(k)))
+    if not (s[H_PTRACE] or sc.ptrace_reads):
+        return out
     ptrace_kinds = (PTRACE_VALUES, PTRACE_BOGUS) + ((PTRACE_PKRU,) if sc.pkru_writes and d.has_pkru else ())
     for t in range(sc.slots):
         if s[tb + t * TASK_W + T_RUN] != SLEEPING:
