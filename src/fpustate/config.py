@@ -76,6 +76,17 @@ class Scenario:
     def replace(self, **changes) -> "Scenario":
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def for_simulation(cls, cpus: int, slots: int) -> "Scenario":
+        """A machine sized to a trace for the cost simulator: `slots` task slots, no budgets.
+        The checker's limits (which keep exhaustive search tractable) do not apply."""
+        sc = object.__new__(cls)
+        for f in fields(cls):
+            object.__setattr__(sc, f.name, f.default)
+        for name, value in dict(cpus=cpus, users=slots, kthreads=0, execs=0).items():
+            object.__setattr__(sc, name, value)
+        return sc
+
 
 def scenario_from_env(base: Scenario | None = None) -> Scenario:
     """Apply FPUSTATE_<FIELD> environment variables over `base`."""

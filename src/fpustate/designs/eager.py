@@ -24,6 +24,7 @@ from ..kernel.context import (
     fpregs_state_valid,
     kernel_clobbers_fpregs,
     restore_fpregs_from_fpstate,
+    restore_fpregs_from_init_fpstate,
     save_fpregs_to_fpstate,
     sigframe_read,
     sigframe_write,
@@ -139,7 +140,8 @@ def fpu__clear_init(k: bytearray, c: int, t: int) -> None:
     k[p + T_FPSTATE], k[p + T_FPSTATE_ACTIVE] = INIT, 1
     fpregs_activate(k, c, t)
     q = cpu(c)
-    k[q + C_FPREGS], k[q + C_PKRU] = INIT, PKRU_INIT
+    restore_fpregs_from_init_fpstate(k, c)
+    k[q + C_PKRU] = PKRU_INIT
     k[ghost(k, t) + G_PKRU] = PKRU_INIT
 
 

@@ -21,6 +21,7 @@ Abstraction: the preload threshold "counter > 5" is scaled to "counter > 1"
 
 from __future__ import annotations
 
+from ..kernel.context import trace_device_not_available, write_cr0_ts
 from ..kernel.state import C_CURR, C_TS, NULL, T_FPREGS_ACTIVE, cpu, task
 from . import v4_8
 from .base import Design
@@ -36,7 +37,7 @@ def boot_task(k: bytearray, t: int, on_cpu: int) -> None:
 
 def boot_cpu(k: bytearray, c: int) -> None:
     """CR0.TS is clear only while current's registers are active."""
-    k[cpu(c) + C_TS] = 0 if k[task(k, k[cpu(c) + C_CURR]) + T_FPREGS_ACTIVE] else 1
+    write_cr0_ts(k, c, 0 if k[task(k, k[cpu(c) + C_CURR]) + T_FPREGS_ACTIVE] else 1)
 
 
 def switch_fpu_prepare(k: bytearray, c: int, prev: int, nxt: int) -> None:
@@ -55,6 +56,7 @@ def user_fpu_accessible(s, c: int) -> bool:
 
 def do_device_not_available(k: bytearray, c: int, t: int) -> None:
     """do_device_not_available() (#NM, IRQs off): fpu__restore() loads the task's registers."""
+    trace_device_not_available(c, t)
     v4_8.fpu__restore(k, c, t, EAGER)
 
 

@@ -32,6 +32,7 @@ from ..kernel.context import (
     fpregs_state_valid,
     kernel_clobbers_fpregs,
     restore_fpregs_from_fpstate,
+    restore_fpregs_from_init_fpstate,
     save_fpregs_to_fpstate,
     sigframe_read,
     sigframe_write,
@@ -220,7 +221,7 @@ def fpu__clear_user_states(k: bytearray, c: int, t: int):
     """fpu__clear_user_states(): under fpregs_lock(), restore_fpregs_from_init_fpstate() for the
     user components (PKRU excluded) and fpregs_mark_activate(). Used for the signal handler's
     fresh state and when sigreturn fails."""
-    k[cpu(c) + C_FPREGS] = INIT
+    restore_fpregs_from_init_fpstate(k, c)
     fpregs_mark_activate(k, c, t)
     return DONE
 

@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import functools
 
+from ..kernel import context
 from ..kernel.context import (
     kernel_clobbers_fpregs,
+    restore_fpregs_from_init_fpstate,
+    trace_device_not_available,
+    write_cr0_ts,
     restore_fpregs_from_fpstate,
     save_fpregs_to_fpstate,
     sigframe_read,
@@ -62,13 +66,16 @@ COUNTER_MAX = PRELOAD_AFTER + 1
 
 def fpu_want_lazy_restore(k, t: int, c: int) -> bool:
     """fpu_want_lazy_restore(): this_cpu_read_stable(fpu_fpregs_owner_ctx) == fpu && fpu->last_cpu == cpu."""
-    return k[cpu(c) + C_OWNER] == t and k[task(k, t) + T_LAST_CPU] == c
+    valid = k[cpu(c) + C_OWNER] == t and k[task(k, t) + T_LAST_CPU] == c
+    if valid and context.PROBE is not None:
+        context.PROBE("skip", c, t)
+    return valid
 
 
 def fpregs_activate(k: bytearray, c: int, t: int, eager: bool) -> None:
     """fpregs_activate(): __fpregs_activate_hw() (clts in lazy mode), fpregs_active = 1, owner = fpu."""
     if not eager:
-        k[cpu(c) + C_TS] = 0
+        write_cr0_ts(k, c, 0)
     k[task(k, t) + T_FPREGS_ACTIVE] = 1
     k[cpu(c) + C_OWNER] = t
 
@@ -78,7 +85,7 @@ def fpregs_deactivate(k: bytearray, c: int, t: int, eager: bool) -> None:
     k[task(k, t) + T_FPREGS_ACTIVE] = 0
     k[cpu(c) + C_OWNER] = NULL
     if not eager:
-        k[cpu(c) + C_TS] = 1
+        write_cr0_ts(k, c, 1)
 
 
 def _counter_inc(k: bytearray, t: int) -> None:
@@ -125,7 +132,7 @@ def switch_fpu(k: bytearray, c: int, prev: int, nxt: int, eager: bool) -> None:
             k[pn + T_FPREGS_ACTIVE] = 1  # __fpregs_activate(): no TS flip
             k[cpu(c) + C_OWNER] = nxt
         elif not eager:
-            k[cpu(c) + C_TS] = 1  # __fpregs_deactivate_hw(): stts()
+            write_cr0_ts(k, c, 1)  # __fpregs_deactivate_hw(): stts()
     else:
         k[pp + T_COUNTER] = 0
         k[pp + T_LAST_CPU] = NULL
@@ -164,7 +171,7 @@ def kernel_fpu_begin(k: bytearray, c: int, ctx: int, eager: bool) -> None:
     else:
         k[q + C_OWNER] = NULL
         if not eager:
-            k[q + C_TS] = 0
+            write_cr0_ts(k, c, 0)
     kernel_clobbers_fpregs(k, c)
 
 
@@ -176,7 +183,7 @@ def kernel_fpu_end(k: bytearray, c: int, ctx: int, eager: bool) -> None:
     if k[task(k, t) + T_FPREGS_ACTIVE]:
         restore_fpregs_from_fpstate(k, c, t, pkru=eager)
     elif not eager:
-        k[q + C_TS] = 1
+        write_cr0_ts(k, c, 1)
     k[q + C_IN_KFPU] = 0
     k[q + C_PREEMPT] -= 1
 
@@ -212,7 +219,7 @@ def fpu__clear(k: bytearray, c: int, t: int, eager: bool) -> None:
         fpu__drop(k, c, t, eager)
         return
     fpu__activate_curr(k, t)
-    k[cpu(c) + C_FPREGS] = INIT  # copy_init_fpstate_to_fpregs()
+    restore_fpregs_from_init_fpstate(k, c)  # copy_init_fpstate_to_fpregs()
     k[cpu(c) + C_PKRU] = PKRU_INIT  # init_fpstate's PKRU component
     k[ghost(k, t) + G_PKRU] = PKRU_INIT
 
@@ -236,6 +243,7 @@ def _nm_in_kernel(k: bytearray, c: int, t: int, eager: bool) -> None:
     """An FPU instruction the kernel runs for current with CR0.TS set traps (#NM in kernel
     mode) and do_device_not_available() -> fpu__restore() loads current's state first."""
     if not eager and k[cpu(c) + C_TS]:
+        trace_device_not_available(c, t)
         fpu__restore(k, c, t, eager)
 
 

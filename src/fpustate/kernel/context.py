@@ -9,8 +9,11 @@ names they had then.
 
 from __future__ import annotations
 
+from typing import Optional, Protocol
+
 from .state import (
     C_FPREGS,
+    C_TS,
     C_OWNER,
     C_PKRU,
     CPU_W,
@@ -36,13 +39,48 @@ from .state import (
 )
 
 
+# ---------------------------------------------------------------- tracepoints
+class Probe(Protocol):
+    """What the FPU code executed, for the cost simulator (`fpustate.sim`): the model's
+    counterpart of the kernel's x86_fpu tracepoints. `op` is one of OPS."""
+
+    def __call__(self, op: str, c: int, t: int) -> None: ...
+
+
+OPS = ("save", "restore", "restore_init", "skip", "sigframe_save", "sigframe_restore", "nm", "cr0_ts")
+PROBE: Optional[Probe] = None  # the checker never sets it; fpustate.sim.replay attaches one per replay
+
+
 def fpregs_state_valid(k, t: int, c: int) -> bool:
     """fpregs_state_valid(): CPU c still holds task t's registers, so XRSTOR may be skipped.
 
     owner == &t->fpu && t->fpu.last_cpu == c, read fresh (this_cpu_read, not
     this_cpu_read_stable: bug 59c4bd853abc).
     """
-    return k[HEADER + c * CPU_W + C_OWNER] == t and k[k[0] + t * TASK_W + T_LAST_CPU] == c
+    valid = k[HEADER + c * CPU_W + C_OWNER] == t and k[k[0] + t * TASK_W + T_LAST_CPU] == c
+    if valid and PROBE is not None:
+        PROBE("skip", c, t)
+    return valid
+
+
+def write_cr0_ts(k: bytearray, c: int, ts: int) -> None:
+    """clts() (ts = 0) or stts() (ts = 1): a serializing CR0 write (lazy FPU only)."""
+    k[HEADER + c * CPU_W + C_TS] = ts
+    if PROBE is not None:
+        PROBE("cr0_ts", c, NULL)
+
+
+def trace_device_not_available(c: int, t: int) -> None:
+    """A #NM trap (CR0.TS set) taken for task t on CPU c."""
+    if PROBE is not None:
+        PROBE("nm", c, t)
+
+
+def restore_fpregs_from_init_fpstate(k: bytearray, c: int) -> None:
+    """restore_fpregs_from_init_fpstate() / copy_init_fpstate_to_fpregs(): XRSTOR init_fpstate."""
+    k[HEADER + c * CPU_W + C_FPREGS] = INIT
+    if PROBE is not None:
+        PROBE("restore_init", c, NULL)
 
 
 def __cpu_invalidate_fpregs_state(k: bytearray, c: int) -> None:
@@ -80,6 +118,8 @@ def save_fpregs_to_fpstate(k: bytearray, c: int, t: int, pkru: bool = False) -> 
         k[p + T_PKRU] = k[q + C_PKRU]
     if regs != k[ghost(k, t) + G_VALUE] and k[H_CLOBBERED] == NULL and not in_sigreturn(k[p + T_PC]):
         k[H_CLOBBERED] = t  # (inside sigreturn the program's state is the frame's, not yet known)
+    if PROBE is not None:
+        PROBE("save", c, t)
 
 
 def restore_fpregs_from_fpstate(k: bytearray, c: int, t: int, pkru: bool = False,
@@ -94,6 +134,8 @@ def restore_fpregs_from_fpstate(k: bytearray, c: int, t: int, pkru: bool = False
     """
     p = task(k, t)
     q = cpu(c)
+    if PROBE is not None:
+        PROBE("restore", c, t)
     if k[p + T_FPSTATE] == GARBAGE:
         if fault_loads_init:
             k[q + C_FPREGS] = INIT
@@ -112,11 +154,16 @@ def kernel_clobbers_fpregs(k: bytearray, c: int) -> None:
 
 def sigframe_write(k: bytearray, t: int, value: int) -> None:
     """XSAVE (or copy_to_user()) into the signal frame being set up for task t."""
+    if PROBE is not None:
+        PROBE("sigframe_save", NULL, t)
     p = task(k, t)
     k[p + T_SIGFRAME + k[p + T_SIGDEPTH]] = value
 
 
 def sigframe_read(k, t: int) -> int:
-    """The fpstate in task t's topmost signal frame, as sigreturn finds it (GARBAGE: bad header)."""
+    """The fpstate in task t's topmost signal frame, as sigreturn finds it (GARBAGE: bad header);
+    the XRSTOR (or copy_from_user()) that reads it."""
+    if PROBE is not None:
+        PROBE("sigframe_restore", NULL, t)
     p = task(k, t)
     return k[p + T_SIGFRAME + k[p + T_SIGDEPTH] - 1]

@@ -50,7 +50,6 @@ from .state import (
     G_PKRU,
     G_VALUE,
     GARBAGE,
-    GHOST_W,
     H_EXECS,
     H_EXITS,
     H_CLOBBERED,
@@ -216,9 +215,10 @@ def initial_state(m: Model) -> bytes:
     sc, d = m.scenario, m.design
     nt = m.idle_base + sc.cpus
     tb = HEADER + sc.cpus * CPU_W
-    gb = tb + nt * TASK_W
-    k = bytearray(gb + nt * GHOST_W)
-    k[0], k[1] = tb, gb
+    if tb > 255 or nt > 254:
+        raise ValueError(f"a state vector holds at most 27 CPUs and 254 task slots, not {sc.cpus} and {nt}")
+    k = bytearray(tb + nt * TASK_W)
+    k[0], k[1] = tb, nt
     k[H_FORKS], k[H_EXECS], k[H_EXITS] = sc.forks, sc.execs, sc.exits
     k[H_CLOBBERED], k[H_PTRACE] = NULL, sc.ptrace_writes
     k[H_SIGNALS], k[H_STALE_READ] = sc.signals, NULL
@@ -532,8 +532,6 @@ def _fork(m: Model, s: bytes, c: int, parent: int, child: int) -> bytes:
     pp, cp = task(k, parent), task(k, child)
     k[cp: cp + TASK_W] = k[pp: pp + TASK_W]
     k[cp + T_RUN], k[cp + T_PC], k[cp + T_LOCAL], k[cp + T_CPU] = RUNNABLE, PC_SYSCALL, 0, NULL
-    pg, cg = ghost(k, parent), ghost(k, child)
-    k[cg: cg + GHOST_W] = k[pg: pg + GHOST_W]
     m.design.fpu_clone(k, c, parent, child)
     return bytes(k)
 

@@ -47,7 +47,7 @@ from .state import (
     USER,
     UWORKER,
     CPU_W,
-    GHOST_W,
+    GHOST_OFF,
     HEADER,
     cpu,
     ghost,
@@ -84,12 +84,12 @@ def in_flux(pc: int) -> bool:
 
 def user_sees_own_registers(m, s) -> Optional[str]:
     """A task in user mode finds exactly its own FPU values in its CPU's registers; otherwise its program computes with lost, stale or another task's data."""
-    tb, gb = s[0], s[1]
+    tb = s[0]
     for c in range(m.scenario.cpus):
         q = HEADER + c * CPU_W
         t = s[q + C_CURR]
         if s[tb + t * TASK_W + T_PC] == PC_USER and s[q + C_CTX] == CTX_TASK:
-            want = s[gb + t * GHOST_W + G_VALUE]
+            want = s[tb + t * TASK_W + GHOST_OFF + G_VALUE]
             if s[q + C_FPREGS] != want and m.design.user_fpu_accessible(s, c):
                 return (f"cpu{c}: {m.name(t)} runs in user mode with registers {m.value(s[q + C_FPREGS])}, "
                         f"expected {m.value(want)}")
@@ -149,12 +149,12 @@ def fpstate_not_clobbered(m, s) -> Optional[str]:
 def state_survives(m, s) -> Optional[str]:
     """A task's latest FPU state always exists in its memory image or in its own live registers; otherwise it is lost for good."""
     d = m.design
-    tb, gb = s[0], s[1]
+    tb = s[0]
     for t in range(m.scenario.slots):
         p = tb + t * TASK_W
         if s[p + T_RUN] == DEAD or in_flux(s[p + T_PC]):
             continue
-        want = s[gb + t * GHOST_W + G_VALUE]
+        want = s[tb + t * TASK_W + GHOST_OFF + G_VALUE]
         image = d.fpstate_image(s, t)
         if image == want:
             continue
@@ -170,13 +170,13 @@ def sigframe_holds_user_state(m, s) -> Optional[str]:
     """Every signal frame on a task's stack holds the registers its program had when the signal arrived; otherwise sigreturn resumes the program with another task's or stale registers."""
     if not m.scenario.signals:
         return None  # no frames without signals (a cheap exit on the checker's hot path)
-    tb, gb = s[0], s[1]
+    tb = s[0]
     for t in range(m.scenario.slots):
         p = tb + t * TASK_W
         if s[p + T_RUN] == DEAD:
             continue
         for i in range(s[p + T_SIGDEPTH]):
-            got, want = s[p + T_SIGFRAME + i], s[gb + t * GHOST_W + G_FRAME + i]
+            got, want = s[p + T_SIGFRAME + i], s[tb + t * TASK_W + GHOST_OFF + G_FRAME + i]
             if got != want:
                 return f"{m.name(t)}'s signal frame {i} holds {m.value(got)}, expected {m.value(want)}"
     return None
@@ -199,14 +199,14 @@ def kernel_uaccess_uses_own_pkru(m, s) -> Optional[str]:
     the body of a user worker (a kernel thread on a borrowed mm), which runs
     with the init PKRU of the kernel thread it is (copy_thread()).
     """
-    tb, gb = s[0], s[1]
+    tb = s[0]
     for c in range(m.scenario.cpus):
         q = HEADER + c * CPU_W
         t = s[q + C_CURR]
         p = tb + t * TASK_W
         kind, pc = s[p + T_KIND], s[p + T_PC]
         if s[q + C_CTX] == CTX_TASK and ((kind == USER and pc in UACCESS_PCS) or (kind == UWORKER and pc == PC_KTHREAD)):
-            want = s[gb + t * GHOST_W + G_PKRU]
+            want = s[tb + t * TASK_W + GHOST_OFF + G_PKRU]
             if s[q + C_PKRU] != want:
                 return f"cpu{c}: {m.name(t)} runs with PKRU {m.pkru(s[q + C_PKRU])}, expected {m.pkru(want)}"
     return None
@@ -214,12 +214,12 @@ def kernel_uaccess_uses_own_pkru(m, s) -> Optional[str]:
 
 def no_foreign_data_exposed(m, s) -> Optional[str]:
     """No other task's or kernel data sits in the registers while a task runs in user mode; otherwise it is one speculative read away (LazyFP, CVE-2018-3665)."""
-    tb, gb = s[0], s[1]
+    tb = s[0]
     for c in range(m.scenario.cpus):
         q = HEADER + c * CPU_W
         t = s[q + C_CURR]
         v = s[q + C_FPREGS]
-        if (s[tb + t * TASK_W + T_PC] == PC_USER and s[q + C_CTX] == CTX_TASK and v != s[gb + t * GHOST_W + G_VALUE]
+        if (s[tb + t * TASK_W + T_PC] == PC_USER and s[q + C_CTX] == CTX_TASK and v != s[tb + t * TASK_W + GHOST_OFF + G_VALUE]
                 and v != INIT and value_owner(v) != t):
             return f"cpu{c}: {m.name(t)} runs in user mode while the registers hold {m.value(v)}"
     return None

@@ -11,9 +11,11 @@ freezes it again; from the outside every transition is a pure function
 state -> state. `decode()` turns a vector into readable NamedTuples for traces
 and tests.
 
-Layout: a header, then `ncpus` CPU records, then task records, then ghost
-records. Offsets inside a record are the `C_*`, `T_*` and `G_*` constants;
-`cpu(c)`, `task(k, t)` and `ghost(k, t)` give a record's base offset.
+Layout: a header, then `ncpus` CPU records, then one record per task slot:
+the kernel's fields followed by the observer's ghost fields. Offsets inside a
+record are the `C_*`, `T_*` and `G_*` constants; `cpu(c)`, `task(k, t)` and
+`ghost(k, t)` give a record's base offset. Only the task base (`k[0]`) is
+stored, so a vector can hold up to 254 task slots (the cost simulator's).
 
 Register and memory contents are abstract *values* from a small domain:
 `INIT` (the architectural init state), `KERNEL` (scratch data of an in-kernel
@@ -130,7 +132,7 @@ def pc_name(pc: int) -> str:
 # ---------------------------------------------------------------- layout
 # Header.
 H_TASK_BASE = 0  # offset of task 0's record
-H_GHOST_BASE = 1  # offset of task 0's ghost record
+H_NTASKS = 1  # number of task slots
 H_FORKS = 2  # remaining fork() budget
 H_EXECS = 3
 H_EXITS = 4
@@ -168,13 +170,14 @@ T_PKRU = 11  # thread.pkru, or the PKRU component of the xsave image
 T_SIGDEPTH = 12  # signal frames on the user stack (user memory, not kernel state)
 T_SIGFRAME = 13  # the fpstate in frame 0 .. MAX_SIGFRAMES-1 (a value; GARBAGE = bad header)
 MAX_SIGFRAMES = 2
-TASK_W = T_SIGFRAME + MAX_SIGFRAMES
+GHOST_OFF = T_SIGFRAME + MAX_SIGFRAMES  # the ghost fields follow the kernel's in each task record
 
-# Ghost record: observer state, what the task's user program believes.
+# Ghost fields (offsets from ghost(k, t)): observer state, what the task's user program believes.
 G_VALUE = 0  # register contents the program last wrote or was given
 G_PKRU = 1  # the PKRU value the program runs with
 G_FRAME = 2  # what the program expects back from signal frame 0 .. MAX_SIGFRAMES-1
 GHOST_W = G_FRAME + MAX_SIGFRAMES
+TASK_W = GHOST_OFF + GHOST_W
 
 
 def cpu(c: int) -> int:
@@ -188,8 +191,8 @@ def task(k, t: int) -> int:
 
 
 def ghost(k, t: int) -> int:
-    """Offset of task t's ghost record."""
-    return k[1] + t * GHOST_W
+    """Offset of task t's ghost fields."""
+    return k[0] + t * TASK_W + GHOST_OFF
 
 
 def ncpus(k) -> int:
@@ -197,7 +200,7 @@ def ncpus(k) -> int:
 
 
 def ntasks(k) -> int:
-    return (k[1] - k[0]) // TASK_W
+    return k[H_NTASKS]
 
 
 # ---------------------------------------------------------------- decoded view
@@ -254,13 +257,11 @@ class KernelState(NamedTuple):
 def encode(ks: KernelState) -> bytes:
     nc, nt = len(ks.cpus), len(ks.tasks)
     tb = HEADER + nc * CPU_W
-    gb = tb + nt * TASK_W
-    out = [tb, gb, *ks.budget, ks.fpstate_clobbered, ks.ptrace_writes, ks.signals, ks.stale_read]
+    out = [tb, nt, *ks.budget, ks.fpstate_clobbered, ks.ptrace_writes, ks.signals, ks.stale_read]
     for c in ks.cpus:
         out.extend(c)
-    for t in ks.tasks:
+    for t, g in zip(ks.tasks, ks.ghost):
         out.extend(t)
-    for g in ks.ghost:
         out.extend(g)
     return bytes(out)
 
@@ -268,7 +269,7 @@ def encode(ks: KernelState) -> bytes:
 def decode(s) -> KernelState:
     nc, nt = ncpus(s), ntasks(s)
     cpus = tuple(CpuState(*s[cpu(c): cpu(c) + CPU_W]) for c in range(nc))
-    tasks = tuple(TaskState(*s[task(s, t): task(s, t) + TASK_W]) for t in range(nt))
+    tasks = tuple(TaskState(*s[task(s, t): task(s, t) + GHOST_OFF]) for t in range(nt))
     ghosts = tuple(Ghost(*s[ghost(s, t): ghost(s, t) + GHOST_W]) for t in range(nt))
     return KernelState(cpus, tasks, ghosts, (s[H_FORKS], s[H_EXECS], s[H_EXITS]), s[H_CLOBBERED], s[H_PTRACE],
                        s[H_SIGNALS], s[H_STALE_READ])

@@ -1,0 +1,145 @@
+"""The clairvoyant lower bound on saves and loads for a fixed schedule (cost-model.md 5).
+
+Each CPU's registers hold one FPU context, so there is no eviction choice:
+whenever another context needs the registers the occupant leaves, and the
+only decisions are whether to save it (only if it is dirty and used again
+before it exits) and when to load (at the last moment: when the task
+actually executes FPU instructions, a `USE`). The classic formulation needs
+the future ("used again?"); here the pass is online and the answer deferred:
+an evicted dirty state becomes a *pending* save, charged when the task needs
+its state again and dropped if it exits or its state is replaced first
+(exec, ptrace write). Memory is per live task, not per event.
+
+Loads are restores plus init loads, so designs that load init directly (the
+4.x exec and signal paths) and designs that restore an init image compare
+fairly. Signal frames cost what every design pays (one XSAVE to the frame at
+delivery, one XRSTOR from it at sigreturn).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from . import ops as O
+from .costs import Profile
+
+
+class Bound:
+    def __init__(self, ncpus: int, profile: Profile) -> None:
+        self.slot: list = [None] * ncpus  # pid whose state CPU c's registers hold
+        self.dirty = [False] * ncpus  # ... and that state is newer than its memory image
+        self.where: dict[int, int] = {}  # pid -> CPU holding its state
+        self.stale: set[int] = set()  # pids whose registers copy was replaced (exec, ptrace, signal)
+        self.pending: set[int] = set()  # dirty states evicted without a save, charged on next need
+        self.current: list = [None] * ncpus
+        self.counts = Counter(saves=0, restores=0, sigframe_saves=0, sigframe_restores=0)
+        self.profile = profile
+        self.cycles = 0.0
+        self.xfeatures: dict[int, int] = {}
+
+    def _cost(self, kind: str, pid) -> float:
+        return self.profile.cost(kind, self.xfeatures.get(pid, self.profile.default_xfeatures))
+
+    def _save(self, pid) -> None:
+        self.counts["saves"] += 1
+        self.cycles += self._cost("save", pid)
+
+    def _evict(self, c: int) -> None:
+        """CPU c's registers are about to hold something else."""
+        s = self.slot[c]
+        if s is not None:
+            if self.dirty[c]:
+                self.pending.add(s)
+            del self.where[s]
+        self.slot[c], self.dirty[c] = None, False
+
+    def _need_in_memory(self, pid) -> None:
+        """pid's latest state must exist in memory from here on (it is about to be copied or
+        loaded elsewhere): charge a pending save, or save a dirty copy held by a CPU."""
+        if pid in self.pending:
+            self.pending.discard(pid)
+            self._save(pid)
+        d = self.where.get(pid)
+        if d is not None and self.dirty[d]:
+            self._save(pid)
+            self.dirty[d] = False
+
+    def _drop(self, pid) -> None:
+        """pid's state is dead or replaced: nothing of it needs saving any more."""
+        self.pending.discard(pid)
+        d = self.where.pop(pid, None)
+        if d is not None:
+            self.slot[d], self.dirty[d] = None, False
+
+    def _load(self, c: int, pid) -> None:
+        """U(pid) on CPU c: its state must be in c's registers."""
+        if self.slot[c] == pid and pid not in self.stale:
+            return
+        d = self.where.get(pid)
+        if d is not None and d != c:
+            self._need_in_memory(pid)
+            self.slot[d], self.dirty[d] = None, False
+            del self.where[pid]
+        self._need_in_memory(pid)
+        self._evict(c)
+        self.counts["restores"] += 1
+        self.cycles += self._cost("restore", pid)
+        self.slot[c], self.where[pid] = pid, c
+        self.stale.discard(pid)
+
+    def apply(self, op: O.Op) -> None:
+        code, c = op.code, op.cpu
+        if code == O.XFEATURES:
+            self.xfeatures[op.pid] = op.arg
+        elif code == O.SWITCH:
+            prev = self.current[c]
+            if op.arg == O.PREV_DEAD and prev is not None:
+                self._drop(prev)
+                self.stale.discard(prev)
+            self.current[c] = op.pid if op.kind == O.USER else None
+        elif code == O.USE or (code == O.RETURN and op.arg):
+            t = self.current[c]
+            if t is not None:
+                self._load(c, t)
+                self.dirty[c] = True
+        elif code == O.KFPU:
+            self._evict(c)
+        elif code == O.FORK:
+            t = self.current[c]
+            if t is not None and op.kind == O.USER:
+                self._need_in_memory(t)  # the child gets a copy of the parent's state
+                if t in self.xfeatures:
+                    self.xfeatures[op.pid] = self.xfeatures[t]
+        elif code in (O.EXEC, O.PTRACE_SET):
+            t = self.current[c] if code == O.EXEC else op.pid
+            if t is not None:
+                self._drop(t)
+                self.stale.add(t)
+        elif code == O.EXIT:
+            t = self.current[c]
+            if t is not None:
+                self._drop(t)
+        elif code == O.SIGNAL:
+            t = self.current[c]
+            if t is not None:
+                self._need_in_memory(t)  # its state goes to the frame, from memory or registers
+                self.counts["sigframe_saves"] += 1
+                self.cycles += self._cost("sigframe_save", t)
+                self._drop(t)
+                self.stale.add(t)  # the handler's init state is loaded when it uses the FPU
+        elif code == O.SIGRETURN:
+            t = self.current[c]
+            if t is not None:
+                self._drop(t)
+                self._evict(c)
+                self.counts["sigframe_restores"] += 1
+                self.cycles += self._cost("sigframe_restore", t)
+                self.slot[c], self.where[t], self.dirty[c] = t, c, True
+                self.stale.discard(t)
+
+
+    def summary(self) -> dict:
+        out = dict(self.counts)
+        out["cycles"] = round(self.cycles)
+        out["ns"] = round(self.cycles / self.profile.ghz)
+        return out

@@ -1,0 +1,293 @@
+"""From trace records to workload operations: which slices run in user mode, which tasks are
+kernel threads, and (when the trace shows it) what the real kernel decided.
+
+Two inferences, chosen per trace and named in the output:
+
+- **x86_fpu tracepoints** (Linux 5.2+ with `x86_fpu:*` enabled; cost-model.md 1.5). A user
+  slice reached user mode iff it has an `x86_fpu_regs_activated` with `load: 1` (a return
+  that restored) or ends in an `x86_fpu_regs_deactivated` (its registers were live at the
+  switch, so it returned without a restore: a skipped restore). Every such slice uses and
+  modifies the FPU (the conservative assumption; glibc makes nearly every task an FPU user).
+  An activation under `fpregs_lock` (flags column `b`) is the signal-delivery restore;
+  `load: 0` activations come in pairs, the handler's fresh state and the sigreturn. A second
+  restoring return in one slice with no switch, exec or signal in between means the
+  registers were taken away inside the kernel: an in-kernel FPU user (`kernel_fpu_begin()`
+  emits no event), replayed as one. Tasks that appear in `x86_fpu` events are user tasks.
+- **Heuristics** (any other trace). Kernel threads are recognised by name (`KTHREAD_RE`),
+  by being pid 2 or forked by a kernel thread; every other task is a user task whose every
+  slice returns to user mode once, right after it is switched in, and uses the FPU with
+  probability `fpu_use` (seeded, so runs are reproducible).
+
+A record whose pid is not the task the model has on that CPU (a switch the tracer lost, as
+on CPUs whose switches out of idle were never recorded) gets a synthesized switch.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from typing import Iterable, Iterator, Optional
+
+from ..designs.base import K_TASK
+from . import ops as O
+from .events import Record
+
+KTHREAD_RE = re.compile(
+    r"(swapper|kworker|ksoftirqd|migration|rcu_|rcub|rcuc|rcuo|cpuhp|jbd2|irq/|kswapd|kcompactd|khugepaged|"
+    r"kdamond|kthreadd|watchdog|idle_inject|oom_reaper|writeback|kblockd|kintegrityd|ata_sff|scsi_|"
+    r"usb-storage|khungtaskd|kauditd|kdevtmpfs|netns|mm_percpu_wq|ext4-|xfs|btrfs|kstrp|nvme|loop\d|"
+    r"card\d|dhd_|kgsl|mmcqd|hwrng|ecryptfs|crypto|edac|kthrotld|acpi_thermal|ipv6_addrconf|devfreq|vmstat|"
+    r"md\d|raid\d|dm_|kcryptd|kverityd|spi\d|i2c|psimon|kpktgend|krfcommd|bioset|napi/|sugov:|kpsmoused|"
+    r"ttm|zswap|blkcg_punt|inet_frag|tpm_dev|kstrp|hci\d|cfg80211|kthrotld|pool_workqueue|mld|"
+    r"khvcd|ksmd|kdmflush|kmpath|ipmi|kipmi|nfsd|lockd|rpciod|xprtiod|cifsd|ksgxd|kaluad|ib_|iw_cm)")
+
+FPU_EVENTS = "x86_fpu_"
+KNOWN = {"sched_switch", "sched_wakeup", "sched_waking", "sched_wakeup_new", "sched_migrate_task",
+         "sched_process_fork", "sched_process_exec", "sched_process_exit", "sched_process_free",
+         "sched_process_wait", "sched_stat_runtime", "sched_stat_wait", "sched_stat_sleep",
+         "sched_stat_iowait", "sched_stat_blocked"}
+
+
+_new = tuple.__new__  # builds an Op without the NamedTuple constructor's keyword handling (hot path)
+
+
+class MalformedRecord(ValueError):
+    """A known event whose payload does not have the expected fields."""
+
+
+def _field(payload: str, key: str, end: Optional[str] = None) -> str:
+    i = payload.find(key)
+    if i < 0:
+        raise MalformedRecord(f"no '{key.strip()}' field")
+    i += len(key)
+    j = payload.find(end, i) if end else payload.find(" ", i)
+    return payload[i:] if j < 0 else payload[i:j]
+
+
+def _prev_state(text: str) -> int:
+    """How prev left the CPU, from a letter state (R, R+, S, D, X, Z, ...) or a 4.x number."""
+    if text.isdigit():
+        n = int(text)
+        if n == 0 or n & 4096 or n == 256:  # TASK_RUNNING, or the 4.x "preempted" marker
+            return O.PREV_RUNNABLE
+        if n & (16 | 32 | 64):  # EXIT_DEAD, EXIT_ZOMBIE, TASK_DEAD
+            return O.PREV_DEAD
+        return O.PREV_BLOCKED
+    if text.startswith("R"):
+        return O.PREV_RUNNABLE
+    if text[:1] in ("X", "Z"):
+        return O.PREV_DEAD
+    return O.PREV_BLOCKED
+
+
+def parse_switch(payload: str) -> tuple[int, str, int, int, str]:
+    """(prev_pid, prev_state, next_pid, next_comm) from any sched_switch format."""
+    if "prev_pid=" in payload:
+        prev_pid = int(_field(payload, " prev_pid="))
+        state = _field(payload, " prev_state=")
+        next_comm = _field(payload, "next_comm=", " next_pid=")
+        next_pid = int(_field(payload, " next_pid="))
+        return prev_pid, state, next_pid, next_comm
+    # trace-cmd's compact plugin form: "prev:pid [prio] STATE ==> next:pid [prio]"
+    left, sep, right = payload.partition(" ==> ")
+    if not sep:
+        raise MalformedRecord("neither 'prev_pid=... next_pid=...' nor 'prev:pid [prio] S ==> next:pid [prio]'")
+    lt, rt = left.split(), right.split()
+    try:
+        prev_pid = int(lt[0].rsplit(":", 1)[1])
+        next_comm, next_pid = rt[0].rsplit(":", 1)
+        return prev_pid, lt[-1], int(next_pid), next_comm
+    except (IndexError, ValueError):
+        raise MalformedRecord("unreadable compact sched_switch") from None
+
+
+class Inference:
+    """Turns records into operations for one trace; `fpu_events` picks the inference."""
+
+    def __init__(self, fpu_events: bool, fpu_use: float = 1.0, seed: int = 0) -> None:
+        self.fpu_events = fpu_events
+        self.fpu_use = fpu_use
+        self.rng = random.Random(seed)
+        self.cur: dict[int, int] = {}  # noqa: E501  # cpu -> pid the model runs there
+        self.kind: dict[int, int] = {0: O.IDLE, 2: O.KTHREAD}
+        self.in_user: dict[int, bool] = {}  # pid returned to user in its current slice
+        self.sig_restore: dict[int, int] = {}  # pid -> a signal-delivery restore was seen
+        self.in_signal: set[int] = set()  # delivered, handler running (next load:0 is the sigreturn)
+        self.pending: dict[int, tuple] = {}  # cpu -> (record, prev_pid, state, next_pid, next_kind)
+        self.skipped = Counter()  # unknown event types, counted and skipped
+        self.xf: dict[int, str] = {}  # pid -> last XSTATE_BV shown
+        self.cpus = 0
+        self.records = 0
+
+    def kind_of(self, pid: int, comm: str) -> int:
+        k = self.kind.get(pid)
+        if k is None:
+            k = O.KTHREAD if KTHREAD_RE.match(comm) else O.USER
+            self.kind[pid] = k
+        return k
+
+    # ------------------------------------------------------------ driving
+    def run(self, records: Iterable[Record]) -> Iterator[O.Op]:
+        for rec in records:
+            yield from self.feed(rec)
+        yield from self.finish()
+
+    def feed(self, rec: Record) -> list[O.Op]:
+        self.records += 1
+        c = rec.cpu
+        if c >= self.cpus:
+            self.cpus = c + 1
+        out: list[O.Op] = []
+        pend = self.pending.pop(c, None)
+        if pend is not None:
+            saved = (rec.event == "x86_fpu_regs_deactivated" and rec.pid == pend[1])
+            if saved:
+                self.kind[rec.pid] = O.USER  # only user tasks have registers to save
+            self._switch(out, pend, saved if self.fpu_events else O.UNKNOWN)
+            if saved:
+                self._xfeatures(out, rec)
+                return out
+        event = rec.event
+        if event == "sched_switch":
+            try:
+                prev_pid, state, next_pid, next_comm = parse_switch(rec.payload)
+            except MalformedRecord as e:
+                raise MalformedRecord(f"sched_switch: {e}") from None
+            self._sync(out, rec, prev_pid)
+            self.pending[c] = (rec, prev_pid, _prev_state(state), next_pid, self.kind_of(next_pid, next_comm))
+            return out
+        if event.startswith(FPU_EVENTS):
+            self._fpu(out, rec)
+            return out
+        if event not in KNOWN:
+            self.skipped[event] += 1
+            return out
+        self._sync(out, rec, rec.pid)
+        if event == "sched_process_exec":
+            if self.kind.get(rec.pid) == O.USER or rec.pid not in self.kind:
+                self.kind[rec.pid] = O.USER
+                self.in_user[rec.pid] = False
+                out.append(O.Op(O.EXEC, c, rec.pid, line=rec.line))
+        elif event == "sched_process_fork":
+            child = int(_field(rec.payload, "child_pid="))
+            parent_kind = self.kind_of(rec.pid, rec.comm)
+            kind = O.KTHREAD if parent_kind != O.USER else O.USER
+            self.kind[child] = kind
+            out.append(O.Op(O.FORK, c, child, kind=kind, line=rec.line))
+        elif event == "sched_process_exit":
+            pid = int(_field(rec.payload, " pid="))
+            if pid == self.cur.get(c):
+                out.append(O.Op(O.EXIT, c, pid, line=rec.line))
+        elif event == "sched_migrate_task":
+            pid = int(_field(rec.payload, " pid="))
+            dest = int(_field(rec.payload, "dest_cpu="))
+            out.append(O.Op(O.MIGRATE, c, pid, dest, line=rec.line))
+        return out
+
+    def finish(self) -> list[O.Op]:
+        out: list[O.Op] = []
+        for c in sorted(self.pending):
+            self._switch(out, self.pending[c], False if self.fpu_events else O.UNKNOWN)
+        self.pending.clear()
+        return out
+
+    # ------------------------------------------------------------ pieces
+    def _sync(self, out: list, rec: Record, pid: int) -> None:
+        """The record says pid runs on this CPU: synthesize the switch the tracer lost."""
+        c = rec.cpu
+        cur = self.cur.get(c)
+        if cur is None:
+            self.cur[c] = pid
+            out.append(O.Op(O.SWITCH, c, pid, O.PREV_RUNNABLE, self.kind_of(pid, rec.comm), line=rec.line))
+            self._slice_start(out, c, pid)
+        elif cur != pid:
+            self._switch(out, (rec, cur, O.PREV_RUNNABLE, pid, self.kind_of(pid, rec.comm)), O.UNKNOWN)
+
+    def _switch(self, out: list, pend: tuple, saved) -> None:
+        rec, prev, state, nxt, kind = pend
+        c = rec.cpu
+        if self.fpu_events and saved is True and self.kind.get(prev) == O.USER and not self.in_user.get(prev):
+            # Its registers were live at the switch, yet no restore was seen: it returned to
+            # user mode with the restore skipped.
+            out.append(_new(O.Op, (O.RETURN, c, prev, 1, O.USER, 0, rec.line)))  # returns and uses the FPU
+        kernel = O.UNKNOWN if saved is O.UNKNOWN else int(bool(saved))
+        if self.kind.get(prev) != O.USER:
+            kernel = O.UNKNOWN
+        self.in_user[prev] = False
+        out.append(_new(O.Op, (O.SWITCH, c, nxt, state, kind, kernel, rec.line)))
+        self.cur[c] = nxt
+        self._slice_start(out, c, nxt)
+
+    def _slice_start(self, out: list, c: int, pid: int) -> None:
+        self.in_user[pid] = False
+        if not self.fpu_events and self.kind.get(pid) == O.USER:
+            out.append(O.Op(O.RETURN, c, pid))
+            self.in_user[pid] = True
+            if self.fpu_use >= 1.0 or self.rng.random() < self.fpu_use:
+                out.append(O.Op(O.USE, c, pid))
+
+    def _xfeatures(self, out: list, rec: Record) -> None:
+        """Pass on the XSTATE_BV of pid's state when it changes."""
+        payload = rec.payload
+        i = payload.find("xfeatures: ")
+        if i < 0:
+            return
+        text = payload[i + 11: payload.find(" ", i + 11)]
+        if self.xf.get(rec.pid) != text:
+            self.xf[rec.pid] = text
+            try:
+                out.append(O.Op(O.XFEATURES, rec.cpu, rec.pid, int(text, 16)))
+            except ValueError:
+                pass
+
+    def _fpu(self, out: list, rec: Record) -> None:
+        pid, c, event = rec.pid, rec.cpu, rec.event
+        if event not in ("x86_fpu_regs_activated", "x86_fpu_regs_deactivated", "x86_fpu_copy_dst",
+                         "x86_fpu_dropped", "x86_fpu_before_save", "x86_fpu_after_save",
+                         "x86_fpu_xstate_check_failed", "x86_fpu_before_restore", "x86_fpu_after_restore",
+                         "x86_fpu_init_state", "x86_fpu_copy_src", "x86_fpu_state", "x86_fpu_activate_state",
+                         "x86_fpu_deactivate_state"):
+            self.skipped[event] += 1
+            return
+        if event == "x86_fpu_copy_dst":
+            self.sig_restore.pop(pid, None)  # that locked restore was fpu_clone()'s, not a signal's
+        if event != "x86_fpu_regs_activated":
+            return  # saves at switches are read with their switch; the rest carry no decision
+        self._sync(out, rec, pid)
+        self.kind[pid] = O.USER
+        try:
+            load = _field(rec.payload, "load: ") if "load: " in rec.payload else _field(rec.payload, "initialized: ")
+        except MalformedRecord as e:
+            raise MalformedRecord(f"{event}: {e}") from None
+        self._xfeatures(out, rec)
+        locked = rec.flags[:1] == "b"
+        if load == "1" and locked:
+            self.sig_restore[pid] = 1  # fpregs_restore_userregs() under fpregs_lock: a signal frame follows
+        elif load == "1":
+            if self.in_user.get(pid):
+                # Restored again with no switch, exec or signal in between: an in-kernel FPU user
+                # took the registers (kernel_fpu_begin() has no tracepoint).
+                out.append(O.Op(O.KFPU, c, pid, K_TASK, line=rec.line))
+            out.append(_new(O.Op, (O.RETURN, c, pid, 1, O.USER, 1, rec.line)))  # returns and uses the FPU
+            self.in_user[pid] = True
+        elif pid in self.in_signal:
+            self.in_signal.discard(pid)
+            out.append(O.Op(O.SIGRETURN, c, pid, line=rec.line))
+            out.append(O.Op(O.USE, c, pid, line=rec.line))
+            self.in_user[pid] = True
+        else:
+            self.in_signal.add(pid)
+            out.append(O.Op(O.SIGNAL, c, pid, kernel=self.sig_restore.pop(pid, 0), line=rec.line))
+            out.append(O.Op(O.USE, c, pid, line=rec.line))
+            self.in_user[pid] = True
+
+
+def has_fpu_events(path_records: Iterable[Record], limit: int = 5000) -> bool:
+    """Whether the first `limit` records include x86_fpu tracepoints."""
+    for i, rec in enumerate(path_records):
+        if rec.event.startswith(FPU_EVENTS):
+            return True
+        if i >= limit:
+            break
+    return False

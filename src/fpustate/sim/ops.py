@@ -1,0 +1,50 @@
+"""Workload operations: the simulator's input language.
+
+`sim.infer` derives them from a trace's records, `sim.workloads` generates
+them; `sim.replay` runs each through a design's hooks and `sim.bound`
+through the clairvoyant bound. An operation names what happened on a CPU in
+kernel terms; where the trace shows what the real kernel decided (the
+`x86_fpu` tracepoints), `kernel` carries it for the conformance check.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# Operation codes.
+SWITCH = 0  # __schedule() on cpu: current -> pid; arg = how prev left (PREV_*)
+RETURN = 1  # current returns to user mode (exit_to_user_mode_prepare); arg 1: and then uses the FPU
+USE = 2  # current, in user mode, executes FPU/SIMD instructions (and modifies its state)
+KFPU = 3  # kernel_fpu_begin() .. kernel_fpu_end(); arg = K_TASK (current's syscall) or K_SOFTIRQ
+FORK = 4  # current forks pid; kind = the child's kind
+EXEC = 5  # current execs
+EXIT = 6  # current exits (its last switch has arg PREV_DEAD)
+SIGNAL = 7  # a signal is delivered to current (frame set up, handler entered)
+SIGRETURN = 8  # current returns from a signal handler
+PTRACE_SET = 9  # a tracer writes stopped task pid's xstate (PTRACE_SETREGSET)
+MIGRATE = 10  # pid is moved to CPU arg (sched_migrate_task)
+XFEATURES = 11  # the trace showed pid's XSTATE_BV (arg): what its saves and restores move
+NAMES = ("switch", "return", "use", "kfpu", "fork", "exec", "exit", "signal", "sigreturn", "ptrace_set", "migrate",
+         "xfeatures")
+
+# How the previous task left the CPU at a switch.
+PREV_RUNNABLE, PREV_BLOCKED, PREV_DEAD = 0, 1, 2
+
+# Task kinds, as in the kernel model.
+from ..kernel.state import IDLE, KTHREAD, USER  # noqa: E402
+
+UNKNOWN = -1  # the trace does not show what the kernel decided
+
+
+class Op(NamedTuple):
+    code: int
+    cpu: int
+    pid: int = 0  # the task the operation is about (switch: next; fork: child; migrate/ptrace: the task)
+    arg: int = 0
+    kind: int = USER  # switch: next's kind; fork: the child's kind
+    kernel: int = UNKNOWN  # what the real kernel did: switch = saved prev, return/signal = restored
+    line: int = 0  # trace line, 0 for generated workloads
+
+
+__all__ = ["Op", "SWITCH", "RETURN", "USE", "KFPU", "FORK", "EXEC", "EXIT", "SIGNAL", "SIGRETURN", "PTRACE_SET",
+           "MIGRATE", "XFEATURES", "NAMES", "PREV_RUNNABLE", "PREV_BLOCKED", "PREV_DEAD", "USER", "KTHREAD", "IDLE", "UNKNOWN"]

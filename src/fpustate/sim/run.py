@@ -1,0 +1,123 @@
+"""One simulation: a trace (or a generated workload) through every design and the bound.
+
+The trace is parsed once and each record's operations go to every design's
+replay and to the bound in lockstep, so nothing is stored per event.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Callable, Iterable, Optional
+
+from ..designs.base import Design
+from ..errors import UsageError
+from .bound import Bound
+from .costs import Profile
+from .events import TraceError, TraceReader
+from .infer import FPU_EVENTS, Inference, MalformedRecord
+from .replay import Replay
+
+PEEK = 2_000  # records read ahead to find the CPU count and whether x86_fpu events are present
+NCPUS_RE = re.compile(r"#P:(\d+)|cpus=(\d+)")
+
+
+@dataclass
+class SimResult:
+    source: str  # trace path or "workload NAME"
+    inference: str  # how slices and kernel threads were decided
+    records: int
+    ops: int
+    cpus: int
+    designs: list = field(default_factory=list)  # (name, summary dict)
+    bound: dict = field(default_factory=dict)
+    conformance: Optional[dict] = None  # kind -> (agree, total), plus the first disagreements
+    disagreements: list = field(default_factory=list)
+    skipped: dict = field(default_factory=dict)  # unknown event types -> count
+    synthesized: int = 0
+    lost: int = 0
+    seconds: float = 0.0
+    parse_seconds: float = 0.0
+
+
+def peek(path: str) -> tuple[bool, int]:
+    """(x86_fpu events present, number of CPUs) from the header (`#P:N`, `cpus=N`) and the first
+    PEEK records."""
+    ncpus = 0
+    with open(path, "rb") as f:
+        head = f.read(4096).decode("utf-8", "replace")
+    m = NCPUS_RE.search(head)
+    if m:
+        ncpus = int(m.group(1) or m.group(2))
+    fpu = False
+    for rec in islice(TraceReader(path), PEEK):
+        fpu = fpu or rec.event.startswith(FPU_EVENTS)
+        ncpus = max(ncpus, rec.cpu + 1)
+    return fpu, max(ncpus, 1)
+
+
+def simulate_ops(source: str, inference: str, batches: Iterable[list], ncpus: int, designs: list[Design],
+                 profile: Profile, conformance: bool, progress: Optional[Callable] = None) -> SimResult:
+    """Feed operations (in batches, one per trace record) to every design and the bound."""
+    import time
+
+    replays = [Replay(d, ncpus, profile, conformance=conformance and d.name == "linux") for d in designs]
+    bound = Bound(ncpus, profile)
+    applies = [r.apply for r in replays] + [bound.apply]
+    t0 = time.perf_counter()
+    n = 0
+    for i, batch in enumerate(batches):
+        for op in batch:
+            if op.cpu >= ncpus:
+                raise UsageError(f"{source}:{op.line}: CPU {op.cpu} first appears after the first {PEEK:,} "
+                                 f"records and the header gives no CPU count; pass --cpus {op.cpu + 1} or more")
+            for apply in applies:
+                apply(op)
+        n += len(batch)
+        if progress is not None and not i & 0x3FF:
+            progress()
+    res = SimResult(source, inference, 0, n, ncpus, seconds=time.perf_counter() - t0)
+    res.designs = [(r.design.name, r.summary()) for r in replays]
+    res.bound = bound.summary()
+    res.synthesized = max((r.synthesized for r in replays), default=0)
+    for r in replays:
+        if r.conformance:
+            res.conformance = {kind: (r.agree[kind], r.total[kind]) for kind in ("switch", "return", "signal")}
+            res.disagreements = sorted(r.disagreements)[:20]
+    return res
+
+
+def simulate_trace(path: str, designs: list[Design], profile: Profile, fpu_use: float = 1.0, seed: int = 0,
+                   progress: Optional[Callable] = None, cpus: int = 0) -> SimResult:
+    """Parse `path` once and replay it through every design and the bound."""
+    import time
+
+    fpu, ncpus = peek(path)
+    ncpus = max(ncpus, cpus)
+    inference = Inference(fpu, fpu_use, seed)
+    how = ("x86_fpu tracepoints (every user slice uses the FPU)" if fpu else
+           f"heuristics: kernel threads by name and parentage, every user slice returns to user mode, "
+           f"FPU use per slice {fpu_use:g} (seed {seed})")
+    reader = TraceReader(path)
+
+    def batches():
+        feed = inference.feed
+        rec = None
+        try:
+            for rec in reader:
+                yield feed(rec)
+        except MalformedRecord as e:
+            raise TraceError(f"{path}:{rec.line}: {e}") from None
+        yield inference.finish()
+
+    tick = (lambda: progress(reader.bytes_read, reader.size)) if progress else None
+    t0 = time.perf_counter()
+    res = simulate_ops(path, how, batches(), ncpus, designs, profile, conformance=fpu, progress=tick)
+    res.seconds = time.perf_counter() - t0
+    res.records = inference.records
+    if not res.records:
+        raise TraceError(f"{path}: no trace records found; expected tracefs, trace-cmd report or perf script text")
+    res.skipped = dict(sorted(inference.skipped.items()))
+    res.lost = reader.lost
+    return res
