@@ -202,6 +202,11 @@ class Inference:
             out.append(O.Op(O.SWITCH, c, pid, O.PREV_RUNNABLE, self.kind_of(pid, rec.comm), line=rec.line))
             self._slice_start(out, c, pid)
         elif cur != pid:
+            if self.fpu_events and self.kind.get(cur) == O.USER and not self.in_user.get(cur):
+                # The tracer lost this switch, and with it the user task's own events: assume it
+                # ran in user mode, as a user task switched out while runnable usually has.
+                out.append(_new(O.Op, (O.RETURN, c, cur, 1, O.USER, O.UNKNOWN, rec.line)))
+                self.in_user[cur] = True
             self._switch(out, (rec, cur, O.PREV_RUNNABLE, pid, self.kind_of(pid, rec.comm)), O.UNKNOWN)
 
     def _switch(self, out: list, pend: tuple, saved) -> None:

@@ -121,3 +121,18 @@ def simulate_trace(path: str, designs: list[Design], profile: Profile, fpu_use: 
     res.skipped = dict(sorted(inference.skipped.items()))
     res.lost = reader.lost
     return res
+
+
+def simulate_workload(name: str, designs: list[Design], profile: Profile, fpu_use: float = 1.0, seed: int = 0,
+                      length: int = 20_000) -> SimResult:
+    """Generate a seeded synthetic workload and replay it through every design and the bound."""
+    from .workloads import WORKLOADS, generate
+
+    if name not in WORKLOADS:
+        raise UsageError(f"--workload: unknown workload {name!r}; available: {', '.join(WORKLOADS)}")
+    w = WORKLOADS[name]
+    how = f"generated: {w.summary}; FPU use per slice {fpu_use:g} (seed {seed}, {length:,} rounds)"
+    res = simulate_ops(f"workload {name}", how, generate(name, seed, fpu_use, length), w.cpus, designs, profile,
+                       conformance=False)
+    res.records = res.ops
+    return res
