@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 
 import pytest
 
@@ -26,3 +28,8 @@ def run(design: str, scenario: Scenario):
 @pytest.fixture
 def checked():
     return run
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """Run the fpustate command line in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "fpustate", *args], capture_output=True, text=True)

@@ -150,6 +150,9 @@ class Design:
     # ptrace: what PTRACE_GETREGSET copies out of stopped task t:
     # (register value, PKRU). (state, t)
     xstateregs_get: Callable[[State, int], tuple[int, int]] = _saved_state
+    # The design the cost simulator replays, when the checker's scales a kernel constant down
+    # (lazy: fpu->counter's preload threshold). None: this design itself.
+    simulation: Optional["Design"] = None
 
     def variant(self, **changes) -> "Design":
         """This design with some hooks or fields replaced."""
@@ -159,5 +162,5 @@ class Design:
 HOOKS = tuple(
     f.name
     for f in dataclasses.fields(Design)
-    if f.name not in ("name", "summary", "kernel", "files", "flag_name", "has_pkru", "valid_while_live")
+    if f.name not in ("name", "summary", "kernel", "files", "flag_name", "has_pkru", "valid_while_live", "simulation")
 )

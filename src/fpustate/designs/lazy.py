@@ -76,3 +76,21 @@ DESIGN = Design(
     do_device_not_available=do_device_not_available,
     **v4_8.bind(EAGER),
 )
+
+
+def switch_fpu_prepare_kernel_threshold(k: bytearray, c: int, prev: int, nxt: int) -> None:
+    """switch_fpu_prepare() + switch_fpu_finish() with the kernel's preload threshold (counter > 5)."""
+    v4_8.switch_fpu(k, c, prev, nxt, EAGER, v4_8.KERNEL_PRELOAD_AFTER)
+
+
+def do_device_not_available_kernel_threshold(k: bytearray, c: int, t: int) -> None:
+    """do_device_not_available() counting fpu->counter up to the kernel's threshold."""
+    trace_device_not_available(c, t)
+    v4_8.fpu__restore(k, c, t, EAGER, v4_8.KERNEL_PRELOAD_AFTER)
+
+
+# What the cost simulator replays: the same code with the kernel's own preload threshold, which
+# the checker scales down (the paths are the same, the slice counts are not).
+SIMULATION = DESIGN.variant(switch_fpu=switch_fpu_prepare_kernel_threshold,
+                            do_device_not_available=do_device_not_available_kernel_threshold)
+DESIGN = DESIGN.variant(simulation=SIMULATION)

@@ -62,6 +62,7 @@ from .base import DONE, Step
 # which only sends a task back to the trapping path counter 0 explores.)
 PRELOAD_AFTER = 1
 COUNTER_MAX = PRELOAD_AFTER + 1
+KERNEL_PRELOAD_AFTER = 5  # the kernel's own threshold, which the cost simulator uses
 
 
 def fpu_want_lazy_restore(k, t: int, c: int) -> bool:
@@ -88,9 +89,9 @@ def fpregs_deactivate(k: bytearray, c: int, t: int, eager: bool) -> None:
         write_cr0_ts(k, c, 1)
 
 
-def _counter_inc(k: bytearray, t: int) -> None:
+def _counter_inc(k: bytearray, t: int, limit: int = COUNTER_MAX) -> None:
     p = task(k, t)
-    if k[p + T_COUNTER] < COUNTER_MAX:
+    if k[p + T_COUNTER] < limit:
         k[p + T_COUNTER] += 1
 
 
@@ -101,16 +102,16 @@ def fpu__activate_curr(k: bytearray, t: int) -> None:
         k[p + T_FPSTATE], k[p + T_FPSTATE_ACTIVE] = INIT, 1
 
 
-def fpu__restore(k: bytearray, c: int, t: int, eager: bool) -> None:
+def fpu__restore(k: bytearray, c: int, t: int, eager: bool, preload_after: int = PRELOAD_AFTER) -> None:
     """fpu__restore() (the #NM handler's work, IRQs off): activate the fpstate, kernel_fpu_disable(),
     fpregs_activate(), copy_kernel_to_fpregs(), fpu->counter++, kernel_fpu_enable()."""
     fpu__activate_curr(k, t)
     fpregs_activate(k, c, t, eager)
     restore_fpregs_from_fpstate(k, c, t, pkru=eager)
-    _counter_inc(k, t)
+    _counter_inc(k, t, preload_after + 1)
 
 
-def switch_fpu(k: bytearray, c: int, prev: int, nxt: int, eager: bool) -> None:
+def switch_fpu(k: bytearray, c: int, prev: int, nxt: int, eager: bool, preload_after: int = PRELOAD_AFTER) -> None:
     """switch_fpu_prepare(old, new, cpu) + switch_fpu_finish(new, preload), IRQs off.
 
     preload = new->fpstate_active && (use_eager_fpu() || new->counter > 5), with 5
@@ -122,13 +123,13 @@ def switch_fpu(k: bytearray, c: int, prev: int, nxt: int, eager: bool) -> None:
     fpu_want_lazy_restore(). finish restores if still preloading.
     """
     pp, pn = task(k, prev), task(k, nxt)
-    preload = k[pn + T_FPSTATE_ACTIVE] and (eager or k[pn + T_COUNTER] > PRELOAD_AFTER)
+    preload = k[pn + T_FPSTATE_ACTIVE] and (eager or k[pn + T_COUNTER] > preload_after)
     if k[pp + T_FPREGS_ACTIVE]:
         save_fpregs_to_fpstate(k, c, prev, pkru=eager)
         k[pp + T_LAST_CPU] = c
         k[pp + T_FPREGS_ACTIVE] = 0
         if preload:
-            _counter_inc(k, nxt)
+            _counter_inc(k, nxt, preload_after + 1)
             k[pn + T_FPREGS_ACTIVE] = 1  # __fpregs_activate(): no TS flip
             k[cpu(c) + C_OWNER] = nxt
         elif not eager:
@@ -137,7 +138,7 @@ def switch_fpu(k: bytearray, c: int, prev: int, nxt: int, eager: bool) -> None:
         k[pp + T_COUNTER] = 0
         k[pp + T_LAST_CPU] = NULL
         if preload:
-            _counter_inc(k, nxt)
+            _counter_inc(k, nxt, preload_after + 1)
             if fpu_want_lazy_restore(k, nxt, c):
                 preload = 0
             fpregs_activate(k, c, nxt, eager)

@@ -31,6 +31,7 @@ class Bound:
         self.where: dict[int, int] = {}  # pid -> CPU holding its state
         self.stale: set[int] = set()  # pids whose registers copy was replaced (exec, ptrace, signal)
         self.pending: set[int] = set()  # dirty states evicted without a save, charged on next need
+        self.init_state: set[int] = set()  # pids whose next load is of the init state
         self.current: list = [None] * ncpus
         self.counts = Counter(saves=0, restores=0, sigframe_saves=0, sigframe_restores=0)
         self.profile = profile
@@ -83,9 +84,13 @@ class Bound:
         self._need_in_memory(pid)
         self._evict(c)
         self.counts["restores"] += 1
-        self.cycles += self._cost("restore", pid)
+        if pid in self.init_state:  # exec and the signal handler start from init: an init load
+            self.cycles += self._cost("restore_init", pid)
+        else:
+            self.cycles += self._cost("restore", pid)
         self.slot[c], self.where[pid] = pid, c
         self.stale.discard(pid)
+        self.init_state.discard(pid)
 
     def apply(self, op: O.Op) -> None:
         code, c = op.code, op.cpu
@@ -115,6 +120,8 @@ class Bound:
             if t is not None:
                 self._drop(t)
                 self.stale.add(t)
+                if code == O.EXEC:
+                    self.init_state.add(t)
         elif code == O.EXIT:
             t = self.current[c]
             if t is not None:
@@ -122,11 +129,14 @@ class Bound:
         elif code == O.SIGNAL:
             t = self.current[c]
             if t is not None:
-                self._need_in_memory(t)  # its state goes to the frame, from memory or registers
+                if self.where.get(t) != c:
+                    self._need_in_memory(t)  # copied to the frame from memory (or saved first)
+                # (held by this CPU's registers, it is XSAVEd straight into the frame)
                 self.counts["sigframe_saves"] += 1
                 self.cycles += self._cost("sigframe_save", t)
                 self._drop(t)
                 self.stale.add(t)  # the handler's init state is loaded when it uses the FPU
+                self.init_state.add(t)
         elif code == O.SIGRETURN:
             t = self.current[c]
             if t is not None:
@@ -136,6 +146,7 @@ class Bound:
                 self.cycles += self._cost("sigframe_restore", t)
                 self.slot[c], self.where[t], self.dirty[c] = t, c, True
                 self.stale.discard(t)
+                self.init_state.discard(t)
 
 
     def summary(self) -> dict:

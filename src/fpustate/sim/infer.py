@@ -119,6 +119,7 @@ class Inference:
         self.xf: dict[int, str] = {}  # pid -> last XSTATE_BV shown
         self.cpus = 0
         self.records = 0
+        self.synthesized = 0  # switches the records implied but the tracer did not record
 
     def kind_of(self, pid: int, comm: str) -> int:
         k = self.kind.get(pid)
@@ -202,6 +203,7 @@ class Inference:
             out.append(O.Op(O.SWITCH, c, pid, O.PREV_RUNNABLE, self.kind_of(pid, rec.comm), line=rec.line))
             self._slice_start(out, c, pid)
         elif cur != pid:
+            self.synthesized += 1
             if self.fpu_events and self.kind.get(cur) == O.USER and not self.in_user.get(cur):
                 # The tracer lost this switch, and with it the user task's own events: assume it
                 # ran in user mode, as a user task switched out while runnable usually has.
@@ -227,10 +229,9 @@ class Inference:
     def _slice_start(self, out: list, c: int, pid: int) -> None:
         self.in_user[pid] = False
         if not self.fpu_events and self.kind.get(pid) == O.USER:
-            out.append(O.Op(O.RETURN, c, pid))
+            use = self.fpu_use >= 1.0 or self.rng.random() < self.fpu_use
+            out.append(_new(O.Op, (O.RETURN, c, pid, int(use), O.USER, O.UNKNOWN, 0)))
             self.in_user[pid] = True
-            if self.fpu_use >= 1.0 or self.rng.random() < self.fpu_use:
-                out.append(O.Op(O.USE, c, pid))
 
     def _xfeatures(self, out: list, rec: Record) -> None:
         """Pass on the XSTATE_BV of pid's state when it changes."""

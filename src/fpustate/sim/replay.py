@@ -87,6 +87,8 @@ class Replay:
 
     def __init__(self, design: Design, ncpus: int, profile: Profile, conformance: bool = False,
                  pool: int = POOL) -> None:
+        self.name = design.name
+        design = design.simulation or design
         self.design = design
         self.profile = profile
         self.m = make_model(design, Scenario.for_simulation(ncpus, pool))

@@ -15,7 +15,7 @@ from ..designs.base import Design
 from ..errors import UsageError
 from .bound import Bound
 from .costs import Profile
-from .events import TraceError, TraceReader
+from .events import TraceError, TraceReader, _open
 from .infer import FPU_EVENTS, Inference, MalformedRecord
 from .replay import Replay
 
@@ -45,8 +45,8 @@ def peek(path: str) -> tuple[bool, int]:
     """(x86_fpu events present, number of CPUs) from the header (`#P:N`, `cpus=N`) and the first
     PEEK records."""
     ncpus = 0
-    with open(path, "rb") as f:
-        head = f.read(4096).decode("utf-8", "replace")
+    with _open(path) as f:
+        head = f.read(4096)
     m = NCPUS_RE.search(head)
     if m:
         ncpus = int(m.group(1) or m.group(2))
@@ -78,7 +78,7 @@ def simulate_ops(source: str, inference: str, batches: Iterable[list], ncpus: in
         if progress is not None and not i & 0x3FF:
             progress()
     res = SimResult(source, inference, 0, n, ncpus, seconds=time.perf_counter() - t0)
-    res.designs = [(r.design.name, r.summary()) for r in replays]
+    res.designs = [(r.name, r.summary()) for r in replays]
     res.bound = bound.summary()
     res.synthesized = max((r.synthesized for r in replays), default=0)
     for r in replays:
@@ -119,6 +119,7 @@ def simulate_trace(path: str, designs: list[Design], profile: Profile, fpu_use: 
     if not res.records:
         raise TraceError(f"{path}: no trace records found; expected tracefs, trace-cmd report or perf script text")
     res.skipped = dict(sorted(inference.skipped.items()))
+    res.synthesized += inference.synthesized
     res.lost = reader.lost
     return res
 
