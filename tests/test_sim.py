@@ -58,7 +58,7 @@ def test_tracefs_five_char_flags_and_spaces_in_comm(tmp_path):
               "     Web Content-1234  [003] d..2.   12.500000: sched_switch: prev_comm=Web Content prev_pid=1234 "
               "prev_prio=120 prev_state=R+ ==> next_comm=kworker/3:1 next_pid=77 next_prio=120\n")
     (rec,) = TraceReader(p)
-    assert (rec.comm, rec.pid, rec.cpu, rec.flags, rec.ts, rec.event) == ("Web Content", 1234, 3, "d..2.", 12.5,
+    assert (rec.comm, rec.pid, rec.cpu, rec.flags, rec.ts, rec.event) == ("Web Content", 1234, 3, "d..2.", "12.500000",
                                                                         "sched_switch")
 
 

@@ -37,9 +37,15 @@ class Bound:
         self.profile = profile
         self.cycles = 0.0
         self.xfeatures: dict[int, int] = {}
+        self._costs: dict[tuple, float] = {}
+        self._handlers = [getattr(self, "op_" + name) for name in O.NAMES]
 
     def _cost(self, kind: str, pid) -> float:
-        return self.profile.cost(kind, self.xfeatures.get(pid, self.profile.default_xfeatures))
+        key = (kind, self.xfeatures.get(pid, self.profile.default_xfeatures))
+        cost = self._costs.get(key)
+        if cost is None:
+            cost = self._costs[key] = self.profile.cost(*key)
+        return cost
 
     def _save(self, pid) -> None:
         self.counts["saves"] += 1
@@ -93,61 +99,84 @@ class Bound:
         self.init_state.discard(pid)
 
     def apply(self, op: O.Op) -> None:
-        code, c = op.code, op.cpu
-        if code == O.XFEATURES:
-            self.xfeatures[op.pid] = op.arg
-        elif code == O.SWITCH:
-            prev = self.current[c]
-            if op.arg == O.PREV_DEAD and prev is not None:
-                self._drop(prev)
-                self.stale.discard(prev)
-            self.current[c] = op.pid if op.kind == O.USER else None
-        elif code == O.USE or (code == O.RETURN and op.arg):
-            t = self.current[c]
-            if t is not None:
-                self._load(c, t)
-                self.dirty[c] = True
-        elif code == O.KFPU:
-            self._evict(c)
-        elif code == O.FORK:
-            t = self.current[c]
-            if t is not None and op.kind == O.USER:
-                self._need_in_memory(t)  # the child gets a copy of the parent's state
-                if t in self.xfeatures:
-                    self.xfeatures[op.pid] = self.xfeatures[t]
-        elif code in (O.EXEC, O.PTRACE_SET):
-            t = self.current[c] if code == O.EXEC else op.pid
-            if t is not None:
-                self._drop(t)
-                self.stale.add(t)
-                if code == O.EXEC:
-                    self.init_state.add(t)
-        elif code == O.EXIT:
-            t = self.current[c]
-            if t is not None:
-                self._drop(t)
-        elif code == O.SIGNAL:
-            t = self.current[c]
-            if t is not None:
-                if self.where.get(t) != c:
-                    self._need_in_memory(t)  # copied to the frame from memory (or saved first)
-                # (held by this CPU's registers, it is XSAVEd straight into the frame)
-                self.counts["sigframe_saves"] += 1
-                self.cycles += self._cost("sigframe_save", t)
-                self._drop(t)
-                self.stale.add(t)  # the handler's init state is loaded when it uses the FPU
-                self.init_state.add(t)
-        elif code == O.SIGRETURN:
-            t = self.current[c]
-            if t is not None:
-                self._drop(t)
-                self._evict(c)
-                self.counts["sigframe_restores"] += 1
-                self.cycles += self._cost("sigframe_restore", t)
-                self.slot[c], self.where[t], self.dirty[c] = t, c, True
-                self.stale.discard(t)
-                self.init_state.discard(t)
+        self._handlers[op[0]](op)
 
+    def op_switch(self, op: O.Op) -> None:
+        c = op.cpu
+        prev = self.current[c]
+        if op.arg == O.PREV_DEAD and prev is not None:
+            self._drop(prev)
+            self.stale.discard(prev)
+        self.current[c] = op.pid if op.kind == O.USER else None
+
+    def op_return(self, op: O.Op) -> None:
+        if op.arg:  # and uses the FPU
+            self.op_use(op)
+
+    def op_use(self, op: O.Op) -> None:
+        c = op.cpu
+        t = self.current[c]
+        if t is not None:
+            if self.slot[c] != t or t in self.stale:
+                self._load(c, t)
+            self.dirty[c] = True
+
+    def op_kfpu(self, op: O.Op) -> None:
+        self._evict(op.cpu)
+
+    def op_fork(self, op: O.Op) -> None:
+        t = self.current[op.cpu]
+        if t is not None and op.kind == O.USER:
+            self._need_in_memory(t)  # the child gets a copy of the parent's state
+            if t in self.xfeatures:
+                self.xfeatures[op.pid] = self.xfeatures[t]
+
+    def op_exec(self, op: O.Op) -> None:
+        t = self.current[op.cpu]
+        if t is not None:
+            self._drop(t)
+            self.stale.add(t)
+            self.init_state.add(t)
+
+    def op_ptrace_set(self, op: O.Op) -> None:
+        self._drop(op.pid)
+        self.stale.add(op.pid)
+
+    def op_exit(self, op: O.Op) -> None:
+        t = self.current[op.cpu]
+        if t is not None:
+            self._drop(t)
+
+    def op_signal(self, op: O.Op) -> None:
+        c = op.cpu
+        t = self.current[c]
+        if t is not None:
+            if self.where.get(t) != c:
+                self._need_in_memory(t)  # copied to the frame from memory (or saved first)
+            # (held by this CPU's registers, it is XSAVEd straight into the frame)
+            self.counts["sigframe_saves"] += 1
+            self.cycles += self._cost("sigframe_save", t)
+            self._drop(t)
+            self.stale.add(t)  # the handler's init state is loaded when it uses the FPU
+            self.init_state.add(t)
+
+    def op_sigreturn(self, op: O.Op) -> None:
+        c = op.cpu
+        t = self.current[c]
+        if t is not None:
+            self._drop(t)
+            self._evict(c)
+            self.counts["sigframe_restores"] += 1
+            self.cycles += self._cost("sigframe_restore", t)
+            self.slot[c], self.where[t], self.dirty[c] = t, c, True
+            self.stale.discard(t)
+            self.init_state.discard(t)
+
+    def op_migrate(self, op: O.Op) -> None:
+        pass  # where a task runs next shows at its switch
+
+    def op_xfeatures(self, op: O.Op) -> None:
+        self.xfeatures[op.pid] = op.arg
 
     def summary(self) -> dict:
         out = dict(self.counts)

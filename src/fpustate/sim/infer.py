@@ -52,6 +52,17 @@ KNOWN = {"sched_switch", "sched_wakeup", "sched_waking", "sched_wakeup_new", "sc
 _new = tuple.__new__  # builds an Op without the NamedTuple constructor's keyword handling (hot path)
 
 
+QUIET = frozenset(("sched_wakeup", "sched_waking", "sched_wakeup_new", "sched_process_free", "sched_process_wait",
+                   "sched_stat_runtime", "sched_stat_wait", "sched_stat_sleep", "sched_stat_iowait",
+                   "sched_stat_blocked"))  # known events that change nothing the designs see
+NOTHING: tuple = ()
+FPU_KNOWN = frozenset((
+    "x86_fpu_regs_activated", "x86_fpu_regs_deactivated", "x86_fpu_copy_dst", "x86_fpu_dropped",
+    "x86_fpu_before_save", "x86_fpu_after_save", "x86_fpu_xstate_check_failed", "x86_fpu_before_restore",
+    "x86_fpu_after_restore", "x86_fpu_init_state", "x86_fpu_copy_src", "x86_fpu_state",
+    "x86_fpu_activate_state", "x86_fpu_deactivate_state"))
+
+
 class MalformedRecord(ValueError):
     """A known event whose payload does not have the expected fields."""
 
@@ -81,13 +92,23 @@ def _prev_state(text: str) -> int:
     return O.PREV_BLOCKED
 
 
-def parse_switch(payload: str) -> tuple[int, str, int, int, str]:
+def parse_switch(payload: str) -> tuple[int, str, int, str]:
     """(prev_pid, prev_state, next_pid, next_comm) from any sched_switch format."""
-    if "prev_pid=" in payload:
-        prev_pid = int(_field(payload, " prev_pid="))
-        state = _field(payload, " prev_state=")
-        next_comm = _field(payload, "next_comm=", " next_pid=")
-        next_pid = int(_field(payload, " next_pid="))
+    i = payload.find(" prev_pid=")
+    if i >= 0:  # key=value form, with or without " ==> "; comms may contain blanks
+        try:
+            j = payload.index(" ", i + 10)
+            prev_pid = int(payload[i + 10: j])
+            i = payload.index(" prev_state=", j)
+            j = payload.find(" ", i + 12)
+            state = payload[i + 12: j]
+            i = payload.index("next_comm=", j)
+            j = payload.index(" next_pid=", i)
+            next_comm = payload[i + 10: j]
+            k = payload.find(" ", j + 10)
+            next_pid = int(payload[j + 10: k] if k >= 0 else payload[j + 10:])
+        except ValueError:
+            raise MalformedRecord("expected 'prev_pid=N ... prev_state=S ... next_comm=C next_pid=N'") from None
         return prev_pid, state, next_pid, next_comm
     # trace-cmd's compact plugin form: "prev:pid [prio] STATE ==> next:pid [prio]"
     left, sep, right = payload.partition(" ==> ")
@@ -135,28 +156,44 @@ class Inference:
         yield from self.finish()
 
     def feed(self, rec: Record) -> list[O.Op]:
+        """The operations one record implies (a switch is held back one record on its CPU, to
+        see whether the kernel saved the outgoing task's registers)."""
         self.records += 1
-        c = rec.cpu
-        if c >= self.cpus:
-            self.cpus = c + 1
-        out: list[O.Op] = []
-        pend = self.pending.pop(c, None)
-        if pend is not None:
-            saved = (rec.event == "x86_fpu_regs_deactivated" and rec.pid == pend[1])
-            if saved:
+        event = rec.event
+        pend = self.pending.pop(rec.cpu, None) if self.pending else None
+        if pend is None:
+            if event == "x86_fpu_regs_activated":
+                out: list[O.Op] = []
+                self._activated(out, rec)
+                return out
+            if event in QUIET:
+                return NOTHING  # wake-ups have no FPU consequence (the common case, kept cheap)
+            out = []
+        else:
+            out = []
+            if event == "x86_fpu_regs_deactivated" and rec.pid == pend[1]:
                 self.kind[rec.pid] = O.USER  # only user tasks have registers to save
-            self._switch(out, pend, saved if self.fpu_events else O.UNKNOWN)
-            if saved:
+                self._switch(out, pend, True if self.fpu_events else O.UNKNOWN)
                 self._xfeatures(out, rec)
                 return out
-        event = rec.event
+            self._switch(out, pend, False if self.fpu_events else O.UNKNOWN)
+            if event == "x86_fpu_regs_activated":
+                self._activated(out, rec)
+                return out
+            if event in QUIET:
+                return out
+        c = rec.cpu
         if event == "sched_switch":
             try:
                 prev_pid, state, next_pid, next_comm = parse_switch(rec.payload)
             except MalformedRecord as e:
-                raise MalformedRecord(f"sched_switch: {e}") from None
-            self._sync(out, rec, prev_pid)
-            self.pending[c] = (rec, prev_pid, _prev_state(state), next_pid, self.kind_of(next_pid, next_comm))
+                raise MalformedRecord(f"line {rec.line}: sched_switch: {e}") from None
+            if self.cur.get(c) != prev_pid:
+                self._sync(out, rec, prev_pid)
+            kind = self.kind.get(next_pid)
+            if kind is None:
+                kind = self.kind_of(next_pid, next_comm)
+            self.pending[c] = (rec, prev_pid, _prev_state(state), next_pid, kind)
             return out
         if event.startswith(FPU_EVENTS):
             self._fpu(out, rec)
@@ -165,25 +202,28 @@ class Inference:
             self.skipped[event] += 1
             return out
         self._sync(out, rec, rec.pid)
-        if event == "sched_process_exec":
-            if self.kind.get(rec.pid) == O.USER or rec.pid not in self.kind:
-                self.kind[rec.pid] = O.USER
-                self.in_user[rec.pid] = False
-                out.append(O.Op(O.EXEC, c, rec.pid, line=rec.line))
-        elif event == "sched_process_fork":
-            child = int(_field(rec.payload, "child_pid="))
-            parent_kind = self.kind_of(rec.pid, rec.comm)
-            kind = O.KTHREAD if parent_kind != O.USER else O.USER
-            self.kind[child] = kind
-            out.append(O.Op(O.FORK, c, child, kind=kind, line=rec.line))
-        elif event == "sched_process_exit":
-            pid = int(_field(rec.payload, " pid="))
-            if pid == self.cur.get(c):
-                out.append(O.Op(O.EXIT, c, pid, line=rec.line))
-        elif event == "sched_migrate_task":
-            pid = int(_field(rec.payload, " pid="))
-            dest = int(_field(rec.payload, "dest_cpu="))
-            out.append(O.Op(O.MIGRATE, c, pid, dest, line=rec.line))
+        try:
+            if event == "sched_process_exec":
+                if self.kind.get(rec.pid) == O.USER or rec.pid not in self.kind:
+                    self.kind[rec.pid] = O.USER
+                    self.in_user[rec.pid] = False
+                    out.append(O.Op(O.EXEC, c, rec.pid, line=rec.line))
+            elif event == "sched_process_fork":
+                child = int(_field(rec.payload, "child_pid="))
+                parent_kind = self.kind_of(rec.pid, rec.comm)
+                kind = O.KTHREAD if parent_kind != O.USER else O.USER
+                self.kind[child] = kind
+                out.append(O.Op(O.FORK, c, child, kind=kind, line=rec.line))
+            elif event == "sched_process_exit":
+                pid = int(_field(rec.payload, " pid="))
+                if pid == self.cur.get(c):
+                    out.append(O.Op(O.EXIT, c, pid, line=rec.line))
+            elif event == "sched_migrate_task":
+                pid = int(_field(rec.payload, " pid="))
+                dest = int(_field(rec.payload, "dest_cpu="))
+                out.append(O.Op(O.MIGRATE, c, pid, dest, line=rec.line))
+        except (MalformedRecord, ValueError) as e:
+            raise MalformedRecord(f"line {rec.line}: {event}: {e}") from None
         return out
 
     def finish(self) -> list[O.Op]:
@@ -233,13 +273,15 @@ class Inference:
             out.append(_new(O.Op, (O.RETURN, c, pid, int(use), O.USER, O.UNKNOWN, 0)))
             self.in_user[pid] = True
 
-    def _xfeatures(self, out: list, rec: Record) -> None:
+    def _xfeatures(self, out: list, rec: Record, text: Optional[str] = None) -> None:
         """Pass on the XSTATE_BV of pid's state when it changes."""
-        payload = rec.payload
-        i = payload.find("xfeatures: ")
-        if i < 0:
-            return
-        text = payload[i + 11: payload.find(" ", i + 11)]
+        if text is None:
+            payload = rec.payload
+            i = payload.find(" xfeatures: ")
+            if i < 0:
+                return
+            j = payload.find(" ", i + 12)
+            text = payload[i + 12: j] if j >= 0 else payload[i + 12:]
         if self.xf.get(rec.pid) != text:
             self.xf[rec.pid] = text
             try:
@@ -248,25 +290,28 @@ class Inference:
                 pass
 
     def _fpu(self, out: list, rec: Record) -> None:
-        pid, c, event = rec.pid, rec.cpu, rec.event
-        if event not in ("x86_fpu_regs_activated", "x86_fpu_regs_deactivated", "x86_fpu_copy_dst",
-                         "x86_fpu_dropped", "x86_fpu_before_save", "x86_fpu_after_save",
-                         "x86_fpu_xstate_check_failed", "x86_fpu_before_restore", "x86_fpu_after_restore",
-                         "x86_fpu_init_state", "x86_fpu_copy_src", "x86_fpu_state", "x86_fpu_activate_state",
-                         "x86_fpu_deactivate_state"):
+        """x86_fpu events other than a switch's save and a return's restore."""
+        event = rec.event
+        if event not in FPU_KNOWN:
             self.skipped[event] += 1
-            return
-        if event == "x86_fpu_copy_dst":
-            self.sig_restore.pop(pid, None)  # that locked restore was fpu_clone()'s, not a signal's
-        if event != "x86_fpu_regs_activated":
-            return  # saves at switches are read with their switch; the rest carry no decision
-        self._sync(out, rec, pid)
+        elif event == "x86_fpu_copy_dst":
+            self.sig_restore.pop(rec.pid, None)  # that locked restore was fpu_clone()'s, not a signal's
+        elif event == "x86_fpu_regs_activated":
+            self._activated(out, rec)
+
+    def _activated(self, out: list, rec: Record) -> None:
+        """x86_fpu_regs_activated: a restore at the return to user mode, a signal frame's restore
+        (under fpregs_lock), or a signal path's fpregs_mark_activate() (load: 0)."""
+        pid, c = rec.pid, rec.cpu
+        if self.cur.get(c) != pid:
+            self._sync(out, rec, pid)
         self.kind[pid] = O.USER
-        try:
-            load = _field(rec.payload, "load: ") if "load: " in rec.payload else _field(rec.payload, "initialized: ")
-        except MalformedRecord as e:
-            raise MalformedRecord(f"{event}: {e}") from None
-        self._xfeatures(out, rec)
+        # "x86/fpu: PTR load: L xfeatures: X xcomp_bv: Y" (before 5.2: "initialized: L")
+        fields = rec.payload.split()
+        if len(fields) < 6 or fields[2] not in ("load:", "initialized:"):
+            raise MalformedRecord(f"line {rec.line}: {rec.event}: expected 'x86/fpu: PTR load: N xfeatures: X'")
+        load = fields[3]
+        self._xfeatures(out, rec, fields[5])
         locked = rec.flags[:1] == "b"
         if load == "1" and locked:
             self.sig_restore[pid] = 1  # fpregs_restore_userregs() under fpregs_lock: a signal frame follows
@@ -287,13 +332,3 @@ class Inference:
             out.append(O.Op(O.SIGNAL, c, pid, kernel=self.sig_restore.pop(pid, 0), line=rec.line))
             out.append(O.Op(O.USE, c, pid, line=rec.line))
             self.in_user[pid] = True
-
-
-def has_fpu_events(path_records: Iterable[Record], limit: int = 5000) -> bool:
-    """Whether the first `limit` records include x86_fpu tracepoints."""
-    for i, rec in enumerate(path_records):
-        if rec.event.startswith(FPU_EVENTS):
-            return True
-        if i >= limit:
-            break
-    return False

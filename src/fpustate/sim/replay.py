@@ -128,51 +128,26 @@ class Replay:
         self.disagreements: list[tuple] = []
         self.synthesized = 0  # operations the trace implied but did not show (missed switches)
         self.pending_migration: dict[int, int] = {}  # slot -> CPU it was moved to, not yet run there
-        self._cost = {kind: profile.linear[kind] for kind in profile.linear}
+        self._costs: dict[tuple, float] = {}  # (kind, XSTATE_BV) -> cycles
         self._handlers = [getattr(self, name) for name in HANDLER_NAMES]
-        self._size_cache: dict[int, float] = {}
 
     # ------------------------------------------------------------ tracepoint probe
     def __call__(self, op: str, c: int, t: int) -> None:
         """context.PROBE: count one FPU operation and charge its cycles."""
-        counts = self.counts
-        if op == "save":
-            counts["saves"] += 1
-            if self.in_kfpu:
-                counts["kfpu_saves"] += 1
-            self.cycles += self._charge("save", t)
-        elif op == "restore":
-            counts["restores"] += 1
-            self.cycles += self._charge("restore", t)
-        elif op == "skip":
-            counts["restores_skipped"] += 1
-        elif op == "restore_init":
-            counts["init_loads"] += 1
-            self.cycles += self._cost["restore_init"][0]
-        elif op == "sigframe_save":
-            counts["sigframe_saves"] += 1
-            self.cycles += self._charge("sigframe_save", t)
-        elif op == "sigframe_restore":
-            counts["sigframe_restores"] += 1
-            self.cycles += self._charge("sigframe_restore", t)
+        counter, kind = PROBE_OPS[op]
+        self.counts[counter] += 1
+        if op == "save" and self.in_kfpu:
+            self.counts["kfpu_saves"] += 1
+        if kind is not None:
+            key = (kind, self.xfeatures.get(t, self.profile.default_xfeatures))
+            cost = self._costs.get(key)
+            if cost is None:
+                cost = self._costs[key] = self.profile.cost(*key)
+            self.cycles += cost
         elif op == "nm":
-            counts["nm_traps"] += 1
             self.cycles += self.profile.nm
         elif op == "cr0_ts":
-            counts["cr0_writes"] += 1
             self.cycles += self.profile.cr0_write
-
-    def _charge(self, kind: str, t: int) -> float:
-        base, per_kib = self._cost[kind]
-        if not per_kib:
-            return base
-        xf = self.xfeatures.get(t, self.profile.default_xfeatures)
-        kib = self._size_cache.get(xf)
-        if kib is None:
-            from .costs import live_kib
-
-            kib = self._size_cache[xf] = live_kib(xf)
-        return base + per_kib * kib
 
     # ------------------------------------------------------------ task slots
     def slot(self, pid: int, kind: int, c: int) -> int:
@@ -236,21 +211,24 @@ class Replay:
 
     # ------------------------------------------------------------ operations
     def apply(self, op: O.Op) -> None:
+        """Run one operation with this replay attached to the model's tracepoints."""
         context.PROBE = self
         try:
             self._handlers[op[0]](op)
         finally:
             context.PROBE = None
 
-    def _decided(self, kind: str, op: O.Op, model: bool) -> None:
-        if not self.conformance or op.kernel == O.UNKNOWN:
-            return
+    def dispatch(self, op: O.Op) -> None:
+        """Run one operation; the caller has attached this replay (`context.PROBE = self`)."""
+        self._handlers[op[0]](op)
+
+    def _decided(self, kind: str, op: O.Op, model: bool, pid: int) -> None:
+        """Compare the model's decision with the kernel's (conformance)."""
         self.total[kind] += 1
         if model == bool(op.kernel):
             self.agree[kind] += 1
         elif len(self.disagreements) < 1000:
-            self.disagreements.append((op.line, kind, self.pid_of[self.current(op.cpu)] if kind != "switch" else op.arg,
-                                       op.kernel, int(model)))
+            self.disagreements.append((op.line, kind, pid, op.kernel, int(model)))
 
     def _leave_user(self, c: int, t: int, preempted: bool) -> None:
         """Current t stops running user code: an interrupt (ending in the work loop) or a syscall."""
@@ -274,28 +252,31 @@ class Replay:
     def _switch_in(self, c: int, nxt: int, prev_state: int) -> bool:
         """context_switch() from CPU c's current to slot nxt; returns whether prev was saved."""
         k, m = self.k, self.m
-        prev = self.current(c)
-        pn = task(k, nxt)
+        tb = k[0]
+        prev = k[HEADER + c * CPU_W + C_CURR]
+        pn = tb + nxt * TASK_W
         other = k[pn + T_CPU]
         if other != NULL and other != c:  # the trace missed nxt's switch-out elsewhere
             self.synthesized += 1
             self._switch_in(other, m.idle_of(other), O.PREV_RUNNABLE)
         if nxt == prev:
             return False
-        self._leave_user(c, prev, prev_state == O.PREV_RUNNABLE)
-        pp = task(k, prev)
-        if prev_state == O.PREV_DEAD and k[pp + T_KIND] == USER and k[pp + T_PC] < path_pc(PATH_EXIT, 0):
-            self._run_path(c, prev, PATH_EXIT)  # the trace showed the death, not the exit
-        run = {O.PREV_RUNNABLE: RUNNABLE, O.PREV_BLOCKED: SLEEPING, O.PREV_DEAD: DEAD}[prev_state]
-        if k[task(k, prev) + T_KIND] == IDLE:
-            run = RUNNABLE
-        before = self.counts["saves"]
-        if k[pn + T_RUN] == SLEEPING or k[pn + T_RUN] == DEAD:
+        pp = tb + prev * TASK_W
+        kind = k[pp + T_KIND]
+        if kind == USER:
+            if k[pp + T_PC] == PC_USER:
+                self._leave_user(c, prev, prev_state == O.PREV_RUNNABLE)
+            if prev_state == O.PREV_DEAD and k[pp + T_PC] < EXIT_PC:
+                self._run_path(c, prev, PATH_EXIT)  # the trace showed the death, not the exit
+        run = RUN_STATE[prev_state] if kind != IDLE else RUNNABLE
+        counts = self.counts
+        before = counts["saves"]
+        if k[pn + T_RUN] >= SLEEPING:  # SLEEPING or DEAD: it is being run, so it was woken
             k[pn + T_RUN] = RUNNABLE
         context_switch(m, k, c, prev, nxt, run)
         if run == DEAD:
             self._release(prev)
-        return self.counts["saves"] > before
+        return counts["saves"] > before
 
     def _run_path(self, c: int, t: int, path: int) -> None:
         """A multi-step kernel path (exec, exit, signal delivery, sigreturn) run to its end,
@@ -311,8 +292,10 @@ class Replay:
 
     def op_switch(self, op: O.Op) -> None:
         c = op.cpu
-        nxt = self.slot(op.pid, op.kind, c)
-        dest = self.pending_migration.pop(nxt, None)
+        nxt = self.slot_of.get(op.pid) if op.pid else None
+        if nxt is None:
+            nxt = self.slot(op.pid, op.kind, c)
+        dest = self.pending_migration.pop(nxt, None) if self.pending_migration else None
         if dest is not None and dest != c and dest < self.ncpus and op.pid:
             # It was moved to a CPU the trace does not show, and must have run there: replay that.
             self.synthesized += 1
@@ -321,11 +304,13 @@ class Replay:
                 self._to_user(dest, nxt)
                 self._use(dest, nxt)
             self._switch_in(dest, self.m.idle_of(dest), O.PREV_BLOCKED)
-        prev_pid = self.pid_of[self.current(c)]
-        prev_user = self.k[task(self.k, self.current(c)) + T_KIND] == USER
+        k = self.k
+        prev = k[HEADER + c * CPU_W + C_CURR]
+        prev_pid = self.pid_of[prev]
+        prev_user = k[k[0] + prev * TASK_W + T_KIND] == USER
         saved = self._switch_in(c, nxt, op.arg)
-        if prev_user and prev_pid is not None:
-            self._decided("switch", op._replace(arg=prev_pid), saved)
+        if self.conformance and prev_user and prev_pid is not None and op.kernel != O.UNKNOWN:
+            self._decided("switch", op, saved, prev_pid)
 
     def op_return(self, op: O.Op) -> None:
         c = op.cpu
@@ -333,8 +318,8 @@ class Replay:
         counts = self.counts
         before = counts["restores"]
         self._to_user(c, t)
-        if op.kernel != O.UNKNOWN:
-            self._decided("return", op, counts["restores"] > before)
+        if self.conformance and op.kernel != O.UNKNOWN:
+            self._decided("return", op, counts["restores"] > before, self.pid_of[t])
         if op.arg:
             self._use(c, t)
 
@@ -425,7 +410,8 @@ class Replay:
             k[p + T_SIGDEPTH] = MAX_SIGFRAMES - 1  # the simulator keeps the newest frames only
         before = self.counts["restores"]
         self._run_path(c, t, PATH_SIGNAL)
-        self._decided("signal", op, self.counts["restores"] > before)
+        if self.conformance and op.kernel != O.UNKNOWN:
+            self._decided("signal", op, self.counts["restores"] > before, self.pid_of[t])
         k[p + T_SIGDEPTH] += 1
         enter_exit_loop(self.m, k, c, t)
         self._to_user(c, t)
@@ -468,3 +454,15 @@ class Replay:
 
 
 HANDLER_NAMES = tuple("op_" + name for name in O.NAMES)  # indexed by operation code
+RUN_STATE = {O.PREV_RUNNABLE: RUNNABLE, O.PREV_BLOCKED: SLEEPING, O.PREV_DEAD: DEAD}
+EXIT_PC = path_pc(PATH_EXIT, 0)
+PROBE_OPS = {  # tracepoint -> (counter, cost-profile entry or None)
+    "save": ("saves", "save"),
+    "restore": ("restores", "restore"),
+    "skip": ("restores_skipped", None),
+    "restore_init": ("init_loads", "restore_init"),
+    "sigframe_save": ("sigframe_saves", "sigframe_save"),
+    "sigframe_restore": ("sigframe_restores", "sigframe_restore"),
+    "nm": ("nm_traps", None),
+    "cr0_ts": ("cr0_writes", None),
+}

@@ -115,7 +115,7 @@ def as_csv(results: list[SimResult]) -> str:
 def check_plot(path: str) -> None:
     """Fail before any work if the plot cannot be made."""
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # noqa: F401  (only checking it is installed)
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install 'fpustate[plot]'") from None
     directory = os.path.dirname(os.path.abspath(path))
@@ -128,7 +128,7 @@ def plot(results: list[SimResult], path: str) -> None:
     check_plot(path)
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
     directory = os.path.dirname(os.path.abspath(path))

@@ -12,6 +12,7 @@ from itertools import islice
 from typing import Callable, Iterable, Optional
 
 from ..designs.base import Design
+from ..kernel import context
 from ..errors import UsageError
 from .bound import Bound
 from .costs import Profile
@@ -57,29 +58,48 @@ def peek(path: str) -> tuple[bool, int]:
     return fpu, max(ncpus, 1)
 
 
-def simulate_ops(source: str, inference: str, batches: Iterable[list], ncpus: int, designs: list[Design],
-                 profile: Profile, conformance: bool, progress: Optional[Callable] = None) -> SimResult:
-    """Feed operations (in batches, one per trace record) to every design and the bound."""
+def simulate_ops(source: str, inference: str, items: Iterable, ncpus: int, designs: list[Design],
+                 profile: Profile, conformance: bool, progress: Optional[Callable] = None,
+                 expand: Optional[Callable] = None, with_bound: bool = True) -> SimResult:
+    """Feed operations to every design and the bound. `items` are batches of operations, or
+    trace records that `expand` turns into batches (one pass, nothing stored per event)."""
     import time
 
     replays = [Replay(d, ncpus, profile, conformance=conformance and d.name == "linux") for d in designs]
     bound = Bound(ncpus, profile)
-    applies = [r.apply for r in replays] + [bound.apply]
+    extra = (bound.apply,) if with_bound else ()
+    if len(replays) == 1:  # attach the one replay to the tracepoints once, not per operation
+        applies = (replays[0].dispatch,) + extra
+        context.PROBE = replays[0]
+    else:
+        applies = tuple(r.apply for r in replays) + extra
     t0 = time.perf_counter()
     n = 0
-    for i, batch in enumerate(batches):
-        for op in batch:
-            if op.cpu >= ncpus:
-                raise UsageError(f"{source}:{op.line}: CPU {op.cpu} first appears after the first {PEEK:,} "
-                                 f"records and the header gives no CPU count; pass --cpus {op.cpu + 1} or more")
-            for apply in applies:
-                apply(op)
-        n += len(batch)
-        if progress is not None and not i & 0x3FF:
-            progress()
+    i = 0
+    try:
+        for i, item in enumerate(items):
+            batch = expand(item) if expand is not None else item
+            if not batch:
+                continue
+            for op in batch:
+                if op.cpu >= ncpus:
+                    raise UsageError(f"{source}:{op.line}: CPU {op.cpu} first appears after the first {PEEK:,} "
+                                     f"records and the header gives no CPU count; pass --cpus {op.cpu + 1} or more")
+                for apply in applies:
+                    apply(op)
+            n += len(batch)
+            if progress is not None and not i & 0x3FF:
+                progress()
+        if expand is not None and hasattr(expand, "__self__"):
+            for op in expand.__self__.finish():
+                for apply in applies:
+                    apply(op)
+                n += 1
+    finally:
+        context.PROBE = None
     res = SimResult(source, inference, 0, n, ncpus, seconds=time.perf_counter() - t0)
     res.designs = [(r.name, r.summary()) for r in replays]
-    res.bound = bound.summary()
+    res.bound = bound.summary() if with_bound else {}
     res.synthesized = max((r.synthesized for r in replays), default=0)
     for r in replays:
         if r.conformance:
@@ -89,7 +109,7 @@ def simulate_ops(source: str, inference: str, batches: Iterable[list], ncpus: in
 
 
 def simulate_trace(path: str, designs: list[Design], profile: Profile, fpu_use: float = 1.0, seed: int = 0,
-                   progress: Optional[Callable] = None, cpus: int = 0) -> SimResult:
+                   progress: Optional[Callable] = None, cpus: int = 0, with_bound: bool = True) -> SimResult:
     """Parse `path` once and replay it through every design and the bound."""
     import time
 
@@ -101,19 +121,14 @@ def simulate_trace(path: str, designs: list[Design], profile: Profile, fpu_use: 
            f"FPU use per slice {fpu_use:g} (seed {seed})")
     reader = TraceReader(path)
 
-    def batches():
-        feed = inference.feed
-        rec = None
-        try:
-            for rec in reader:
-                yield feed(rec)
-        except MalformedRecord as e:
-            raise TraceError(f"{path}:{rec.line}: {e}") from None
-        yield inference.finish()
-
     tick = (lambda: progress(reader.bytes_read, reader.size)) if progress else None
     t0 = time.perf_counter()
-    res = simulate_ops(path, how, batches(), ncpus, designs, profile, conformance=fpu, progress=tick)
+    try:
+        res = simulate_ops(path, how, reader, ncpus, designs, profile, conformance=fpu, progress=tick,
+                           expand=inference.feed, with_bound=with_bound)
+    except MalformedRecord as e:  # "line N: what" -> "PATH:N: what"
+        where, _, what = str(e).partition(": ")
+        raise TraceError(f"{path}:{where.removeprefix('line ')}: {what}") from None
     res.seconds = time.perf_counter() - t0
     res.records = inference.records
     if not res.records:
