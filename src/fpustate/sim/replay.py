@@ -22,7 +22,7 @@ from collections import Counter
 from typing import Optional
 
 from ..config import Scenario
-from ..designs.base import K_SOFTIRQ, K_TASK, Design
+from ..designs.base import K_SOFTIRQ, K_TASK, Design, _no_snapshot
 from ..kernel import context
 from ..kernel.machine import context_switch, enter_exit_loop, exit_to_user, make_model, path_steps
 from ..kernel.state import (
@@ -35,6 +35,7 @@ from ..kernel.state import (
     DEAD,
     G_PKRU,
     G_VALUE,
+    GHOST_OFF,
     HEADER,
     IDLE,
     INIT,
@@ -128,26 +129,34 @@ class Replay:
         self.disagreements: list[tuple] = []
         self.synthesized = 0  # operations the trace implied but did not show (missed switches)
         self.pending_migration: dict[int, int] = {}  # slot -> CPU it was moved to, not yet run there
-        self._costs: dict[tuple, float] = {}  # (kind, XSTATE_BV) -> cycles
+        self.default_xf = profile.default_xfeatures
+        self._no_snapshot = design.exit_to_user_snapshot is _no_snapshot
+        # tracepoint -> (counter, cycles: None, a fixed float, or a cache XSTATE_BV -> cycles)
+        self._probe = {op: (counter, None if kind is None else {}) for op, (counter, kind) in PROBE_OPS.items()}
+        self._probe["nm"] = ("nm_traps", float(profile.nm))
+        self._probe["cr0_ts"] = ("cr0_writes", float(profile.cr0_write))
+        if not profile.linear["restore_init"][1]:
+            self._probe["restore_init"] = ("init_loads", float(profile.linear["restore_init"][0]))
         self._handlers = [getattr(self, name) for name in HANDLER_NAMES]
 
     # ------------------------------------------------------------ tracepoint probe
     def __call__(self, op: str, c: int, t: int) -> None:
         """context.PROBE: count one FPU operation and charge its cycles."""
-        counter, kind = PROBE_OPS[op]
-        self.counts[counter] += 1
-        if op == "save" and self.in_kfpu:
-            self.counts["kfpu_saves"] += 1
-        if kind is not None:
-            key = (kind, self.xfeatures.get(t, self.profile.default_xfeatures))
-            cost = self._costs.get(key)
-            if cost is None:
-                cost = self._costs[key] = self.profile.cost(*key)
-            self.cycles += cost
-        elif op == "nm":
-            self.cycles += self.profile.nm
-        elif op == "cr0_ts":
-            self.cycles += self.profile.cr0_write
+        counter, costs = self._probe[op]
+        counts = self.counts
+        counts[counter] += 1
+        if costs is None:
+            return
+        if costs.__class__ is float:  # a fixed cost (#NM, CR0 write, init load)
+            self.cycles += costs
+            return
+        xf = self.xfeatures.get(t, self.default_xf)
+        cost = costs.get(xf)
+        if cost is None:
+            cost = costs[xf] = self.profile.cost(PROBE_OPS[op][1], xf)
+        self.cycles += cost
+        if self.in_kfpu and op == "save":
+            counts["kfpu_saves"] += 1
 
     # ------------------------------------------------------------ task slots
     def slot(self, pid: int, kind: int, c: int) -> int:
@@ -246,7 +255,10 @@ class Replay:
         pc = k[p + T_PC]
         if pc == PC_USER or k[p + T_KIND] != USER:
             return
-        snapshot = k[p + T_LOCAL] if pc == PC_EXIT_LOOP else self.design.exit_to_user_snapshot(k, c, t)
+        if pc == PC_EXIT_LOOP:
+            snapshot = k[p + T_LOCAL]
+        else:  # the syscall's exit takes its flags snapshot and leaves at once
+            snapshot = 0 if self._no_snapshot else self.design.exit_to_user_snapshot(k, c, t)
         exit_to_user(self.m, k, c, t, snapshot)
 
     def _switch_in(self, c: int, nxt: int, prev_state: int) -> bool:
@@ -314,14 +326,24 @@ class Replay:
 
     def op_return(self, op: O.Op) -> None:
         c = op.cpu
-        t = self.k[HEADER + c * CPU_W + C_CURR]
-        counts = self.counts
-        before = counts["restores"]
-        self._to_user(c, t)
-        if self.conformance and op.kernel != O.UNKNOWN:
-            self._decided("return", op, counts["restores"] > before, self.pid_of[t])
+        k = self.k
+        t = k[HEADER + c * CPU_W + C_CURR]
+        p = k[0] + t * TASK_W
+        if k[p + T_KIND] != USER:
+            return
+        if k[p + T_PC] != PC_USER:
+            counts = self.counts
+            before = counts["restores"]
+            self._to_user(c, t)
+            if self.conformance and op.kernel != O.UNKNOWN:
+                self._decided("return", op, counts["restores"] > before, self.pid_of[t])
+        elif self.conformance and op.kernel != O.UNKNOWN:
+            self._decided("return", op, False, self.pid_of[t])
         if op.arg:
-            self._use(c, t)
+            if self.design.user_fpu_accessible(k, c):
+                k[HEADER + c * CPU_W + C_FPREGS] = k[p + GHOST_OFF + G_VALUE] = USER_DATA
+            else:
+                self._use(c, t)
 
     def _use(self, c: int, t: int) -> None:
         k, d = self.k, self.design

@@ -60,22 +60,26 @@ def peek(path: str) -> tuple[bool, int]:
 
 def simulate_ops(source: str, inference: str, items: Iterable, ncpus: int, designs: list[Design],
                  profile: Profile, conformance: bool, progress: Optional[Callable] = None,
-                 expand: Optional[Callable] = None, with_bound: bool = True) -> SimResult:
+                 expand: Optional[Callable] = None, finish: Optional[Callable] = None,
+                 with_bound: bool = True) -> SimResult:
     """Feed operations to every design and the bound. `items` are batches of operations, or
     trace records that `expand` turns into batches (one pass, nothing stored per event)."""
     import time
 
     replays = [Replay(d, ncpus, profile, conformance=conformance and d.name == "linux") for d in designs]
     bound = Bound(ncpus, profile)
-    extra = (bound.apply,) if with_bound else ()
-    if len(replays) == 1:  # attach the one replay to the tracepoints once, not per operation
-        applies = (replays[0].dispatch,) + extra
+    # Every operation goes to each design's replay and to the bound. With one design its replay
+    # stays attached to the model's tracepoints for the whole run (the common, fast case).
+    if len(replays) == 1:
         context.PROBE = replays[0]
+        applies = [replays[0].dispatch]
     else:
-        applies = tuple(r.apply for r in replays) + extra
+        applies = [r.apply for r in replays]
+    if with_bound:
+        applies.append(bound.apply)
+    applies = tuple(applies)
     t0 = time.perf_counter()
     n = 0
-    i = 0
     try:
         for i, item in enumerate(items):
             batch = expand(item) if expand is not None else item
@@ -90,11 +94,10 @@ def simulate_ops(source: str, inference: str, items: Iterable, ncpus: int, desig
             n += len(batch)
             if progress is not None and not i & 0x3FF:
                 progress()
-        if expand is not None and hasattr(expand, "__self__"):
-            for op in expand.__self__.finish():
-                for apply in applies:
-                    apply(op)
-                n += 1
+        for op in (finish() if finish is not None else ()):
+            for apply in applies:
+                apply(op)
+            n += 1
     finally:
         context.PROBE = None
     res = SimResult(source, inference, 0, n, ncpus, seconds=time.perf_counter() - t0)
@@ -125,7 +128,7 @@ def simulate_trace(path: str, designs: list[Design], profile: Profile, fpu_use: 
     t0 = time.perf_counter()
     try:
         res = simulate_ops(path, how, reader, ncpus, designs, profile, conformance=fpu, progress=tick,
-                           expand=inference.feed, with_bound=with_bound)
+                           expand=inference.feed, finish=inference.finish, with_bound=with_bound)
     except MalformedRecord as e:  # "line N: what" -> "PATH:N: what"
         where, _, what = str(e).partition(": ")
         raise TraceError(f"{path}:{where.removeprefix('line ')}: {what}") from None
