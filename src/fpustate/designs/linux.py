@@ -44,10 +44,12 @@ from ..kernel.state import (
     C_FPREGS,
     C_IN_KFPU,
     C_PKRU,
+    CPU_W,
     CTX_SOFTIRQ_KFPU,
     GARBAGE,
     G_PKRU,
     G_VALUE,
+    HEADER,
     INIT,
     NULL,
     PKRU_INIT,
@@ -56,6 +58,7 @@ from ..kernel.state import (
     T_LAST_CPU,
     T_NEED_LOAD,
     T_PKRU,
+    TASK_W,
     USER,
     cpu,
     ghost,
@@ -79,7 +82,7 @@ def switch_fpu(k: bytearray, c: int, prev: int, nxt: int) -> None:
     records last_cpu = cpu, but leaves fpu_fpregs_owner_ctx pointing at prev,
     so that prev can skip the restore if it comes back here first.
     """
-    p = task(k, prev)
+    p = k[0] + prev * TASK_W  # task(k, prev), inlined: every switch of both engines runs this
     if not k[p + T_NEED_LOAD] and k[p + T_KIND] == USER:
         k[p + T_NEED_LOAD] = 1
         save_fpregs_to_fpstate(k, c, prev)
@@ -89,9 +92,10 @@ def switch_fpu(k: bytearray, c: int, prev: int, nxt: int) -> None:
 
 def x86_pkru_load(k: bytearray, c: int, prev: int, nxt: int) -> None:
     """x86_pkru_load(): stash rdpkru() in prev->thread.pkru, WRPKRU next's value if it differs."""
-    q = cpu(c)
-    k[task(k, prev) + T_PKRU] = k[q + C_PKRU]
-    k[q + C_PKRU] = k[task(k, nxt) + T_PKRU]
+    q = HEADER + c * CPU_W  # cpu(c) and task(), inlined on the switch path
+    tb = k[0]
+    k[tb + prev * TASK_W + T_PKRU] = k[q + C_PKRU]
+    k[q + C_PKRU] = k[tb + nxt * TASK_W + T_PKRU]
 
 
 def fpregs_restore_userregs(k: bytearray, c: int, t: int) -> None:
@@ -112,7 +116,7 @@ def fpregs_restore_userregs(k: bytearray, c: int, t: int) -> None:
 def arch_exit_to_user_mode_prepare(k: bytearray, c: int, t: int, snapshot: int) -> None:
     """arch_exit_to_user_mode_prepare(): with ti_work re-read after the loop and IRQs off,
     switch_fpu_return() if TIF_NEED_FPU_LOAD is set."""
-    if k[task(k, t) + T_NEED_LOAD]:
+    if k[k[0] + t * TASK_W + T_NEED_LOAD]:  # task(k, t), inlined on the return path
         fpregs_restore_userregs(k, c, t)
 
 
@@ -209,7 +213,7 @@ def copy_fpstate_to_sigframe(k: bytearray, c: int, t: int, fault: bool):
     TIF_NEED_FPU_LOAD, fpregs_restore_userregs(); pagefault_disable(); XSAVE straight
     into the user frame; fpregs_unlock(). A fault writes nothing: __clear_user() faults
     the frame in (preemptible) and the loop retries from the top."""
-    if k[task(k, t) + T_NEED_LOAD]:
+    if k[k[0] + t * TASK_W + T_NEED_LOAD]:  # task(k, t), inlined on the return path
         fpregs_restore_userregs(k, c, t)
     if fault:
         return 0  # goto retry

@@ -132,8 +132,8 @@ def restore_fpregs_from_fpstate(k: bytearray, c: int, t: int, pkru: bool = False
     (`fault_loads_init`); before it the fault was only a WARN and the
     registers kept whatever they held.
     """
-    p = task(k, t)
-    q = cpu(c)
+    p = k[0] + t * TASK_W  # task(k, t) and cpu(c), inlined: every restore runs this
+    q = HEADER + c * CPU_W
     if PROBE is not None:
         PROBE("restore", c, t)
     if k[p + T_FPSTATE] == GARBAGE:
