@@ -124,8 +124,7 @@ class Replay:
         self.cycles = 0.0
         self.in_kfpu = False
         self.conformance = conformance
-        self.agree = Counter()
-        self.total = Counter()
+        self.tally = {kind: [0, 0] for kind in DECISIONS}  # kind -> [agreed, decided]
         self.disagreements: list[tuple] = []
         self.synthesized = 0  # operations the trace implied but did not show (missed switches)
         self.pending_migration: dict[int, int] = {}  # slot -> CPU it was moved to, not yet run there
@@ -233,9 +232,10 @@ class Replay:
 
     def _decided(self, kind: str, op: O.Op, model: bool, pid: int) -> None:
         """Compare the model's decision with the kernel's (conformance)."""
-        self.total[kind] += 1
-        if model == bool(op.kernel):
-            self.agree[kind] += 1
+        tally = self.tally[kind]
+        tally[1] += 1
+        if model == op.kernel:  # kernel is 0 or 1
+            tally[0] += 1
         elif len(self.disagreements) < 1000:
             self.disagreements.append((op.line, kind, pid, op.kernel, int(model)))
 

@@ -114,10 +114,10 @@ def as_csv(results: list[SimResult]) -> str:
 
 def check_plot(path: str) -> None:
     """Fail before any work if the plot cannot be made."""
-    try:
-        import matplotlib  # noqa: F401  (only checking it is installed)
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'fpustate[plot]'") from None
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plot needs matplotlib: pip install 'fpustate[plot]'")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
         raise UsageError(f"--plot: cannot write into {directory!r}")

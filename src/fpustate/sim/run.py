@@ -106,7 +106,7 @@ def simulate_ops(source: str, inference: str, items: Iterable, ncpus: int, desig
     res.synthesized = max((r.synthesized for r in replays), default=0)
     for r in replays:
         if r.conformance:
-            res.conformance = {kind: (r.agree[kind], r.total[kind]) for kind in ("switch", "return", "signal")}
+            res.conformance = {kind: tuple(r.tally[kind]) for kind in ("switch", "return", "signal")}
             res.disagreements = sorted(r.disagreements)[:20]
     return res
 
