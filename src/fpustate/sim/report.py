@@ -51,10 +51,13 @@ def table(res: SimResult, profile: Profile) -> str:
     from rich.console import Console
     from rich.table import Table
 
+    import textwrap
+
     lines = [f"{res.source}: {res.records:,} records, {res.ops:,} operations, {res.cpus} CPU(s), "
              f"{res.seconds:.2f} s",
-             f"  inference: {res.inference}",
-             f"  profile: {profile.name} ({profile.ghz:g} GHz): {profile.source}"]
+             f"  inference: {res.inference}"]
+    lines += textwrap.wrap(f"profile: {profile.name} ({profile.ghz:g} GHz): {profile.source}", 110,
+                           initial_indent="  ", subsequent_indent="    ")
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     t.add_column("design", no_wrap=True)
     for header, _ in COLUMNS:
