@@ -329,7 +329,7 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
             click.echo(f"\nplot: {plot_path}")
 
 
-class _FileProgress:
+class _FileProgress(_Progress):
     """A rich progress bar over the bytes of each trace (stderr, terminals only)."""
 
     def __init__(self) -> None:
@@ -340,15 +340,6 @@ class _FileProgress:
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
                                 console=Console(stderr=True), transient=True)
-
-    def __enter__(self):
-        if self.bar:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar:
-            self.bar.__exit__(*exc)
 
     def callback(self, name: str):
         if not self.bar:
