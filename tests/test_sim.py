@@ -312,3 +312,25 @@ def test_simulate_malformed_trace_exits_2(tmp_path):
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.strip() == (f"fpustate: {bad}:1: expected a trace record such as 'comm-pid [cpu] ts: event: "
                                 "payload' or 'comm pid [cpu] ts: event: payload', got 'garbage here'")
+
+
+def test_interrupted_simulation_prints_partial_counts(monkeypatch, capsys):
+    """Ctrl-C during a replay prints the counts so far, marked partial, and exits 130."""
+    from fpustate.cli import run
+    from fpustate.sim import replay
+
+    real = replay.Replay.dispatch
+    calls = {"n": 0}
+
+    def interrupting(self, op):
+        calls["n"] += 1
+        if calls["n"] == 3000:
+            raise KeyboardInterrupt
+        return real(self, op)
+
+    monkeypatch.setattr(replay.Replay, "dispatch", interrupting)
+    assert run(["simulate", trace("pipe_pingpong_cpu0"), "--design", "linux"]) == 130
+    out = capsys.readouterr()
+    assert "(INTERRUPTED: the counts cover the part replayed)" in out.out
+    assert "clairvoyant bound" in out.out
+    assert out.err.strip() == "fpustate: interrupted; the counts above are partial"

@@ -315,8 +315,12 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
     with _FileProgress() as progress:
         for t in traces:
             results.append(simulate_trace(t, designs, profile, fpu_use, seed, progress.callback(t), cpus))
-        for w in workloads:
+            if results[-1].interrupted:
+                break
+        for w in workloads if not (results and results[-1].interrupted) else ():
             results.append(simulate_workload(w, designs, profile, fpu_use, seed, length))
+            if results[-1].interrupted:
+                break
     if plot_path:
         report.plot(results, plot_path)
     if as_json:
@@ -327,6 +331,9 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
         click.echo("\n\n".join(report.table(r, profile) for r in results))
         if plot_path:
             click.echo(f"\nplot: {plot_path}")
+    if results and results[-1].interrupted:
+        click.echo("fpustate: interrupted; the counts above are partial", err=True)
+        sys.exit(130)
 
 
 class _FileProgress(_Progress):

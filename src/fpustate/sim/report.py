@@ -54,7 +54,7 @@ def table(res: SimResult, profile: Profile) -> str:
     import textwrap
 
     lines = [f"{res.source}: {res.records:,} records, {res.ops:,} operations, {res.cpus} CPU(s), "
-             f"{res.seconds:.2f} s",
+             f"{res.seconds:.2f} s" + (" (INTERRUPTED: the counts cover the part replayed)" if res.interrupted else ""),
              f"  inference: {res.inference}"]
     lines += textwrap.wrap(f"profile: {profile.name} ({profile.ghz:g} GHz): {profile.source}", 110,
                            initial_indent="  ", subsequent_indent="    ")

@@ -39,7 +39,7 @@ class SimResult:
     synthesized: int = 0
     lost: int = 0
     seconds: float = 0.0
-    parse_seconds: float = 0.0
+    interrupted: bool = False  # Ctrl-C: the counts cover the part replayed so far
 
 
 def peek(path: str) -> tuple[bool, int]:
@@ -80,6 +80,7 @@ def simulate_ops(source: str, inference: str, items: Iterable, ncpus: int, desig
     applies = tuple(applies)
     t0 = time.perf_counter()
     n = 0
+    interrupted = False
     try:
         for i, item in enumerate(items):
             batch = expand(item) if expand is not None else item
@@ -98,9 +99,11 @@ def simulate_ops(source: str, inference: str, items: Iterable, ncpus: int, desig
             for apply in applies:
                 apply(op)
             n += 1
+    except KeyboardInterrupt:
+        interrupted = True  # report what was replayed
     finally:
         context.PROBE = None
-    res = SimResult(source, inference, 0, n, ncpus, seconds=time.perf_counter() - t0)
+    res = SimResult(source, inference, 0, n, ncpus, seconds=time.perf_counter() - t0, interrupted=interrupted)
     res.designs = [(r.name, r.summary()) for r in replays]
     res.bound = bound.summary() if with_bound else {}
     res.synthesized = max((r.synthesized for r in replays), default=0)
