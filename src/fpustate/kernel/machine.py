@@ -523,17 +523,29 @@ def _free_slot(m: Model, s: bytes) -> int:
 
 
 def _fork(m: Model, s: bytes, c: int, parent: int, child: int) -> bytes:
+    k = bytearray(s)
+    k[H_FORKS] -= 1
+    copy_process(m, k, c, parent, child)
+    return bytes(k)
+
+
+def copy_process(m: Model, k: bytearray, c: int, parent: int, child: int) -> None:
     """copy_process(): dup_task_struct() copies the parent's task_struct (and its
     struct fpu) over the reused slot, the design's fpu_clone() fixes it up, and
     wake_up_new_task() makes the child runnable. The child returns through the
     syscall tail like its parent."""
-    k = bytearray(s)
-    k[H_FORKS] -= 1
     pp, cp = task(k, parent), task(k, child)
     k[cp: cp + TASK_W] = k[pp: pp + TASK_W]
     k[cp + T_RUN], k[cp + T_PC], k[cp + T_LOCAL], k[cp + T_CPU] = RUNNABLE, PC_SYSCALL, 0, NULL
     m.design.fpu_clone(k, c, parent, child)
-    return bytes(k)
+
+
+def path_step(m: Model, k: bytearray, c: int, t: int, path: int, step: int, fault: bool = False) -> int:
+    """Run step `step` of a multi-step path on the working copy; the index of the next step
+    (past the last one: the path is done). `fault` is the outcome of a step that may fault."""
+    st = path_steps(m.design, path)[step]
+    nxt = st.fn(k, c, t, fault) if st.may_fault else st.fn(k, c, t)
+    return step + 1 if nxt is None else nxt
 
 
 def _path_step(m: Model, s: bytes, c: int, t: int, path: int, step: int,
@@ -547,8 +559,7 @@ def _path_step(m: Model, s: bytes, c: int, t: int, path: int, step: int,
         k = bytearray(s)
         if enter:
             _enter_path(k, t, path)
-        nxt = st.fn(k, c, t, fault) if st.may_fault else st.fn(k, c, t)
-        nxt = step + 1 if nxt is None else nxt
+        nxt = path_step(m, k, c, t, path, step, fault)
         if nxt >= len(steps) and path != PATH_EXIT:
             _complete_path(m, k, c, t, path)
         else:

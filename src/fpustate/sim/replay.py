@@ -24,7 +24,15 @@ from typing import Optional
 from ..config import Scenario
 from ..designs.base import K_SOFTIRQ, K_TASK, Design, _no_snapshot
 from ..kernel import context
-from ..kernel.machine import context_switch, enter_exit_loop, exit_to_user, make_model, path_steps
+from ..kernel.machine import (
+    context_switch,
+    copy_process,
+    enter_exit_loop,
+    exit_to_user,
+    make_model,
+    path_step,
+    path_steps,
+)
 from ..kernel.state import (
     C_CTX,
     C_CURR,
@@ -294,13 +302,11 @@ class Replay:
         """A multi-step kernel path (exec, exit, signal delivery, sigreturn) run to its end,
         taking the no-fault outcome of every step."""
         k = self.k
-        steps = path_steps(self.design, path)
+        n = len(path_steps(self.design, path))
         i = 0
-        while i < len(steps):
-            st = steps[i]
-            nxt = st.fn(k, c, t, False) if st.may_fault else st.fn(k, c, t)
-            i = i + 1 if nxt is None else nxt  # DONE (or any index past the end) ends the path
-        k[task(k, t) + T_PC] = path_pc(PATH_EXIT, len(steps)) if path == PATH_EXIT else PC_SYSCALL
+        while i < n:
+            i = path_step(self.m, k, c, t, path, i)
+        k[task(k, t) + T_PC] = path_pc(PATH_EXIT, n) if path == PATH_EXIT else PC_SYSCALL
 
     def op_switch(self, op: O.Op) -> None:
         c = op.cpu
@@ -393,11 +399,7 @@ class Replay:
             return
         self._leave_user(c, parent, False)
         child = self.slot(op.pid, USER, c)
-        pp, cp = task(k, parent), task(k, child)
-        k[cp: cp + TASK_W] = k[pp: pp + TASK_W]
-        k[cp + T_RUN], k[cp + T_PC], k[cp + T_LOCAL], k[cp + T_CPU] = RUNNABLE, PC_SYSCALL, 0, NULL
-        k[cp + T_SIGDEPTH] = 0
-        self.design.fpu_clone(k, c, parent, child)
+        copy_process(self.m, k, c, parent, child)
         if parent in self.xfeatures:
             self.xfeatures[child] = self.xfeatures[parent]
 
