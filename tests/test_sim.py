@@ -334,3 +334,14 @@ def test_interrupted_simulation_prints_partial_counts(monkeypatch, capsys):
     assert "(INTERRUPTED: the counts cover the part replayed)" in out.out
     assert "clairvoyant bound" in out.out
     assert out.err.strip() == "fpustate: interrupted; the counts above are partial"
+
+
+def test_simulate_failing_user_hook_is_one_line(tmp_path):
+    """A user-written design whose hook raises during a replay is reported in one line, exit 2."""
+    f = write(tmp_path, "from fpustate.designs import linux\n\n"
+              "def switch_fpu(k, c, prev, nxt):\n    raise RuntimeError('boom')\n\n"
+              "DESIGN = linux.DESIGN.variant(name='broken', switch_fpu=switch_fpu)\n", "broken.py")
+    p = cli("simulate", "--workload", "pingpong", "--length", "10", "--design-file", f)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip() == ("fpustate: design 'broken': a hook raised RuntimeError: boom in switch_fpu() "
+                                "at broken.py:4")

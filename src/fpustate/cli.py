@@ -307,20 +307,29 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
     if plot_path:
         report.check_plot(plot_path)
     designs = [get(n) for n in (design_names or ("eager", "lazy", "strawman", "linux"))]
-    designs += [d for f in design_files for d in load_design_file(f)]
+    loaded = [d for f in design_files for d in load_design_file(f)]
+    designs += loaded
     for t in traces:
         if not os.path.isfile(t):
             raise UsageError(f"{t}: no such trace file")
     results = []
-    with _FileProgress() as progress:
-        for t in traces:
-            results.append(simulate_trace(t, designs, profile, fpu_use, seed, progress.callback(t), cpus))
-            if results[-1].interrupted:
-                break
-        for w in workloads if not (results and results[-1].interrupted) else ():
-            results.append(simulate_workload(w, designs, profile, fpu_use, seed, length))
-            if results[-1].interrupted:
-                break
+    try:
+        with _FileProgress() as progress:
+            for t in traces:
+                results.append(simulate_trace(t, designs, profile, fpu_use, seed, progress.callback(t), cpus))
+                if results[-1].interrupted:
+                    break
+            for w in workloads if not (results and results[-1].interrupted) else ():
+                results.append(simulate_workload(w, designs, profile, fpu_use, seed, length))
+                if results[-1].interrupted:
+                    break
+    except FpustateError:
+        raise
+    except Exception as e:  # a user-written hook failed: one line, exit 2
+        culprit = next((d for d in loaded if _raised_in(e, d)), None)
+        if culprit is None:
+            raise
+        raise hook_failure(e, culprit) from None
     if plot_path:
         report.plot(results, plot_path)
     if as_json:
@@ -334,6 +343,14 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
     if results and results[-1].interrupted:
         click.echo("fpustate: interrupted; the counts above are partial", err=True)
         sys.exit(130)
+
+
+def _raised_in(e: BaseException, d) -> bool:
+    """Whether exception e came from one of design d's hook functions."""
+    import traceback
+
+    files = {getattr(getattr(h, "__code__", None), "co_filename", None) for h in vars(d).values() if callable(h)}
+    return any(frame.filename in files for frame in traceback.extract_tb(e.__traceback__))
 
 
 class _FileProgress(_Progress):
