@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ..kernel.state import IDLE, KTHREAD, USER  # the task kinds of the kernel model
+
 # Operation codes.
 SWITCH = 0  # __schedule() on cpu: current -> pid; arg = how prev left (PREV_*)
 RETURN = 1  # current returns to user mode (exit_to_user_mode_prepare); arg 1: and then uses the FPU
@@ -29,9 +31,6 @@ NAMES = ("switch", "return", "use", "kfpu", "fork", "exec", "exit", "signal", "s
 
 # How the previous task left the CPU at a switch.
 PREV_RUNNABLE, PREV_BLOCKED, PREV_DEAD = 0, 1, 2
-
-# Task kinds, as in the kernel model.
-from ..kernel.state import IDLE, KTHREAD, USER  # noqa: E402
 
 UNKNOWN = -1  # the trace does not show what the kernel decided
 
