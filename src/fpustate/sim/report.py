@@ -156,6 +156,9 @@ def plot(results: list[SimResult], path: str) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; the plot is an ordinary file
         os.replace(tmp, path)  # nothing half-written
     finally:
         plt.close(fig)
