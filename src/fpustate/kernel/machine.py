@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..config import Scenario
+from ..errors import InternalError
 from ..designs.base import K_HARDIRQ, K_SOFTIRQ, K_TASK, Design
 from .state import (
     C_BH,
@@ -216,7 +217,7 @@ def initial_state(m: Model) -> bytes:
     nt = m.idle_base + sc.cpus
     tb = HEADER + sc.cpus * CPU_W
     if tb > 255 or nt > 254:
-        raise ValueError(f"a state vector holds at most 27 CPUs and 254 task slots, not {sc.cpus} and {nt}")
+        raise InternalError(f"a state vector holds at most 27 CPUs and 254 task slots, not {sc.cpus} and {nt}")
     k = bytearray(tb + nt * TASK_W)
     k[0], k[1] = tb, nt
     k[H_FORKS], k[H_EXECS], k[H_EXITS] = sc.forks, sc.execs, sc.exits

@@ -22,6 +22,7 @@ from collections import Counter
 from typing import Optional
 
 from ..config import Scenario
+from ..errors import UsageError
 from ..designs.base import K_SOFTIRQ, K_TASK, Design, _no_snapshot
 from ..kernel import context
 from ..kernel.machine import (
@@ -106,7 +107,7 @@ class Replay:
         nt = m.idle_base + ncpus
         tb = HEADER + ncpus * CPU_W
         if tb > 255:
-            raise ValueError(f"the simulator models at most 27 CPUs, not {ncpus}")
+            raise UsageError(f"the simulator models at most 27 CPUs, not {ncpus}")
         k = self.k = bytearray(tb + nt * TASK_W)
         k[0], k[1] = tb, nt
         for c in range(ncpus):
@@ -208,7 +209,8 @@ class Replay:
                 self.parked[self.pid_of[t]] = bytes(k[p: p + TASK_W])
                 self._release(t)
                 return
-        raise ValueError(f"more than {m.idle_base} tasks are running or hold a CPU's registers at once")
+        raise UsageError(f"more than {m.idle_base} tasks are running or hold a CPU's registers at once; "
+                         "the simulator's task pool is full")
 
     def _release(self, t: int) -> None:
         pid = self.pid_of[t]
