@@ -20,6 +20,7 @@ from .events import TraceError, TraceReader, _open
 from .infer import FPU_EVENTS, Inference, MalformedRecord
 from .replay import Replay
 
+MAX_CPUS = 27  # the state vector stores the task records' offset in one byte
 PEEK = 2_000  # records read ahead to find the CPU count and whether x86_fpu events are present
 NCPUS_RE = re.compile(r"#P:(\d+)|cpus=(\d+)")
 
@@ -121,6 +122,8 @@ def simulate_trace(path: str, designs: list[Design], profile: Profile, fpu_use: 
 
     fpu, ncpus = peek(path)
     ncpus = max(ncpus, cpus)
+    if ncpus > MAX_CPUS:
+        raise TraceError(f"{path}: the trace has {ncpus} CPUs; the simulator models at most {MAX_CPUS}")
     inference = Inference(fpu, fpu_use, seed)
     how = ("x86_fpu tracepoints (every user slice uses the FPU)" if fpu else
            f"heuristics: kernel threads by name and parentage, every user slice returns to user mode, "
