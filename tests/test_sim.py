@@ -317,9 +317,9 @@ def test_simulate_malformed_trace_exits_2(tmp_path):
 def test_interrupted_simulation_prints_partial_counts(monkeypatch, capsys):
     """Ctrl-C during a replay prints the counts so far, marked partial, and exits 130."""
     from fpustate.cli import run
-    from fpustate.sim import replay
+    from fpustate.sim import bound
 
-    real = replay.Replay.dispatch
+    real = bound.Bound.apply
     calls = {"n": 0}
 
     def interrupting(self, op):
@@ -328,7 +328,7 @@ def test_interrupted_simulation_prints_partial_counts(monkeypatch, capsys):
             raise KeyboardInterrupt
         return real(self, op)
 
-    monkeypatch.setattr(replay.Replay, "dispatch", interrupting)
+    monkeypatch.setattr(bound.Bound, "apply", interrupting)
     assert run(["simulate", trace("pipe_pingpong_cpu0"), "--design", "linux"]) == 130
     out = capsys.readouterr()
     assert "(INTERRUPTED: the counts cover the part replayed)" in out.out

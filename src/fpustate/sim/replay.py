@@ -236,10 +236,6 @@ class Replay:
         finally:
             context.PROBE = None
 
-    def dispatch(self, op: O.Op) -> None:
-        """Run one operation; the caller has attached this replay (`context.PROBE = self`)."""
-        self._handlers[op[0]](op)
-
     def _decided(self, kind: str, op: O.Op, model: bool, pid: int) -> None:
         """Compare the model's decision with the kernel's (conformance)."""
         tally = self.tally[kind]

@@ -70,36 +70,43 @@ def simulate_ops(source: str, inference: str, items: Iterable, ncpus: int, desig
     replays = [Replay(d, ncpus, profile, conformance=conformance and d.name == "linux") for d in designs]
     bound = Bound(ncpus, profile)
     # Every operation goes to each design's replay and to the bound. With one design its replay
-    # stays attached to the model's tracepoints for the whole run (the common, fast case).
-    if len(replays) == 1:
+    # stays attached to the model's tracepoints for the whole run and its handler table is
+    # called directly (the common, fast case).
+    single = replays[0]._handlers if len(replays) == 1 else None
+    if single is not None:
         context.PROBE = replays[0]
-        applies = [replays[0].dispatch]
-    else:
-        applies = [r.apply for r in replays]
-    if with_bound:
-        applies.append(bound.apply)
-    applies = tuple(applies)
+    multi = tuple(r.apply for r in replays)
+    bound_apply = bound.apply if with_bound else None
     t0 = time.perf_counter()
     n = 0
     interrupted = False
+
+    def run(batch) -> None:
+        for op in batch:
+            if op.cpu >= ncpus:
+                raise UsageError(f"{source}:{op.line}: CPU {op.cpu} first appears after the first {PEEK:,} "
+                                 f"records and the header gives no CPU count; pass --cpus {op.cpu + 1} or more")
+            if single is not None:
+                single[op[0]](op)
+            else:
+                for apply in multi:
+                    apply(op)
+            if bound_apply is not None:
+                bound_apply(op)
+
     try:
         for i, item in enumerate(items):
             batch = expand(item) if expand is not None else item
             if not batch:
                 continue
-            for op in batch:
-                if op.cpu >= ncpus:
-                    raise UsageError(f"{source}:{op.line}: CPU {op.cpu} first appears after the first {PEEK:,} "
-                                     f"records and the header gives no CPU count; pass --cpus {op.cpu + 1} or more")
-                for apply in applies:
-                    apply(op)
+            run(batch)
             n += len(batch)
             if progress is not None and not i & 0x3FF:
                 progress()
-        for op in (finish() if finish is not None else ()):
-            for apply in applies:
-                apply(op)
-            n += 1
+        if finish is not None:
+            batch = finish()
+            run(batch)
+            n += len(batch)
     except KeyboardInterrupt:
         interrupted = True  # report what was replayed
     finally:
