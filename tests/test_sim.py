@@ -239,7 +239,7 @@ def schedules(draw):
     return batches
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True)  # the same 400 schedules every run
 @given(schedules())
 def test_bound_is_below_every_design(batches):
     """On random schedules the clairvoyant bound's saves, loads and cycles never exceed any design's."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ..designs.base import K_TASK
 from . import ops as O
 from .costs import Profile
 
@@ -122,7 +123,11 @@ class Bound:
             self.dirty[c] = True
 
     def op_kfpu(self, op: O.Op) -> None:
-        self._evict(op.cpu)
+        """An in-kernel FPU user claims the registers. In task context every design lets it;
+        in a softirq irq_fpu_usable() may refuse (the v4.8 lazy rules), and the user then takes
+        its integer fallback, so the bound assumes the cheaper outcome: no claim."""
+        if op.arg == K_TASK:
+            self._evict(op.cpu)
 
     def op_fork(self, op: O.Op) -> None:
         t = self.current[op.cpu]
