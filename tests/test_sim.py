@@ -203,7 +203,8 @@ def _assert_bounded(res):
 # ---------------------------------------------------------------- the bound, property-based
 @st.composite
 def schedules(draw):
-    """Random valid schedules on 2 CPUs: switches, returns, FPU use, kernel FPU, signals, exec, fork, exit."""
+    """Random valid schedules on 2 CPUs: switches, returns, FPU use, kernel FPU, signals, exec, fork,
+    exit and ptrace writes."""
     running = {0: 0, 1: 0}
     alive = [1, 2, 3]
     next_pid = 4
@@ -211,8 +212,11 @@ def schedules(draw):
     for _ in range(draw(st.integers(1, 60))):
         c = draw(st.integers(0, 1))
         cur = running[c]
-        choice = draw(st.integers(0, 9))
+        choice = draw(st.integers(0, 10))
         others = [p for p in alive if p not in running.values()]
+        if choice == 10 and others:  # a tracer writes a stopped task's xstate
+            batches.append([Op(O.PTRACE_SET, c, draw(st.sampled_from(others)))])
+            continue
         if choice <= 3 and others:
             nxt = draw(st.sampled_from(others + [0]))
             batches.append([Op(O.SWITCH, c, nxt, draw(st.sampled_from([O.PREV_RUNNABLE, O.PREV_BLOCKED])),
@@ -345,3 +349,21 @@ def test_simulate_failing_user_hook_is_one_line(tmp_path):
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.strip() == ("fpustate: design 'broken': a hook raised RuntimeError: boom in switch_fpu() "
                                 "at broken.py:4")
+
+
+def test_slice_on_an_unrecorded_cpu_is_synthesized(tmp_path):
+    """A user task moved to a CPU the trace does not record, and back, gets its unseen slice
+    there replayed (switch in, return to user using the FPU, switch out) before it returns."""
+    from fpustate.sim.infer import Inference
+
+    p = write(tmp_path, "   a-10 [000] d..2. 1.0: sched_switch: prev_comm=a prev_pid=10 prev_prio=120 prev_state=R"
+              " ==> next_comm=b next_pid=11 next_prio=120\n"
+              "   b-11 [000] d..3. 1.1: sched_migrate_task: comm=a pid=10 prio=120 orig_cpu=0 dest_cpu=1\n"
+              "   b-11 [000] d..2. 1.2: sched_switch: prev_comm=b prev_pid=11 prev_prio=120 prev_state=S"
+              " ==> next_comm=a next_pid=10 next_prio=120\n")
+    inf = Inference(fpu_events=False)
+    ops = [(O.NAMES[o.code], o.cpu, o.pid) for o in inf.run(TraceReader(p))]
+    assert ops == [("switch", 0, 10), ("return", 0, 10), ("switch", 0, 11), ("return", 0, 11),
+                   ("migrate", 0, 10), ("switch", 1, 10), ("return", 1, 10), ("switch", 1, 0),
+                   ("switch", 0, 10), ("return", 0, 10)]
+    assert inf.synthesized == 1

@@ -138,6 +138,7 @@ class Inference:
         self.pending: dict[int, tuple] = {}  # cpu -> (record, prev_pid, state, next_pid, next_kind)
         self.skipped = Counter()  # unknown event types, counted and skipped
         self.xf: dict[int, str] = {}  # pid -> last XSTATE_BV shown
+        self.moved: dict[int, tuple] = {}  # pid -> (CPU the trace does not show, line): moved there
         self.cpus = 0
         self.records = 0
         self.synthesized = 0  # switches the records implied but the tracer did not record
@@ -222,6 +223,8 @@ class Inference:
                 pid = int(_field(rec.payload, " pid="))
                 dest = int(_field(rec.payload, "dest_cpu="))
                 out.append(O.Op(O.MIGRATE, c, pid, dest, line=rec.line))
+                if dest not in self.cur and pid != self.cur.get(c):
+                    self.moved[pid] = (dest, rec.line)  # to a CPU the trace does not show
         except (MalformedRecord, ValueError) as e:
             raise MalformedRecord(f"line {rec.line}: {event}: {e}") from None
         return out
@@ -254,6 +257,8 @@ class Inference:
     def _switch(self, out: list, pend: tuple, saved) -> None:
         rec, prev, state, nxt, kind = pend
         c = rec.cpu
+        if self.moved:
+            self._unseen_slice(out, nxt, c)
         if self.fpu_events and saved is True and self.kind.get(prev) == O.USER and not self.in_user.get(prev):
             # Its registers were live at the switch, yet no restore was seen: it returned to
             # user mode with the restore skipped.
@@ -265,6 +270,18 @@ class Inference:
         out.append(_new(O.Op, (O.SWITCH, c, nxt, state, kind, kernel, rec.line)))
         self.cur[c] = nxt
         self._slice_start(out, c, nxt)
+
+    def _unseen_slice(self, out: list, pid: int, c: int) -> None:
+        """pid was moved to a CPU the trace does not record (tracing_cpumask) and comes back
+        here: it ran there in between, in user mode, so replay that slice on that CPU."""
+        moved = self.moved.pop(pid, None)
+        if moved is None or moved[0] == c or self.kind.get(pid) != O.USER:
+            return
+        dest, line = moved
+        self.synthesized += 1
+        out.append(_new(O.Op, (O.SWITCH, dest, pid, O.PREV_RUNNABLE, O.USER, O.UNKNOWN, line)))
+        out.append(_new(O.Op, (O.RETURN, dest, pid, 1, O.USER, O.UNKNOWN, line)))
+        out.append(_new(O.Op, (O.SWITCH, dest, 0, O.PREV_BLOCKED, O.IDLE, O.UNKNOWN, line)))
 
     def _slice_start(self, out: list, c: int, pid: int) -> None:
         self.in_user[pid] = False

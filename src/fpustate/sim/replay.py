@@ -136,7 +136,6 @@ class Replay:
         self.tally = {kind: [0, 0] for kind in DECISIONS}  # kind -> [agreed, decided]
         self.disagreements: list[tuple] = []
         self.synthesized = 0  # operations the trace implied but did not show (missed switches)
-        self.pending_migration: dict[int, int] = {}  # slot -> CPU it was moved to, not yet run there
         self.default_xf = profile.default_xfeatures
         self._no_snapshot = design.exit_to_user_snapshot is _no_snapshot
         # tracepoint -> (counter, cycles: None, a fixed float, or a cache XSTATE_BV -> cycles)
@@ -218,7 +217,6 @@ class Replay:
             del self.slot_of[pid]
         self.pid_of[t] = None
         self.xfeatures.pop(t, None)
-        self.pending_migration.pop(t, None)
         k = self.k
         p = task(k, t)
         k[p + T_RUN], k[p + T_CPU] = DEAD, NULL
@@ -311,15 +309,6 @@ class Replay:
         nxt = self.slot_of.get(op.pid) if op.pid else None
         if nxt is None:
             nxt = self.slot(op.pid, op.kind, c)
-        dest = self.pending_migration.pop(nxt, None) if self.pending_migration else None
-        if dest is not None and dest != c and dest < self.ncpus and op.pid:
-            # It was moved to a CPU the trace does not show, and must have run there: replay that.
-            self.synthesized += 1
-            self._switch_in(dest, nxt, O.PREV_RUNNABLE)
-            if self.k[task(self.k, nxt) + T_KIND] == USER:
-                self._to_user(dest, nxt)
-                self._use(dest, nxt)
-            self._switch_in(dest, self.m.idle_of(dest), O.PREV_BLOCKED)
         k = self.k
         prev = k[HEADER + c * CPU_W + C_CURR]
         prev_pid = self.pid_of[prev]
@@ -458,9 +447,8 @@ class Replay:
         self.design.xstateregs_set(self.k, t, USER_DATA, NULL)
 
     def op_migrate(self, op: O.Op) -> None:
-        t = self.slot_of.get(op.pid)
-        if t is not None and self.k[task(self.k, t) + T_CPU] == NULL:
-            self.pending_migration[t] = op.arg
+        """sched_migrate_task has no FPU effect of its own: where the task runs next shows at
+        its switch (sim.infer synthesizes the slice a trace did not record)."""
 
     def op_xfeatures(self, op: O.Op) -> None:
         """The XSTATE_BV a trace showed for pid's state (charged on its later saves and restores)."""
