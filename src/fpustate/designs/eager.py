@@ -60,12 +60,13 @@ def boot_task(k: bytearray, t: int, on_cpu: int) -> None:
     k[task(k, t) + T_NEED_LOAD] = 0
 
 
-def switch_fpu(k: bytearray, c: int, prev: int, nxt: int) -> None:
+def switch_fpu(k: bytearray, c: int, prev: int, nxt: int, fault_loads_init: bool = True) -> None:
     """switch_fpu_prepare(old, cpu) + switch_fpu_finish(new, cpu), IRQs off.
 
     prepare: if old->initialized, XSAVE (PKRU included), last_cpu = cpu, and
     "leave fpu_fpregs_owner_ctx"; else last_cpu = -1. finish: if
     new->initialized, XRSTOR unless fpregs_state_valid(), then fpregs_activate().
+    A faulting XRSTOR loads init (d5c8028b4788, v4.14; `fault_loads_init`).
     """
     pp, pn = task(k, prev), task(k, nxt)
     if k[pp + T_FPSTATE_ACTIVE]:
@@ -75,7 +76,7 @@ def switch_fpu(k: bytearray, c: int, prev: int, nxt: int) -> None:
         k[pp + T_LAST_CPU] = NULL
     if k[pn + T_FPSTATE_ACTIVE]:
         if not fpregs_state_valid(k, nxt, c):
-            restore_fpregs_from_fpstate(k, c, nxt, pkru=True, fault_loads_init=True)
+            restore_fpregs_from_fpstate(k, c, nxt, pkru=True, fault_loads_init=fault_loads_init)
         fpregs_activate(k, c, nxt)
 
 

@@ -230,7 +230,7 @@ def fpu__clear_user_states(k: bytearray, c: int, t: int):
     return DONE
 
 
-def restore_fpregs_from_user(k: bytearray, c: int, t: int, fault: bool):
+def restore_fpregs_from_user(k: bytearray, c: int, t: int, fault: bool, invalidate_on_failure: bool = True):
     """sigreturn, 64-bit frame: restore_fpregs_from_user(). fpregs_lock(); XRSTOR straight from
     the frame. On failure the registers may be partly written: if they did not belong to
     current (TIF_NEED_FPU_LOAD), __cpu_invalidate_fpregs_state() (bbc55341b9c6); unlock; a #PF
@@ -239,7 +239,7 @@ def restore_fpregs_from_user(k: bytearray, c: int, t: int, fault: bool):
     frame = sigframe_read(k, t)
     if fault or frame == GARBAGE:
         k[cpu(c) + C_FPREGS] = GARBAGE
-        if k[task(k, t) + T_NEED_LOAD]:
+        if invalidate_on_failure and k[task(k, t) + T_NEED_LOAD]:
             __cpu_invalidate_fpregs_state(k, c)
         return 0 if fault else 1  # retry, or fpu__clear_user_states()
     k[cpu(c) + C_FPREGS] = frame

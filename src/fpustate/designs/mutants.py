@@ -10,15 +10,12 @@ from ..kernel.context import (
     fpregs_activate,
     fpregs_deactivate,
     restore_fpregs_from_fpstate,
-    save_fpregs_to_fpstate,
-    sigframe_read,
     sigframe_write,
 )
 from ..kernel.state import (
     C_FPREGS,
     C_OWNER,
     C_PREEMPT,
-    GARBAGE,
     G_VALUE,
     INIT,
     NULL,
@@ -96,13 +93,7 @@ def restore_fpregs_from_user_before_bbc55341b9c6(k: bytearray, c: int, t: int, f
     the registers, but the owner is left alone. If they belonged to another task whose state
     is still valid here (this task's TIF_NEED_FPU_LOAD is set), that task's next return to user
     skips its restore and runs with this task's half-loaded registers."""
-    frame = sigframe_read(k, t)
-    if fault or frame == GARBAGE:
-        k[cpu(c) + C_FPREGS] = GARBAGE
-        return 0 if fault else 1
-    k[cpu(c) + C_FPREGS] = frame
-    linux.fpregs_mark_activate(k, c, t)
-    return DONE
+    return linux.restore_fpregs_from_user(k, c, t, fault, invalidate_on_failure=False)
 
 
 SIGRETURN_NO_DEACTIVATE = linux.DESIGN.variant(
@@ -161,16 +152,7 @@ def switch_fpu_before_d5c8028b4788(k: bytearray, c: int, prev: int, nxt: int) ->
     """switch_fpu_prepare() + switch_fpu_finish() before "x86/fpu: Reinitialize FPU registers if
     restoring FPU state fails" (d5c8028b4788, v4.14): a faulting XRSTOR was only a WARN, so the
     registers kept the previous task's values and the next task ran with them."""
-    pp, pn = task(k, prev), task(k, nxt)
-    if k[pp + T_FPSTATE_ACTIVE]:
-        save_fpregs_to_fpstate(k, c, prev, pkru=True)
-        k[pp + T_LAST_CPU] = c
-    else:
-        k[pp + T_LAST_CPU] = NULL
-    if k[pn + T_FPSTATE_ACTIVE]:
-        if not (k[cpu(c) + C_OWNER] == nxt and k[pn + T_LAST_CPU] == c):
-            restore_fpregs_from_fpstate(k, c, nxt, pkru=True, fault_loads_init=False)
-        fpregs_activate(k, c, nxt)
+    eager.switch_fpu(k, c, prev, nxt, fault_loads_init=False)
 
 
 XCOMP_BV = eager.DESIGN.variant(
