@@ -71,7 +71,6 @@ class TraceReader:
         self.path = path
         self.format: Optional[str] = None
         self.lost = 0
-        self.lines = 0
         self.bytes_read = 0
         try:
             self.size = os.path.getsize(path)
@@ -81,7 +80,6 @@ class TraceReader:
     def __iter__(self) -> Iterator[Record]:
         fast = self._fast
         with _open(self.path) as f:
-            n = 0
             size = 0
             for n, raw in enumerate(f, 1):
                 size += len(raw)
@@ -95,7 +93,6 @@ class TraceReader:
                     self.bytes_read = size
                 yield rec
             self.bytes_read = size
-            self.lines = n
 
     @staticmethod
     def _fast(raw: str, n: int, new=tuple.__new__):
