@@ -14,7 +14,7 @@ def test_linux_holds_with_signals():
     """v6.18 holds every property with signal delivery, both sigreturn paths and corrupt frames."""
     _, res, _ = run("linux", SIGNALS)
     assert res.ok and res.complete
-    assert res.states == 197_888
+    assert res.states == 295_968  # 197,888 before the lock sections were split at their FPU instructions
 
 
 def test_eager_hardirq_window_in_ia32_sigreturn():

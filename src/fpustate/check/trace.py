@@ -10,8 +10,6 @@ which `fpustate check DESIGN --replay PATH` accepts.
 
 from __future__ import annotations
 
-from ..designs.base import _no_snapshot
-from ..kernel import machine as M
 from ..kernel.machine import Action, Model
 from ..kernel.state import (
     CTX_NAMES,
@@ -31,78 +29,13 @@ def _fn(f) -> str:
 
 
 def describe(m: Model, a: Action, before: bytes) -> tuple[str, str, str]:
-    """(actor, context, kernel function) for one action taken in state `before`."""
-    d = m.design
-    ks = decode(before)
-    if a.code == M.PTRACE_SET:
-        t, kind = divmod(a.arg, 3)
-        what = {M.PTRACE_VALUES: "new register values", M.PTRACE_BOGUS: "a bogus xsave header (xcomp_bv != 0)",
-                M.PTRACE_PKRU: "new register values and PKRU"}[kind]
-        return "tracer", "task", f"PTRACE_SETREGSET({m.name(t)}): {_fn(d.xstateregs_set)}() with {what}"
-    if a.code == M.PTRACE_GET:
-        return "tracer", "task", f"PTRACE_GETREGSET({m.name(a.arg)}): {_fn(d.xstateregs_get)}()"
-    if a.cpu == NULL:
-        return "-", "-", f"try_to_wake_up({m.name(a.arg)})"
-    cur = ks.cpus[a.cpu].curr
-    who = m.name(cur)
-    code = a.code
-    if code == M.USER_WRITE:
-        return who, "user", "writes its FPU registers"
-    if code == M.WRPKRU:
-        return who, "user", "WRPKRU: changes its protection keys"
-    if code == M.NM_TRAP:
-        return who, "user", f"#NM: {_fn(d.do_device_not_available)}() -> exit_to_user_mode_loop"
-    if code == M.SYSCALL:
-        return who, "user", "syscall entry"
-    if code == M.SIGRETURN:
-        frame = "ia32 FXSR frame" if a.arg == M.PATH_SIGRETURN_IA32 else "64-bit frame"
-        return who, "user", f"rt_sigreturn() entry ({frame})"
-    if code == M.SIGFRAME_CORRUPT:
-        return who, "user", "overwrites its signal frame's xsave header"
-    if code == M.FPU_SYNC:
-        return who, "task", f"coredump/regset read of self: {_fn(d.fpu_sync_fpstate)}(), copy the image"
-    snap = ""
-    if d.exit_to_user_snapshot is not _no_snapshot:  # only stale-snapshot designs keep one
-        t = ks.cpus[a.cpu].curr
-        snap = f" (cached_flags: {d.flag_name}={d.exit_to_user_snapshot(before, a.cpu, t)})"
-    if code == M.IRQ_FROM_USER:
-        return who, "hardirq", "IRQ from user mode, work pending -> exit_to_user_mode_loop" + snap
-    if code == M.HARDIRQ_KFPU_USER:
-        return who, "hardirq", f"IRQ from user mode: {_fn(d.kernel_fpu_begin)}() .. {_fn(d.kernel_fpu_end)}() -> exit_to_user_mode_loop"
-    if code == M.SOFTIRQ_KFPU_USER:
-        return who, "softirq", f"IRQ from user mode, softirq: {_fn(d.kernel_fpu_begin)}()"
-    if code == M.HARDIRQ_KFPU:
-        return who, "hardirq", f"IRQ: {_fn(d.kernel_fpu_begin)}() .. {_fn(d.kernel_fpu_end)}()"
-    if code == M.SOFTIRQ_KFPU_BEGIN:
-        return who, "softirq", f"softirq: {_fn(d.kernel_fpu_begin)}()"
-    if code == M.SOFTIRQ_KFPU_END:
-        return who, "softirq", f"softirq: {_fn(d.kernel_fpu_end)}()"
-    if code == M.KFPU_BEGIN:
-        return who, "task", f"{_fn(d.kernel_fpu_begin)}()"
-    if code == M.KFPU_END:
-        return who, "task", f"{_fn(d.kernel_fpu_end)}()"
-    if code == M.SYSCALL_EXIT:
-        return who, "task", f"syscall exit, no work pending: {_fn(d.exit_to_user)}() -> user mode"
-    if code == M.ENTER_EXIT_LOOP:
-        return who, "task", "syscall exit, work pending -> exit_to_user_mode_loop" + snap
-    if code == M.EXIT_TO_USER:
-        kept = ""
-        if snap:
-            kept = f" (cached_flags: {d.flag_name}={ks.tasks[cur].local})"
-        return who, "task", f"loop done, IRQs off: {_fn(d.exit_to_user)}(){kept} -> user mode"
-    if code in (M.PREEMPT, M.SLEEP, M.TASK_DEAD):
-        why = {M.PREEMPT: "preempted", M.SLEEP: "schedule() to sleep", M.TASK_DEAD: "do_task_dead()"}[code]
-        return f"{who}->{m.name(a.arg)}", "task", f"{why}: __switch_to: {_fn(d.switch_fpu)}()"
-    if code == M.FORK:
-        return who, "task", f"fork: copy_process -> {_fn(d.fpu_clone)}() for child {m.name(a.arg)}"
-    if code in M.PATH_ACTIONS:
-        path = M.PATH_ACTIONS.index(code)
-        step = a.arg % M.FAULTED
-        fault = " -> page fault, retry" if a.arg >= M.FAULTED else ""
-        label = ("exec", "signal delivery", "sigreturn", "sigreturn (ia32)", "exit")[path]
-        name = M.path_steps(d, path)[step].name
-        return who, "task", f"{label}: {name}{'()' if name.isidentifier() else ''}{fault}"
-    return who, "?", code
+    """(actor, context, kernel function) for one action taken in state `before`, as the
+    action table (`kernel.actions`) prints it."""
+    ev = m.table.by_code.get(a.code)
+    if ev is None:
+        return "-" if a.cpu == NULL else m.name(decode(before).cpus[a.cpu].curr), "?", a.code
+    who, fn = ev.text(m, a, before)
+    return who, ev.ctx, fn
 
 
 def changes(m: Model, before: bytes, after: bytes) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from . import eager, lazy, linux, mutants, rfc2016, strawman
-from .base import Design
+from ..kernel.design import Design
 
 DESIGNS: dict[str, Design] = {
     d.name: d

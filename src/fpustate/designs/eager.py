@@ -52,7 +52,7 @@ from ..kernel.state import (
     task,
 )
 from . import v4_8
-from .base import DONE, Design, Step
+from ..kernel.design import DONE, Design, Step
 
 
 def boot_task(k: bytearray, t: int, on_cpu: int) -> None:

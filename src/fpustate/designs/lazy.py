@@ -24,7 +24,7 @@ from __future__ import annotations
 from ..kernel.context import trace_device_not_available, write_cr0_ts
 from ..kernel.state import C_CURR, C_TS, NULL, T_FPREGS_ACTIVE, cpu, task
 from . import v4_8
-from .base import Design
+from ..kernel.design import Design
 
 EAGER = False  # use_eager_fpu()
 

@@ -9,7 +9,8 @@ fpu_flush_thread), arch/x86/include/asm/entry-common.h
 arch/x86/kernel/process_64.c (x86_pkru_load), arch/x86/kernel/process.c
 (flush_thread, pkru_flush_thread), arch/x86/kernel/fpu/signal.c
 (copy_fpstate_to_sigframe, restore_fpregs_from_user, __fpu_restore_sig,
-fpu__restore_sig), arch/x86/kernel/fpu/regset.c (xstateregs_get/set).
+fpu__restore_sig: the paths are in `linux_paths`), arch/x86/kernel/fpu/regset.c
+(xstateregs_get/set).
 
 - TIF_NEED_FPU_LOAD is set on the *outgoing* task when switch_fpu() saves it
   (≈6.15+), and cleared by fpregs_restore_userregs() on the way to user mode,
@@ -32,25 +33,19 @@ from ..kernel.context import (
     fpregs_state_valid,
     kernel_clobbers_fpregs,
     restore_fpregs_from_fpstate,
-    restore_fpregs_from_init_fpstate,
     save_fpregs_to_fpstate,
-    sigframe_read,
-    sigframe_write,
 )
 from ..kernel.state import (
     C_BH,
     C_CTX,
     C_CURR,
-    C_FPREGS,
     C_IN_KFPU,
     C_PKRU,
     CPU_W,
     CTX_SOFTIRQ_KFPU,
     GARBAGE,
     G_PKRU,
-    G_VALUE,
     HEADER,
-    INIT,
     NULL,
     PKRU_INIT,
     T_FPSTATE,
@@ -64,7 +59,8 @@ from ..kernel.state import (
     ghost,
     task,
 )
-from .base import DONE, K_HARDIRQ, Design, Step
+from ..kernel.design import K_HARDIRQ, Design, Step
+from . import linux_paths
 
 
 def boot_task(k: bytearray, t: int, on_cpu: int) -> None:
@@ -165,16 +161,6 @@ def fpu_clone(k: bytearray, c: int, parent: int, child: int) -> None:
     save_fpregs_to_fpstate(k, c, child)
 
 
-def fpu_flush_thread(k: bytearray, c: int, t: int) -> None:
-    """exec: fpu_flush_thread() -> fpu_reset_fpregs(): under fpregs_lock(),
-    __fpu_invalidate_fpregs_state(), copy init_fpstate into the image, set the flag.
-    The registers are not touched; the return to user reloads them."""
-    k[ghost(k, t) + G_VALUE] = INIT  # the new program starts from the init state
-    __fpu_invalidate_fpregs_state(k, t)
-    p = task(k, t)
-    k[p + T_FPSTATE], k[p + T_NEED_LOAD] = INIT, 1
-
-
 def pkru_flush_thread(k: bytearray, c: int, t: int) -> None:
     """exec: pkru_flush_thread(): write the default PKRU into the register."""
     k[ghost(k, t) + G_PKRU] = PKRU_INIT
@@ -199,84 +185,6 @@ def xstateregs_set(k: bytearray, t: int, value: int, pkru: int) -> None:
     k[task(k, t) + T_FPSTATE] = value
     if pkru != NULL:
         k[task(k, t) + T_PKRU] = pkru
-
-
-def fpregs_mark_activate(k: bytearray, c: int, t: int) -> None:
-    """fpregs_mark_activate(): owner = &t->fpu, last_cpu = cpu, clear TIF_NEED_FPU_LOAD."""
-    fpregs_activate(k, c, t)
-    p = task(k, t)
-    k[p + T_LAST_CPU], k[p + T_NEED_LOAD] = c, 0
-
-
-def copy_fpstate_to_sigframe(k: bytearray, c: int, t: int, fault: bool):
-    """copy_fpstate_to_sigframe(), one pass of its retry loop: fpregs_lock(); if
-    TIF_NEED_FPU_LOAD, fpregs_restore_userregs(); pagefault_disable(); XSAVE straight
-    into the user frame; fpregs_unlock(). A fault writes nothing: __clear_user() faults
-    the frame in (preemptible) and the loop retries from the top."""
-    if k[k[0] + t * TASK_W + T_NEED_LOAD]:  # task(k, t), inlined on the return path
-        fpregs_restore_userregs(k, c, t)
-    if fault:
-        return 0  # goto retry
-    sigframe_write(k, t, k[cpu(c) + C_FPREGS])
-    return None
-
-
-def fpu__clear_user_states(k: bytearray, c: int, t: int):
-    """fpu__clear_user_states(): under fpregs_lock(), restore_fpregs_from_init_fpstate() for the
-    user components (PKRU excluded) and fpregs_mark_activate(). Used for the signal handler's
-    fresh state and when sigreturn fails."""
-    restore_fpregs_from_init_fpstate(k, c)
-    fpregs_mark_activate(k, c, t)
-    return DONE
-
-
-def restore_fpregs_from_user(k: bytearray, c: int, t: int, fault: bool, invalidate_on_failure: bool = True):
-    """sigreturn, 64-bit frame: restore_fpregs_from_user(). fpregs_lock(); XRSTOR straight from
-    the frame. On failure the registers may be partly written: if they did not belong to
-    current (TIF_NEED_FPU_LOAD), __cpu_invalidate_fpregs_state() (bbc55341b9c6); unlock; a #PF
-    faults the frame in and retries, anything else (a bad header) fails and
-    fpu__restore_sig() resets the state. On success fpregs_mark_activate()."""
-    frame = sigframe_read(k, t)
-    if fault or frame == GARBAGE:
-        k[cpu(c) + C_FPREGS] = GARBAGE
-        if invalidate_on_failure and k[task(k, t) + T_NEED_LOAD]:
-            __cpu_invalidate_fpregs_state(k, c)
-        return 0 if fault else 1  # retry, or fpu__clear_user_states()
-    k[cpu(c) + C_FPREGS] = frame
-    fpregs_mark_activate(k, c, t)
-    return DONE
-
-
-def __fpu_restore_sig_invalidate(k: bytearray, c: int, t: int):
-    """sigreturn, ia32 FXSR frame: __fpu_restore_sig() under fpregs_lock(): if the registers are
-    live, os_xsave() them (supervisor states); set TIF_NEED_FPU_LOAD so no switch or
-    kernel_fpu_begin() touches the image; __fpu_invalidate_fpregs_state() and
-    __cpu_invalidate_fpregs_state()."""
-    p = task(k, t)
-    if not k[p + T_NEED_LOAD]:
-        save_fpregs_to_fpstate(k, c, t)
-        k[p + T_NEED_LOAD] = 1
-    __fpu_invalidate_fpregs_state(k, t)
-    __cpu_invalidate_fpregs_state(k, c)
-    return None
-
-
-def copy_sigframe_from_user_to_xstate(k: bytearray, c: int, t: int):
-    """sigreturn, ia32 frame: copy the frame into the image and validate its header
-    (preemptible); a bad header fails and fpu__restore_sig() resets the state."""
-    frame = sigframe_read(k, t)
-    if frame == GARBAGE:
-        return 3  # fpu__clear_user_states()
-    k[task(k, t) + T_FPSTATE] = frame
-    return None
-
-
-def os_xrstor_safe_mark_activate(k: bytearray, c: int, t: int):
-    """sigreturn, ia32 frame: fpregs_lock(); os_xrstor_safe() of the image;
-    fpregs_mark_activate(); fpregs_unlock()."""
-    restore_fpregs_from_fpstate(k, c, t, fault_loads_init=True)
-    fpregs_mark_activate(k, c, t)
-    return DONE
 
 
 def fpu_sync_fpstate(k: bytearray, c: int, t: int) -> None:
@@ -307,17 +215,12 @@ DESIGN = Design(
     kernel_fpu_begin=kernel_fpu_begin_mask,
     kernel_fpu_end=kernel_fpu_end,
     fpu_clone=fpu_clone,
-    exec_steps=(Step("fpu_flush_thread", fpu_flush_thread), Step("pkru_flush_thread", pkru_flush_thread)),
+    exec_steps=linux_paths.exec_steps(pkru_flush_thread),
     exit_steps=(Step("fpu__drop", fpu__drop),),
     regs_live=regs_live,
     xstateregs_set=xstateregs_set,
-    signal_steps=(Step("copy_fpstate_to_sigframe", copy_fpstate_to_sigframe, may_fault=True),
-                  Step("fpu__clear_user_states", fpu__clear_user_states)),
-    sigreturn_steps=(Step("restore_fpregs_from_user", restore_fpregs_from_user, may_fault=True),
-                     Step("fpu__clear_user_states", fpu__clear_user_states)),
-    sigreturn_ia32_steps=(Step("__fpu_restore_sig: set TIF_NEED_FPU_LOAD, invalidate", __fpu_restore_sig_invalidate),
-                          Step("copy_sigframe_from_user_to_xstate", copy_sigframe_from_user_to_xstate),
-                          Step("os_xrstor_safe, fpregs_mark_activate", os_xrstor_safe_mark_activate),
-                          Step("fpu__clear_user_states", fpu__clear_user_states)),
+    signal_steps=linux_paths.SIGNAL_STEPS,
+    sigreturn_steps=linux_paths.sigreturn_steps(),
+    sigreturn_ia32_steps=linux_paths.SIGRETURN_IA32_STEPS,
     fpu_sync_fpstate=fpu_sync_fpstate,
 )

@@ -15,7 +15,9 @@ import traceback
 from pathlib import Path
 
 from ..errors import InvalidDesign
-from .base import HOOKS, Design, Step
+from ..kernel.actions import GLOBAL, KERNEL_CODES, SITUATIONS, Event
+from ..kernel.design import HOOKS, Design, Step
+from ..kernel.state import PATH_STRIDE
 
 # Positional arguments each hook receives, as documented in base.Design.
 ARITY = {
@@ -64,6 +66,7 @@ def validate(d: Design, origin: str) -> Design:
                             f"got {type(d).__name__}")
     if not isinstance(d.name, str) or not d.name.strip():
         raise InvalidDesign(f"{origin}: the design needs a non-empty name")
+    _validate_events(d, origin)
     for hook in HOOKS:
         value = getattr(d, hook)
         where = f"{origin}: hook {hook} of design {d.name!r}"
@@ -72,8 +75,8 @@ def validate(d: Design, origin: str) -> Design:
                 raise InvalidDesign(f"{where} must be a tuple of Step(name, function)")
             if hook != "exec_steps" and not value:
                 raise InvalidDesign(f"{where} needs at least one step")
-            if len(value) > 8:
-                raise InvalidDesign(f"{where} has {len(value)} steps; a path may have at most 8")
+            if len(value) > PATH_STRIDE:
+                raise InvalidDesign(f"{where} has {len(value)} steps; a path may have at most {PATH_STRIDE}")
             for s in value:
                 _check_callable(f"{where}, step {s.name!r}", s.fn, FAULT_STEP_ARGS if s.may_fault else STEP_ARGS)
         elif hook == "do_device_not_available" and value is None:
@@ -81,6 +84,24 @@ def validate(d: Design, origin: str) -> Design:
         else:
             _check_callable(where, value, ARITY[hook])
     return d
+
+
+def _validate_events(d: Design, origin: str) -> None:
+    """A design's own events: Event records (`kernel.actions.design_event`) with new codes."""
+    where = f"{origin}: extra_events of design {d.name!r}"
+    if not isinstance(d.extra_events, tuple):
+        raise InvalidDesign(f"{where} must be a tuple of events made by fpustate.kernel.actions.design_event()")
+    seen = set(KERNEL_CODES)
+    for e in d.extra_events:
+        if not isinstance(e, Event):
+            raise InvalidDesign(f"{where}: {e!r} is not an event; make it with design_event(code, ctx, where, ...)")
+        if not isinstance(e.code, str) or not e.code or e.code in seen:
+            raise InvalidDesign(f"{where}: event code {e.code!r} is empty or already taken; choose a new name")
+        seen.add(e.code)
+        if not callable(e.fire) or not callable(e.text):
+            raise InvalidDesign(f"{where}: event {e.code!r} needs callable fire and text")
+        if not e.at or not all(w == GLOBAL or isinstance(w, int) for w in e.at):
+            raise InvalidDesign(f"{where}: event {e.code!r} has no valid situation; use one of {', '.join(SITUATIONS)}")
 
 
 def load_design_file(path: str) -> list[Design]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from ..kernel.context import (
     fpregs_activate,
     fpregs_deactivate,
+    fpregs_lock,
     restore_fpregs_from_fpstate,
-    sigframe_write,
 )
 from ..kernel.state import (
-    C_FPREGS,
+    C_IN_KFPU,
     C_OWNER,
     C_PREEMPT,
     G_VALUE,
@@ -29,8 +29,8 @@ from ..kernel.state import (
     ghost,
     task,
 )
-from . import eager, linux
-from .base import DONE, Step
+from . import eager, linux, linux_paths
+from ..kernel.design import DONE, Step
 
 
 def fpu_reset_fpregs_before_1f69383b203e(k: bytearray, c: int, t: int) -> None:
@@ -40,67 +40,67 @@ def fpu_reset_fpregs_before_1f69383b203e(k: bytearray, c: int, t: int) -> None:
     that is still valid on another CPU survives: if the task migrated since it was
     last saved there and migrates back before returning to user, the restore is
     skipped and the new program starts with the old program's registers."""
+    fpregs_lock(k, c)
     k[ghost(k, t) + G_VALUE] = INIT
     fpregs_deactivate(k, c)  # fpu__drop(): owner = NULL, this CPU only
-    p = task(k, t)
-    k[p + T_FPSTATE], k[p + T_NEED_LOAD] = INIT, 1
 
 
 EXEC_INVALIDATION = linux.DESIGN.variant(
     name="linux-exec-invalidation",
     summary="linux with exec's invalidation before 1f69383b203e (fpu__drop on the current CPU only)",
-    exec_steps=(Step("fpu_flush_thread", fpu_reset_fpregs_before_1f69383b203e),) + linux.DESIGN.exec_steps[1:],
+    exec_steps=(Step("fpu_flush_thread: fpregs_lock, fpu__drop", fpu_reset_fpregs_before_1f69383b203e),)
+    + linux.DESIGN.exec_steps[1:],
 )
 
 
 
 # ---------------------------------------------------------------- 59c4bd853abc
-def copy_fpstate_to_sigframe_before_59c4bd853abc(k: bytearray, c: int, t: int, fault: bool):
+def sigframe_lock_before_59c4bd853abc(k: bytearray, c: int, t: int):
     """copy_fpstate_to_sigframe() before "x86/fpu: Don't cache access to fpu_fpregs_owner_ctx"
     (59c4bd853abc, v5.4, found through Go runtime corruption): fpregs_state_valid() read the
     owner with this_cpu_read_stable(), and gcc 9 hoisted that load above the retry loop. When
     the XSAVE to the frame faults, the task may be preempted and another task loaded here
     before the retry; the retry then trusts the stale owner, skips the XRSTOR, and XSAVEs the
-    other task's registers into this task's signal frame."""
-    p, q = task(k, t), cpu(c)
-    if k[p + T_LOCAL] == 0:  # the hoisted load: once, before the first pass
-        k[p + T_LOCAL] = 0xFF if k[q + C_OWNER] == NULL else k[q + C_OWNER] + 1
+    other task's registers into this task's signal frame. The hoisted load (kept in the
+    path's local, once, before the first pass), then fpregs_lock()."""
+    p = task(k, t)
+    if k[p + T_LOCAL] == 0:
+        owner = k[cpu(c) + C_OWNER]
+        k[p + T_LOCAL] = 0xFF if owner == NULL else owner + 1
+    return linux_paths.sigframe_lock(k, c, t)
+
+
+def fpregs_restore_userregs_xrstor_before_59c4bd853abc(k: bytearray, c: int, t: int):
+    """fpregs_state_valid() with the hoisted, possibly stale, owner."""
+    p = task(k, t)
     owner = NULL if k[p + T_LOCAL] == 0xFF else k[p + T_LOCAL] - 1
-    if k[p + T_NEED_LOAD]:
-        if not (owner == t and k[p + T_LAST_CPU] == c):  # fpregs_state_valid(), stale owner
-            restore_fpregs_from_fpstate(k, c, t, fault_loads_init=True)
-            fpregs_activate(k, c, t)
-            k[p + T_LAST_CPU] = c
+    if owner == t and k[p + T_LAST_CPU] == c:
         k[p + T_NEED_LOAD] = 0
-    if fault:
-        return 0
-    sigframe_write(k, t, k[q + C_FPREGS])
-    return None
+        return 3
+    restore_fpregs_from_fpstate(k, c, t, fault_loads_init=True)
+    return 2
 
 
 SIGFRAME_OWNER_CACHE = linux.DESIGN.variant(
     name="linux-sigframe-owner-cache",
     summary="linux with the fpu_fpregs_owner_ctx load hoisted above the sigframe retry loop (before 59c4bd853abc)",
-    signal_steps=(Step("copy_fpstate_to_sigframe", copy_fpstate_to_sigframe_before_59c4bd853abc, may_fault=True),)
-    + linux.DESIGN.signal_steps[1:],
+    signal_steps=(Step("copy_fpstate_to_sigframe: owner load hoisted, fpregs_lock", sigframe_lock_before_59c4bd853abc),
+                  Step("fpregs_restore_userregs: XRSTOR unless fpregs_state_valid (stale owner)",
+                       fpregs_restore_userregs_xrstor_before_59c4bd853abc))
+    + linux.DESIGN.signal_steps[2:],
 )
 
 
 # ---------------------------------------------------------------- bbc55341b9c6
-def restore_fpregs_from_user_before_bbc55341b9c6(k: bytearray, c: int, t: int, fault: bool):
-    """restore_fpregs_from_user() before "x86/fpu: Deactivate FPU state after failure during
-    state load" (bbc55341b9c6, v5.6): a failed XRSTOR from the frame may have written part of
-    the registers, but the owner is left alone. If they belonged to another task whose state
-    is still valid here (this task's TIF_NEED_FPU_LOAD is set), that task's next return to user
-    skips its restore and runs with this task's half-loaded registers."""
-    return linux.restore_fpregs_from_user(k, c, t, fault, invalidate_on_failure=False)
-
-
+# restore_fpregs_from_user() before "x86/fpu: Deactivate FPU state after failure during state
+# load" (bbc55341b9c6, v5.6): a failed XRSTOR from the frame may have written part of the
+# registers, but the owner is left alone. If they belonged to another task whose state is
+# still valid here (this task's TIF_NEED_FPU_LOAD is set), that task's next return to user
+# skips its restore and runs with this task's half-loaded registers.
 SIGRETURN_NO_DEACTIVATE = linux.DESIGN.variant(
     name="linux-sigreturn-no-deactivate",
     summary="linux whose failed sigreturn XRSTOR leaves fpu_fpregs_owner_ctx alone (before bbc55341b9c6)",
-    sigreturn_steps=(Step("restore_fpregs_from_user", restore_fpregs_from_user_before_bbc55341b9c6, may_fault=True),)
-    + linux.DESIGN.sigreturn_steps[1:],
+    sigreturn_steps=linux_paths.sigreturn_steps(invalidate_on_failure=False),
 )
 
 
@@ -162,4 +162,20 @@ XCOMP_BV = eager.DESIGN.variant(
     switch_fpu=switch_fpu_before_d5c8028b4788,
 )
 
-MUTANTS = {d.name: d for d in (EXEC_INVALIDATION, SIGFRAME_OWNER_CACHE, SIGRETURN_NO_DEACTIVATE, SIGRETURN_BH, XCOMP_BV)}
+# ---------------------------------------------------------------- 59f5ede3bc0f
+def irq_fpu_usable_before_59f5ede3bc0f(s, c: int, ctx: int, from_user: bool) -> bool:
+    """irq_fpu_usable() before "x86/fpu: Prevent FPU state corruption" (59f5ede3bc0f, v5.18,
+    stable 5.4+): `!in_interrupt() || interrupted_user_mode() || interrupted_kernel_fpu_idle()`.
+    A hardirq may use the FPU whenever no kernel-FPU section is active, even when it
+    interrupted an fpregs_lock()ed section (BH disabled) of the task: its kernel_fpu_begin()
+    then saves or clobbers registers the section is in the middle of loading or saving."""
+    return not s[cpu(c) + C_IN_KFPU]
+
+
+IRQ_FPU_USABLE = linux.DESIGN.variant(
+    name="linux-irq-fpu-usable",
+    summary="linux whose irq_fpu_usable() lets a hardirq into an fpregs_lock()ed section (before 59f5ede3bc0f)",
+    irq_fpu_usable=irq_fpu_usable_before_59f5ede3bc0f,
+)
+
+MUTANTS = {d.name: d for d in (IRQ_FPU_USABLE, EXEC_INVALIDATION, SIGFRAME_OWNER_CACHE, SIGRETURN_NO_DEACTIVATE, SIGRETURN_BH, XCOMP_BV)}

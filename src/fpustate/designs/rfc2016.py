@@ -39,7 +39,7 @@ from __future__ import annotations
 from ..kernel.state import NULL, T_FPREGS_ACTIVE, T_FPSTATE_ACTIVE, T_LAST_CPU, T_NEED_LOAD, T_KIND, USER, task
 from ..kernel.context import restore_fpregs_from_fpstate, save_fpregs_to_fpstate
 from . import v4_8
-from .base import Design
+from ..kernel.design import Design
 
 EAGER = True  # use_eager_fpu(): the default since v4.6
 
@@ -120,4 +120,5 @@ STALE_FLAGS = DESIGN.variant(
     summary="rfc2016 deciding switch_fpu_return() from the cached_flags read before the preemptible loop",
     exit_to_user=prepare_exit_to_usermode_stale,
     exit_to_user_snapshot=cached_flags,
+    stale_snapshot=True,
 )

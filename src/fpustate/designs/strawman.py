@@ -58,7 +58,7 @@ from ..kernel.state import (
     ghost,
     task,
 )
-from .base import DONE, Design, Step
+from ..kernel.design import DONE, Design, Step
 
 
 def boot_task(k: bytearray, t: int, on_cpu: int) -> None:

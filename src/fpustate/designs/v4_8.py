@@ -52,7 +52,7 @@ from ..kernel.state import (
     ghost,
     task,
 )
-from .base import DONE, Step
+from ..kernel.design import DONE, Step
 
 # fpu->counter: v4.8 preloads a task that used the FPU in more than 5
 # consecutive time slices (PRELOAD_AFTER = 5). The model preloads after more

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Optional, Protocol
 
 from .state import (
+    C_BH,
     C_FPREGS,
     C_TS,
     C_OWNER,
@@ -61,6 +62,17 @@ def fpregs_state_valid(k, t: int, c: int) -> bool:
     if valid and PROBE is not None:
         PROBE("skip", c, t)
     return valid
+
+
+def fpregs_lock(k: bytearray, c: int) -> None:
+    """fpregs_lock(): local_bh_disable() on !PREEMPT_RT, which also keeps the scheduler away.
+    Interrupts stay enabled: a hardirq may still arrive (and asks irq_fpu_usable())."""
+    k[HEADER + c * CPU_W + C_BH] += 1
+
+
+def fpregs_unlock(k: bytearray, c: int) -> None:
+    """fpregs_unlock(): local_bh_enable(); a pending softirq may run right here."""
+    k[HEADER + c * CPU_W + C_BH] -= 1
 
 
 def write_cr0_ts(k: bytearray, c: int, ts: int) -> None:

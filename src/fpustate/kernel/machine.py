@@ -35,15 +35,13 @@ from typing import NamedTuple
 
 from ..config import Scenario
 from ..errors import InternalError
-from ..designs.base import K_HARDIRQ, K_SOFTIRQ, K_TASK, Design
+from .design import K_HARDIRQ, Design
 from .state import (
-    C_BH,
     C_CTX,
     C_CURR,
     C_FPREGS,
     C_OWNER,
     C_PKRU,
-    C_PREEMPT,
     CPU_W,
     CTX_SOFTIRQ_KFPU,
     CTX_TASK,
@@ -74,19 +72,14 @@ from .state import (
     PATH_SIGRETURN_IA32,
     PC_DEAD,
     PC_EXIT_LOOP,
-    PC_IRQ_FROM_USER,
     PC_KTHREAD,
-    PC_KTHREAD_KFPU,
     PC_SYSCALL,
-    PC_SYSCALL_KFPU,
     PC_USER,
     PKRU_INIT,
     RUNNABLE,
     RUNNING,
-    SLEEPING,
     T_CPU,
     T_FPSTATE,
-    T_KIND,
     T_LOCAL,
     T_PC,
     T_RUN,
@@ -97,8 +90,6 @@ from .state import (
     cpu,
     ghost,
     path_pc,
-    pc_path,
-    pc_step,
     pkru_of,
     pkru_owner,
     pkru_version,
@@ -139,9 +130,10 @@ SIGRETURN = "sigreturn"  # arg: the path, PATH_SIGRETURN (64-bit frame) or PATH_
 SIGRETURN_STEP = "sigreturn_step"  # arg: step (+ FAULTED)
 SIGRETURN_IA32_STEP = "sigreturn_ia32_step"  # arg: step (+ FAULTED)
 SIGFRAME_CORRUPT = "sigframe_corrupt"  # the program scribbles over its top frame's xsave header
-FAULTED = 64  # added to a path step's arg when its user-memory access faulted
+FAULTED = 64  # a path step's arg is step + FAULTED * outcome (1: its user-memory access faulted)
 PTRACE_VALUES, PTRACE_BOGUS, PTRACE_PKRU = 0, 1, 2
 PATH_ACTIONS = (EXEC_STEP, SIGNAL_STEP, SIGRETURN_STEP, SIGRETURN_IA32_STEP, EXIT_STEP)
+SOFTIRQ_SITUATION = -1  # kernel.actions.SOFTIRQ: a softirq in its kernel-FPU section on top of current
 
 
 def path_steps(d: Design, path: int) -> tuple:
@@ -167,6 +159,7 @@ class Model(NamedTuple):
     scenario: Scenario
     idle_base: int  # slot of CPU 0's idle task
     runqueue_slots: tuple[int, ...]  # every slot but the idle tasks
+    table: object  # the action table (`kernel.actions.Table`): the kernel's events and the design's
 
     def idle_of(self, c: int) -> int:
         return self.idle_base + c
@@ -203,8 +196,11 @@ class Model(NamedTuple):
 
 
 def make_model(design: Design, scenario: Scenario) -> Model:
+    from .actions import KERNEL_TABLE, build_table  # the table's events call back into this module
+
     idle_base = scenario.slots + scenario.kthreads + scenario.workers
-    return Model(design, scenario, idle_base, tuple(range(idle_base)))
+    table = build_table(design.extra_events) if design.extra_events else KERNEL_TABLE
+    return Model(design, scenario, idle_base, tuple(range(idle_base)), table)
 
 
 # ---------------------------------------------------------------- boot
@@ -293,185 +289,30 @@ def exit_to_user(m: Model, k: bytearray, c: int, t: int, snapshot: int) -> None:
 
 # ---------------------------------------------------------------- successors
 def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
-    """Every enabled action and its successor, in a fixed deterministic order."""
+    """Every enabled action and its successor, in a fixed deterministic order: per CPU the
+    action table's events for the situation of its current task (`kernel.actions`), then
+    the events not bound to a CPU."""
     out: list[tuple[tuple, bytes]] = []
-    append = out.append
-    d, sc = m.design, m.scenario
-    usable = d.irq_fpu_usable
-    snapshot = d.exit_to_user_snapshot
+    at = m.table.at
     tb = s[0]
-    # The runqueue: tasks a switch may pick (the running ones are never in it);
-    # a CPU whose task blocks may also pick its idle task.
-    runnable = [t for t in m.runqueue_slots if s[tb + t * TASK_W + T_RUN] == RUNNABLE]
-    for c in range(sc.cpus):
-        q = HEADER + c * CPU_W  # cpu(c), inlined on the hot path
+    for c in range(m.scenario.cpus):
+        q = HEADER + c * CPU_W
         t = s[q + C_CURR]
-        p = tb + t * TASK_W  # task(s, t)
-        pc = s[p + T_PC]
-
-        # --- a softirq in its kernel-FPU section on top of the task
-        if s[q + C_CTX] == CTX_SOFTIRQ_KFPU:
-            if sc.kfpu_hardirq and usable(s, c, K_HARDIRQ, False):
-                k = bytearray(s)
-                _hardirq_kfpu(d, k, c)
-                append(((HARDIRQ_KFPU, c, 0), bytes(k)))
-            k = bytearray(s)
-            d.kernel_fpu_end(k, c, K_SOFTIRQ)
-            k[q + C_CTX] = CTX_TASK
-            if pc == PC_IRQ_FROM_USER:
-                enter_exit_loop(m, k, c, t)
-            append(((SOFTIRQ_KFPU_END, c, 0), bytes(k)))
-            continue
-
-        # --- user mode
-        if pc == PC_USER:
-            if d.user_fpu_accessible(s, c):
-                k = bytearray(s)
-                g = ghost(k, t)
-                v = next_user_value(m, t, k[g + G_VALUE])
-                k[q + C_FPREGS] = k[g + G_VALUE] = v
-                append(((USER_WRITE, c, 0), bytes(k)))
-            elif d.do_device_not_available is not None:
-                k = bytearray(s)
-                d.do_device_not_available(k, c, t)
-                enter_exit_loop(m, k, c, t)
-                append(((NM_TRAP, c, 0), bytes(k)))
-            if sc.pkru_writes and d.has_pkru:
-                k = bytearray(s)
-                g = ghost(k, t)
-                old = k[g + G_PKRU]
-                new = pkru_of(t, 1 - pkru_version(old)) if pkru_owner(old) == t else pkru_of(t)
-                k[q + C_PKRU] = k[g + G_PKRU] = new
-                append(((WRPKRU, c, 0), bytes(k)))
-            depth = s[p + T_SIGDEPTH]
-            if depth:
-                for path in (PATH_SIGRETURN, PATH_SIGRETURN_IA32):
-                    k = bytearray(s)
-                    k[p + T_PC] = path_pc(path, 0)  # rt_sigreturn() entry: preemptible until the lock
-                    append(((SIGRETURN, c, path), bytes(k)))
-                if sc.corrupt_frames and s[p + T_SIGFRAME + depth - 1] != GARBAGE:
-                    k = bytearray(s)
-                    k[p + T_SIGFRAME + depth - 1] = GARBAGE
-                    k[ghost(k, t) + G_FRAME + depth - 1] = GARBAGE
-                    append(((SIGFRAME_CORRUPT, c, 0), bytes(k)))
-            k = bytearray(s)
-            k[p + T_PC] = PC_SYSCALL
-            append(((SYSCALL, c, 0), bytes(k)))
-            k = bytearray(s)
-            k[p + T_LOCAL], k[p + T_PC] = snapshot(s, c, t), PC_EXIT_LOOP  # enter_exit_loop()
-            append(((IRQ_FROM_USER, c, 0), bytes(k)))
-            if sc.kfpu_hardirq and usable(s, c, K_HARDIRQ, True):
-                k = bytearray(s)
-                _hardirq_kfpu(d, k, c)
-                k[p + T_LOCAL], k[p + T_PC] = snapshot(k, c, t), PC_EXIT_LOOP  # enter_exit_loop()
-                append(((HARDIRQ_KFPU_USER, c, 0), bytes(k)))
-            if sc.kfpu_softirq and usable(s, c, K_SOFTIRQ, True):
-                k = bytearray(s)
-                k[p + T_PC] = PC_IRQ_FROM_USER
-                k[q + C_CTX] = CTX_SOFTIRQ_KFPU
-                d.kernel_fpu_begin(k, c, K_SOFTIRQ)
-                append(((SOFTIRQ_KFPU_USER, c, 0), bytes(k)))
-            continue
-
-        # --- kernel mode, task context: interrupts first
-        if sc.kfpu_hardirq and usable(s, c, K_HARDIRQ, False):
-            k = bytearray(s)
-            _hardirq_kfpu(d, k, c)
-            append(((HARDIRQ_KFPU, c, 0), bytes(k)))
-        if sc.kfpu_softirq and s[q + C_BH] == 0 and usable(s, c, K_SOFTIRQ, False):
-            k = bytearray(s)
-            k[q + C_CTX] = CTX_SOFTIRQ_KFPU
-            d.kernel_fpu_begin(k, c, K_SOFTIRQ)
-            append(((SOFTIRQ_KFPU_BEGIN, c, 0), bytes(k)))
-
-        if pc == PC_SYSCALL:
-            if sc.readers:
-                append(((FPU_SYNC, c, 0), _fpu_sync(m, s, c, t)))
-            if sc.kfpu_task and usable(s, c, K_TASK, False):
-                k = bytearray(s)
-                k[p + T_PC] = PC_SYSCALL_KFPU
-                d.kernel_fpu_begin(k, c, K_TASK)
-                append(((KFPU_BEGIN, c, 0), bytes(k)))
-            for n in runnable + [m.idle_base + c]:
-                k = bytearray(s)
-                context_switch(m, k, c, t, n, SLEEPING)
-                append(((SLEEP, c, n), bytes(k)))
-            if s[H_FORKS]:
-                child = _free_slot(m, s)
-                if child != NULL:
-                    append(((FORK, c, child), _fork(m, s, c, t, child)))
-            if s[H_EXECS] and d.exec_steps:
-                out.extend(_path_step(m, s, c, t, PATH_EXEC, 0, enter=True))
-            if s[H_EXITS]:
-                out.extend(_path_step(m, s, c, t, PATH_EXIT, 0, enter=True))
-            k = bytearray(s)
-            exit_to_user(m, k, c, t, d.exit_to_user_snapshot(s, c, t))
-            append(((SYSCALL_EXIT, c, 0), bytes(k)))
-            k = bytearray(s)
-            enter_exit_loop(m, k, c, t)
-            append(((ENTER_EXIT_LOOP, c, 0), bytes(k)))
-        elif pc == PC_SYSCALL_KFPU or pc == PC_KTHREAD_KFPU:
-            k = bytearray(s)
-            k[p + T_PC] = PC_SYSCALL if pc == PC_SYSCALL_KFPU else PC_KTHREAD
-            d.kernel_fpu_end(k, c, K_TASK)
-            append(((KFPU_END, c, 0), bytes(k)))
-        elif pc == PC_EXIT_LOOP:
-            if s[H_SIGNALS] and s[p + T_SIGDEPTH] < MAX_SIGFRAMES and s[p + T_KIND] == USER:
-                out.extend(_path_step(m, s, c, t, PATH_SIGNAL, 0, enter=True))  # arch_do_signal_or_restart()
-            k = bytearray(s)
-            exit_to_user(m, k, c, t, s[p + T_LOCAL])
-            append(((EXIT_TO_USER, c, 0), bytes(k)))
-        elif pc == PC_KTHREAD:
-            if sc.kfpu_kthread and usable(s, c, K_TASK, False):
-                k = bytearray(s)
-                k[p + T_PC] = PC_KTHREAD_KFPU
-                d.kernel_fpu_begin(k, c, K_TASK)
-                append(((KFPU_BEGIN, c, 0), bytes(k)))
-            if s[p + T_KIND] != IDLE:
-                for n in runnable + [m.idle_base + c]:
-                    k = bytearray(s)
-                    context_switch(m, k, c, t, n, SLEEPING)
-                    append(((SLEEP, c, n), bytes(k)))
-        else:
-            path, step = pc_path(pc), pc_step(pc)
-            if step < len(path_steps(d, path)):
-                out.extend(_path_step(m, s, c, t, path, step))
-            else:  # only exit stops past its last step: do_task_dead() comes next
-                for n in runnable + [m.idle_base + c]:
-                    append(((TASK_DEAD, c, n), _task_dead(m, s, c, t, n)))
-
-        if s[q + C_PREEMPT] == 0 and s[q + C_BH] == 0:
-            for n in runnable:
-                k = bytearray(s)
-                context_switch(m, k, c, t, n, RUNNABLE)
-                append(((PREEMPT, c, n), bytes(k)))
-
-    for t in range(m.idle_base):
-        if s[tb + t * TASK_W + T_RUN] == SLEEPING:
-            k = bytearray(s)
-            k[tb + t * TASK_W + T_RUN] = RUNNABLE
-            append(((WAKE, NULL, t), bytes(k)))
-    if not (s[H_PTRACE] or sc.ptrace_reads):
-        return out
-    ptrace_kinds = (PTRACE_VALUES, PTRACE_BOGUS) + ((PTRACE_PKRU,) if sc.pkru_writes and d.has_pkru else ())
-    for t in range(sc.slots):
-        if s[tb + t * TASK_W + T_RUN] != SLEEPING:
-            continue  # ptrace-stopped: not running anywhere
-        if s[H_PTRACE]:
-            for kind in ptrace_kinds:
-                append(((PTRACE_SET, NULL, 3 * t + kind), _ptrace_set(m, s, t, kind)))
-        if sc.ptrace_reads and s[H_STALE_READ] == NULL:
-            value, pkru = d.xstateregs_get(s, t)
-            g = ghost(s, t)
-            if value != s[g + G_VALUE] or (d.has_pkru and pkru != s[g + G_PKRU]):
-                # Only a stale read changes anything (the ghost marker); a correct one is a self-loop.
-                k = bytearray(s)
-                k[H_STALE_READ] = t
-                append(((PTRACE_GET, NULL, t), bytes(k)))
+        where = SOFTIRQ_SITUATION if s[q + C_CTX] == CTX_SOFTIRQ_KFPU else s[tb + t * TASK_W + T_PC]
+        for fire in at[where]:
+            fire(m, s, c, t, out)
+    for fire in m.table.global_fire:
+        fire(m, s, NULL, NULL, out)
     return out
 
 
-def _ptrace_set(m: Model, s: bytes, t: int, kind: int) -> bytes:
+def runnable(m: Model, s: bytes) -> list[int]:
+    """The runqueue: tasks a switch may pick (the running ones are never in it)."""
+    tb = s[0]
+    return [t for t in m.runqueue_slots if s[tb + t * TASK_W + T_RUN] == RUNNABLE]
+
+
+def ptrace_set(m: Model, s: bytes, t: int, kind: int) -> bytes:
     """A tracer on another CPU writes a stopped tracee's xstate (PTRACE_SETREGSET NT_X86_XSTATE).
 
     The buffer holds the next version of the tracee's data (PTRACE_PKRU: and
@@ -498,7 +339,7 @@ def _ptrace_set(m: Model, s: bytes, t: int, kind: int) -> bytes:
     return bytes(k)
 
 
-def _fpu_sync(m: Model, s: bytes, c: int, t: int) -> bytes:
+def fpu_sync(m: Model, s: bytes, c: int, t: int) -> bytes:
     """A syscall reads current's own FPU state (coredump, PTRACE_GETREGSET of self, the
     legacy fsave header): the design's fpu_sync_fpstate(), then a copy of the image. A
     reader that sees anything but the program's latest values leaves the ghost marker."""
@@ -509,13 +350,13 @@ def _fpu_sync(m: Model, s: bytes, c: int, t: int) -> bytes:
     return bytes(k)
 
 
-def _hardirq_kfpu(d: Design, k: bytearray, c: int) -> None:
+def hardirq_kfpu(d: Design, k: bytearray, c: int) -> None:
     """A hardirq handler's kernel_fpu_begin() ... kernel_fpu_end(): IRQs off, one step."""
     d.kernel_fpu_begin(k, c, K_HARDIRQ)
     d.kernel_fpu_end(k, c, K_HARDIRQ)
 
 
-def _free_slot(m: Model, s: bytes) -> int:
+def free_slot(m: Model, s: bytes) -> int:
     """The slot a fork reuses: the lowest dead user slot (struct fpu address reuse)."""
     for t in range(m.scenario.slots):
         if s[task(s, t) + T_RUN] == DEAD:
@@ -523,7 +364,7 @@ def _free_slot(m: Model, s: bytes) -> int:
     return NULL
 
 
-def _fork(m: Model, s: bytes, c: int, parent: int, child: int) -> bytes:
+def fork(m: Model, s: bytes, c: int, parent: int, child: int) -> bytes:
     k = bytearray(s)
     k[H_FORKS] -= 1
     copy_process(m, k, c, parent, child)
@@ -541,31 +382,36 @@ def copy_process(m: Model, k: bytearray, c: int, parent: int, child: int) -> Non
     m.design.fpu_clone(k, c, parent, child)
 
 
-def path_step(m: Model, k: bytearray, c: int, t: int, path: int, step: int, fault: bool = False) -> int:
+def path_step(m: Model, k: bytearray, c: int, t: int, path: int, step: int, choice=None) -> int:
     """Run step `step` of a multi-step path on the working copy; the index of the next step
-    (past the last one: the path is done). `fault` is the outcome of a step that may fault."""
+    (past the last one: the path is done). `choice` is the outcome of a step that has several
+    (None: the first, a fault-free access)."""
     st = path_steps(m.design, path)[step]
-    nxt = st.fn(k, c, t, fault) if st.may_fault else st.fn(k, c, t)
+    choices = st.choices()
+    if choices:
+        nxt = st.fn(k, c, t, choices[0] if choice is None else choice)
+    else:
+        nxt = st.fn(k, c, t)
     return step + 1 if nxt is None else nxt
 
 
-def _path_step(m: Model, s: bytes, c: int, t: int, path: int, step: int,
+def path_successors(m: Model, s: bytes, c: int, t: int, path: int, step: int,
                enter: bool = False) -> list[tuple[tuple, bytes]]:
     """One step of a multi-step path (both outcomes of a step that may fault);
     `enter` does the path's entry bookkeeping first, in the same step."""
     steps = path_steps(m.design, path)
     st = steps[step]
     out = []
-    for fault in ((False, True) if st.may_fault else (False,)):
+    for n, choice in enumerate(st.choices() or (None,)):
         k = bytearray(s)
         if enter:
             _enter_path(k, t, path)
-        nxt = path_step(m, k, c, t, path, step, fault)
+        nxt = path_step(m, k, c, t, path, step, choice)
         if nxt >= len(steps) and path != PATH_EXIT:
             _complete_path(m, k, c, t, path)
         else:
             k[task(k, t) + T_PC] = path_pc(path, nxt)
-        out.append(((PATH_ACTIONS[path], c, step + (FAULTED if fault else 0)), bytes(k)))
+        out.append(((PATH_ACTIONS[path], c, step + FAULTED * n), bytes(k)))
     return out
 
 
@@ -613,7 +459,7 @@ def _complete_path(m: Model, k: bytearray, c: int, t: int, path: int) -> None:
     k[p + T_PC] = PC_SYSCALL
 
 
-def _task_dead(m: Model, s: bytes, c: int, t: int, nxt: int) -> bytes:
+def task_dead(m: Model, s: bytes, c: int, t: int, nxt: int) -> bytes:
     """do_task_dead(): the final schedule(); the slot becomes free for fork."""
     k = bytearray(s)
     context_switch(m, k, c, t, nxt, DEAD)

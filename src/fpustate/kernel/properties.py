@@ -19,6 +19,7 @@ from .state import (
     C_CTX,
     C_CURR,
     C_FPREGS,
+    C_BH,
     C_IN_KFPU,
     C_OWNER,
     C_PKRU,
@@ -68,7 +69,8 @@ class Property(NamedTuple):
 
 
 UACCESS_PCS = (PC_USER, PC_SYSCALL, PC_EXIT_LOOP)
-EXIT_PC_LO = path_pc(PATH_EXIT, 0)  # pcs inside exit; nothing follows PATH_EXIT
+EXIT_PC_LO = path_pc(PATH_EXIT, 0)
+PATH_PC_LO = path_pc(0, 0)  # the first pc of a multi-step path  # pcs inside exit; nothing follows PATH_EXIT
 
 
 def exiting(pc: int) -> bool:
@@ -80,6 +82,21 @@ def in_flux(pc: int) -> bool:
     """Inside exit (the state is dead) or sigreturn (it is being replaced by the frame's):
     exempt from the state properties; the result is checked when the path ends."""
     return pc >= EXIT_PC_LO or in_sigreturn(pc)
+
+
+def in_locked_section(s, t: int) -> bool:
+    """Task t runs a multi-step path inside an fpregs_lock()ed section (the BH count of its CPU
+    is held by task context, outside a kernel-FPU section). Between the FPU instruction and the
+    bookkeeping writes of such a section the registers, the owner and the flag disagree by
+    design; the kernel only relies on them agreeing once the section is left (fpregs_unlock()),
+    which is where they are checked. Whatever an interrupt broke inside stays broken after it."""
+    tb = s[0]
+    p = tb + t * TASK_W
+    c = s[p + T_CPU]
+    if c == NULL or s[p + T_PC] < PATH_PC_LO:
+        return False
+    q = HEADER + c * CPU_W
+    return s[q + C_BH] > 0 and s[q + C_CTX] == CTX_TASK and not s[q + C_IN_KFPU]
 
 
 def user_sees_own_registers(m, s) -> Optional[str]:
@@ -104,7 +121,8 @@ def need_load_or_valid(m, s) -> Optional[str]:
         q = HEADER + c * CPU_W
         t = s[q + C_CURR]
         p = tb + t * TASK_W
-        if s[p + T_KIND] != USER or s[q + C_IN_KFPU] or s[q + C_CTX] != CTX_TASK or in_flux(s[p + T_PC]):
+        if (s[p + T_KIND] != USER or s[q + C_IN_KFPU] or s[q + C_CTX] != CTX_TASK or in_flux(s[p + T_PC])
+                or in_locked_section(s, t)):
             continue
         if d.regs_live(s, t, c):
             if (s[q + C_OWNER] != t or s[q + C_FPREGS] != s[ghost(s, t) + G_VALUE]
@@ -121,10 +139,11 @@ def fpregs_state_valid_sound(m, s) -> Optional[str]:
     for c in range(m.scenario.cpus):
         q = HEADER + c * CPU_W
         t = s[q + C_OWNER]
-        if t == NULL or s[q + C_IN_KFPU]:
-            continue
+        if t == NULL or s[q + C_IN_KFPU] or in_locked_section(s, s[q + C_CURR]):
+            continue  # (inside a locked section the CPU's registers are being replaced)
         p = tb + t * TASK_W
-        if s[p + T_LAST_CPU] != c or s[p + T_RUN] == DEAD or s[p + T_KIND] != USER or in_flux(s[p + T_PC]):
+        if (s[p + T_LAST_CPU] != c or s[p + T_RUN] == DEAD or s[p + T_KIND] != USER or in_flux(s[p + T_PC])
+                or in_locked_section(s, t)):
             continue
         on = s[p + T_CPU]
         if on != NULL and on != c:
@@ -152,7 +171,7 @@ def state_survives(m, s) -> Optional[str]:
     tb = s[0]
     for t in range(m.scenario.slots):
         p = tb + t * TASK_W
-        if s[p + T_RUN] == DEAD or in_flux(s[p + T_PC]):
+        if s[p + T_RUN] == DEAD or in_flux(s[p + T_PC]) or in_locked_section(s, t):
             continue
         want = s[tb + t * TASK_W + GHOST_OFF + G_VALUE]
         image = d.fpstate_image(s, t)

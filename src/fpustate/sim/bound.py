@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..designs.base import K_TASK
+from ..kernel.design import K_TASK
 from . import ops as O
 from .costs import Profile
 

@@ -29,7 +29,7 @@ import re
 from collections import Counter
 from typing import Iterable, Iterator, Optional
 
-from ..designs.base import K_TASK
+from ..kernel.design import K_TASK
 from . import ops as O
 from .events import Record
 

@@ -23,7 +23,7 @@ from typing import Optional
 
 from ..config import Scenario
 from ..errors import UsageError
-from ..designs.base import K_SOFTIRQ, K_TASK, Design, _no_snapshot
+from ..kernel.design import K_SOFTIRQ, K_TASK, Design
 from ..kernel import context
 from ..kernel.machine import (
     context_switch,
@@ -137,7 +137,7 @@ class Replay:
         self.disagreements: list[tuple] = []
         self.synthesized = 0  # operations the trace implied but did not show (missed switches)
         self.default_xf = profile.default_xfeatures
-        self._no_snapshot = design.exit_to_user_snapshot is _no_snapshot
+        self._no_snapshot = not design.stale_snapshot  # only stale-snapshot designs decide from one
         # tracepoint -> (counter, cycles: None, a fixed float, or a cache XSTATE_BV -> cycles)
         self._probe = {op: (counter, None if kind is None else {}) for op, (counter, kind) in PROBE_OPS.items()}
         self._probe["nm"] = ("nm_traps", float(profile.nm))

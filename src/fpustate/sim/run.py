@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Callable, Iterable, Optional
 
-from ..designs.base import Design
+from ..kernel.design import Design
 from ..kernel import context
 from ..errors import UsageError
 from .bound import Bound

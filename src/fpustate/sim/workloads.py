@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Callable, Iterator, NamedTuple
 
-from ..designs.base import K_SOFTIRQ, K_TASK
+from ..kernel.design import K_SOFTIRQ, K_TASK
 from . import ops as O
 from .ops import Op
 

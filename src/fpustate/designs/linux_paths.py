@@ -1,0 +1,227 @@
+"""`linux`'s multi-step paths at the kernel's own granularity: exec, signal delivery, sigreturn.
+
+Read from the tip tree (kernelorg-mirror/linux_kernel_git_tip_tip, v6.18 era):
+arch/x86/kernel/fpu/signal.c (copy_fpstate_to_sigframe, restore_fpregs_from_user,
+__fpu_restore_sig, fpu__restore_sig), arch/x86/kernel/fpu/core.c (fpu_reset_fpregs,
+fpu__clear_user_states), arch/x86/kernel/fpu/context.h (fpregs_restore_userregs).
+
+Each `Step` is one FPU instruction (with the reads that guard it), the plain writes
+that follow it up to the next instruction, or an fpregs_lock()/fpregs_unlock(). The
+lock disables bottom halves (and so preemption), not interrupts: a hardirq may arrive
+between any two steps, and only the design's irq_fpu_usable() (`!softirq_count()`)
+keeps it from using the FPU there. Step functions return the index of the next step.
+"""
+
+from __future__ import annotations
+
+from ..kernel.context import (
+    __cpu_invalidate_fpregs_state,
+    __fpu_invalidate_fpregs_state,
+    fpregs_activate,
+    fpregs_lock,
+    fpregs_state_valid,
+    fpregs_unlock,
+    restore_fpregs_from_fpstate,
+    restore_fpregs_from_init_fpstate,
+    save_fpregs_to_fpstate,
+    sigframe_read,
+    sigframe_write,
+)
+from ..kernel.design import DONE, Step
+from ..kernel.state import C_FPREGS, G_VALUE, GARBAGE, INIT, T_FPSTATE, T_LAST_CPU, T_NEED_LOAD, cpu, ghost, task
+
+
+def fpregs_mark_activate(k: bytearray, c: int, t: int) -> None:
+    """fpregs_mark_activate(): owner = &t->fpu, last_cpu = cpu, clear TIF_NEED_FPU_LOAD."""
+    fpregs_activate(k, c, t)
+    p = task(k, t)
+    k[p + T_LAST_CPU], k[p + T_NEED_LOAD] = c, 0
+
+
+def lock(then: int):
+    """fpregs_lock(), then step `then`."""
+    def fpregs_lock_step(k, c, t):
+        fpregs_lock(k, c)
+        return then
+    fpregs_lock_step.__name__ = "fpregs_lock"
+    return fpregs_lock_step
+
+
+def unlock(then: int):
+    """fpregs_unlock(), then step `then`."""
+    def fpregs_unlock_step(k, c, t):
+        fpregs_unlock(k, c)
+        return then
+    fpregs_unlock_step.__name__ = "fpregs_unlock"
+    return fpregs_unlock_step
+
+
+# ---------------------------------------------------------------- exec: fpu_flush_thread()
+def fpu_reset_fpregs_invalidate(k: bytearray, c: int, t: int):
+    """fpu_reset_fpregs(): fpregs_lock(); __fpu_invalidate_fpregs_state(). The new program
+    starts from the init state."""
+    fpregs_lock(k, c)
+    k[ghost(k, t) + G_VALUE] = INIT
+    __fpu_invalidate_fpregs_state(k, t)
+
+
+def fpu_reset_fpregs_copy_init(k: bytearray, c: int, t: int):
+    """fpu_reset_fpregs(): memcpy() init_fpstate into the memory image (registers untouched)."""
+    k[task(k, t) + T_FPSTATE] = INIT
+
+
+def fpu_reset_fpregs_set_flag(k: bytearray, c: int, t: int):
+    """fpu_reset_fpregs(): set TIF_NEED_FPU_LOAD (the return to user reloads); fpregs_unlock()."""
+    k[task(k, t) + T_NEED_LOAD] = 1
+    fpregs_unlock(k, c)
+
+
+def exec_steps(pkru_flush_thread) -> tuple[Step, ...]:
+    return (Step("fpu_flush_thread: fpregs_lock, __fpu_invalidate_fpregs_state", fpu_reset_fpregs_invalidate),
+            Step("fpu_flush_thread: copy init_fpstate to the image", fpu_reset_fpregs_copy_init),
+            Step("fpu_flush_thread: set TIF_NEED_FPU_LOAD, fpregs_unlock", fpu_reset_fpregs_set_flag),
+            Step("pkru_flush_thread", pkru_flush_thread))
+
+
+# ---------------------------------------------------------------- fpu__clear_user_states()
+def clear_user_states_steps(base: int) -> tuple[Step, ...]:
+    """fpu__clear_user_states() as steps base..base+2: lock, XRSTOR init, mark active and unlock."""
+    def restore_init(k, c, t):
+        restore_fpregs_from_init_fpstate(k, c)
+
+    def mark_activate_unlock(k, c, t):
+        fpregs_mark_activate(k, c, t)
+        fpregs_unlock(k, c)
+        return DONE
+
+    return (Step("fpu__clear_user_states: fpregs_lock", lock(base + 1)),
+            Step("fpu__clear_user_states: restore_fpregs_from_init_fpstate", restore_init),
+            Step("fpu__clear_user_states: fpregs_mark_activate, fpregs_unlock", mark_activate_unlock))
+
+
+# ---------------------------------------------------------------- signal delivery
+def sigframe_lock(k: bytearray, c: int, t: int):
+    """copy_fpstate_to_sigframe(), retry: fpregs_lock(); restore first if TIF_NEED_FPU_LOAD."""
+    fpregs_lock(k, c)
+    return 1 if k[task(k, t) + T_NEED_LOAD] else 3
+
+
+def fpregs_restore_userregs_xrstor(k: bytearray, c: int, t: int):
+    """fpregs_restore_userregs(): XRSTOR the image unless fpregs_state_valid(); if valid, only
+    clear TIF_NEED_FPU_LOAD."""
+    if fpregs_state_valid(k, t, c):
+        k[task(k, t) + T_NEED_LOAD] = 0
+        return 3
+    restore_fpregs_from_fpstate(k, c, t, fault_loads_init=True)
+    return 2
+
+
+def fpregs_restore_userregs_activate(k: bytearray, c: int, t: int):
+    """fpregs_restore_userregs(): fpregs_activate(), last_cpu = cpu, clear TIF_NEED_FPU_LOAD."""
+    fpregs_mark_activate(k, c, t)
+
+
+def copy_fpregs_to_sigframe(k: bytearray, c: int, t: int, fault: bool):
+    """pagefault_disable(); XSAVE straight into the user frame. A fault writes nothing."""
+    if fault:
+        return 5
+    sigframe_write(k, t, k[cpu(c) + C_FPREGS])
+    return 4
+
+
+SIGNAL_STEPS = (
+    Step("copy_fpstate_to_sigframe: fpregs_lock", sigframe_lock),
+    Step("fpregs_restore_userregs: XRSTOR unless fpregs_state_valid", fpregs_restore_userregs_xrstor),
+    Step("fpregs_restore_userregs: fpregs_activate, last_cpu, clear TIF_NEED_FPU_LOAD", fpregs_restore_userregs_activate),
+    Step("copy_fpregs_to_sigframe: XSAVE to the frame", copy_fpregs_to_sigframe, may_fault=True),
+    Step("fpregs_unlock", unlock(6)),
+    Step("fpregs_unlock; __clear_user() faults the frame in, retry", unlock(0)),
+) + clear_user_states_steps(6)
+
+
+# ---------------------------------------------------------------- sigreturn, 64-bit frame
+def xrstor_from_user_sigframe(k: bytearray, c: int, t: int, fault: bool):
+    """restore_fpregs_from_user(): pagefault_disable(); XRSTOR straight from the frame. On
+    failure (a #PF, or a header XRSTOR rejects) the registers may be partly written."""
+    frame = sigframe_read(k, t)
+    if fault or frame == GARBAGE:
+        k[cpu(c) + C_FPREGS] = GARBAGE
+        return 3 if fault else 4
+    k[cpu(c) + C_FPREGS] = frame
+    return 2
+
+
+def mark_activate_unlock(k: bytearray, c: int, t: int):
+    """fpregs_mark_activate(); fpregs_unlock(): success."""
+    fpregs_mark_activate(k, c, t)
+    fpregs_unlock(k, c)
+    return DONE
+
+
+def failed_xrstor_invalidate(then: int, invalidate: bool = True):
+    """On failure: if the registers did not belong to current (TIF_NEED_FPU_LOAD),
+    __cpu_invalidate_fpregs_state() (bbc55341b9c6); fpregs_unlock(). Then a #PF faults the
+    frame in and retries (`then` = 0); a bad header fails and fpu__restore_sig() resets."""
+    def invalidate_unlock(k, c, t):
+        if invalidate and k[task(k, t) + T_NEED_LOAD]:
+            __cpu_invalidate_fpregs_state(k, c)
+        fpregs_unlock(k, c)
+        return then
+    invalidate_unlock.__name__ = "__cpu_invalidate_fpregs_state"
+    return invalidate_unlock
+
+
+def sigreturn_steps(invalidate_on_failure: bool = True) -> tuple[Step, ...]:
+    return (
+        Step("restore_fpregs_from_user: fpregs_lock", lock(1)),
+        Step("restore_fpregs_from_user: XRSTOR from the frame", xrstor_from_user_sigframe, may_fault=True),
+        Step("fpregs_mark_activate, fpregs_unlock", mark_activate_unlock),
+        Step("XRSTOR #PF: invalidate if TIF_NEED_FPU_LOAD, fpregs_unlock; fault_in_readable(), retry",
+             failed_xrstor_invalidate(0, invalidate_on_failure)),
+        Step("XRSTOR failed: invalidate if TIF_NEED_FPU_LOAD, fpregs_unlock; fpu__restore_sig() resets",
+             failed_xrstor_invalidate(5, invalidate_on_failure)),
+    ) + clear_user_states_steps(5)
+
+
+# ---------------------------------------------------------------- sigreturn, ia32 FXSR frame
+def restore_sig_save_live(k: bytearray, c: int, t: int):
+    """__fpu_restore_sig(), under fpregs_lock(): if the registers are live, os_xsave() them
+    (supervisor states) and set TIF_NEED_FPU_LOAD, so no switch or kernel_fpu_begin() touches
+    the image."""
+    p = task(k, t)
+    if not k[p + T_NEED_LOAD]:
+        save_fpregs_to_fpstate(k, c, t)
+        k[p + T_NEED_LOAD] = 1
+
+
+def restore_sig_invalidate_unlock(k: bytearray, c: int, t: int):
+    """__fpu_invalidate_fpregs_state(); __cpu_invalidate_fpregs_state(); fpregs_unlock()."""
+    __fpu_invalidate_fpregs_state(k, t)
+    __cpu_invalidate_fpregs_state(k, c)
+    fpregs_unlock(k, c)
+
+
+def copy_sigframe_from_user_to_xstate(k: bytearray, c: int, t: int):
+    """Copy the frame into the image and validate its header (preemptible); a bad header
+    fails and fpu__restore_sig() resets the state."""
+    frame = sigframe_read(k, t)
+    if frame == GARBAGE:
+        return 7
+    k[task(k, t) + T_FPSTATE] = frame
+    return None
+
+
+def os_xrstor_safe(k: bytearray, c: int, t: int):
+    """os_xrstor_safe() of the image."""
+    restore_fpregs_from_fpstate(k, c, t, fault_loads_init=True)
+
+
+SIGRETURN_IA32_STEPS = (
+    Step("__fpu_restore_sig: fpregs_lock", lock(1)),
+    Step("__fpu_restore_sig: os_xsave if live, set TIF_NEED_FPU_LOAD", restore_sig_save_live),
+    Step("__fpu_restore_sig: invalidate fpu and cpu, fpregs_unlock", restore_sig_invalidate_unlock),
+    Step("copy_sigframe_from_user_to_xstate", copy_sigframe_from_user_to_xstate),
+    Step("__fpu_restore_sig: fpregs_lock", lock(5)),
+    Step("__fpu_restore_sig: os_xrstor_safe", os_xrstor_safe),
+    Step("fpregs_mark_activate, fpregs_unlock", mark_activate_unlock),
+) + clear_user_states_steps(7)
