@@ -17,9 +17,12 @@ Two inferences, chosen per trace and named in the output:
   counted in `inferred`: a restore the bookkeeping cannot explain (the flag was clear, or
   `fpregs_state_valid()` held) and a switch-out that saved nothing while the flag was clear
   both mean a `kernel_fpu_begin_mask()` ran, which has no tracepoint (replayed just before the
-  restore or the switch); and the task a CPU runs when the trace starts is booted from its
+  restore or the switch); such a restore of the init image (XSTATE_BV 0) after a non-init one
+  is an exec the trace lacks; and the task a CPU runs when the trace starts is booted from its
   first FPU event: with its registers live on that CPU (a save at its switch-out, a fork, a
-  `load: 0` activation or `fpu__drop()`) or with its state in memory (anything else).
+  `load: 0` activation or `fpu__drop()`) or with its state in memory (anything else). A switch
+  "did not save" only if the next record on its CPU is from the task switched to; otherwise
+  (lost records, perf's per-task events, the end of the trace) the kernel's decision is unknown.
 - **Heuristics** (any other trace). Kernel threads are recognised by name (`KTHREAD_RE`),
   by being pid 2 or forked by a kernel thread; every other task is a user task whose every
   slice returns to user mode once, right after it is switched in, and uses the FPU with
@@ -40,6 +43,7 @@ from ..designs.base import K_TASK
 from . import ops as O
 from .events import Record
 from .kernel_view import BOOT_LIVE, EXEC_UNRECORDED, KFPU_NO_SAVE, KernelView
+from .payload import MalformedRecord, field, parse_switch, prev_state
 
 KTHREAD_RE = re.compile(
     r"(swapper|kworker|ksoftirqd|migration|rcu_|rcub|rcuc|rcuo|cpuhp|jbd2|irq/|kswapd|kcompactd|khugepaged|"
@@ -69,66 +73,6 @@ FPU_KNOWN = frozenset((
     "x86_fpu_before_save", "x86_fpu_after_save", "x86_fpu_xstate_check_failed", "x86_fpu_before_restore",
     "x86_fpu_after_restore", "x86_fpu_init_state", "x86_fpu_copy_src", "x86_fpu_state",
     "x86_fpu_activate_state", "x86_fpu_deactivate_state"))
-
-
-class MalformedRecord(ValueError):
-    """A known event whose payload does not have the expected fields."""
-
-
-def _field(payload: str, key: str, end: Optional[str] = None) -> str:
-    i = payload.find(key)
-    if i < 0:
-        raise MalformedRecord(f"no '{key.strip()}' field")
-    i += len(key)
-    j = payload.find(end, i) if end else payload.find(" ", i)
-    return payload[i:] if j < 0 else payload[i:j]
-
-
-def _prev_state(text: str) -> int:
-    """How prev left the CPU, from a letter state (R, R+, S, D, X, Z, ...) or a 4.x number."""
-    if text.isdigit():
-        n = int(text)
-        if n == 0 or n & 4096 or n == 256:  # TASK_RUNNING, or the 4.x "preempted" marker
-            return O.PREV_RUNNABLE
-        if n & (16 | 32 | 64):  # EXIT_DEAD, EXIT_ZOMBIE, TASK_DEAD
-            return O.PREV_DEAD
-        return O.PREV_BLOCKED
-    if text.startswith("R"):
-        return O.PREV_RUNNABLE
-    if text[:1] in ("X", "Z"):
-        return O.PREV_DEAD
-    return O.PREV_BLOCKED
-
-
-def parse_switch(payload: str) -> tuple[int, str, int, str]:
-    """(prev_pid, prev_state, next_pid, next_comm) from any sched_switch format."""
-    i = payload.find(" prev_pid=")
-    if i >= 0:  # key=value form, with or without " ==> "; comms may contain blanks
-        try:
-            j = payload.index(" ", i + 10)
-            prev_pid = int(payload[i + 10: j])
-            i = payload.index(" prev_state=", j)
-            j = payload.find(" ", i + 12)
-            state = payload[i + 12: j]
-            i = payload.index("next_comm=", j)
-            j = payload.index(" next_pid=", i)
-            next_comm = payload[i + 10: j]
-            k = payload.find(" ", j + 10)
-            next_pid = int(payload[j + 10: k] if k >= 0 else payload[j + 10:])
-        except ValueError:
-            raise MalformedRecord("expected 'prev_pid=N ... prev_state=S ... next_comm=C next_pid=N'") from None
-        return prev_pid, state, next_pid, next_comm
-    # trace-cmd's compact plugin form: "prev:pid [prio] STATE ==> next:pid [prio]"
-    left, sep, right = payload.partition(" ==> ")
-    if not sep:
-        raise MalformedRecord("neither 'prev_pid=... next_pid=...' nor 'prev:pid [prio] S ==> next:pid [prio]'")
-    lt, rt = left.split(), right.split()
-    try:
-        prev_pid = int(lt[0].rsplit(":", 1)[1])
-        next_comm, next_pid = rt[0].rsplit(":", 1)
-        return prev_pid, lt[-1], int(next_pid), next_comm
-    except (IndexError, ValueError):
-        raise MalformedRecord("unreadable compact sched_switch") from None
 
 
 class Inference:
@@ -208,7 +152,7 @@ class Inference:
             kind = self.kind.get(next_pid)
             if kind is None:
                 kind = self.kind_of(next_pid, next_comm)
-            self.pending[c] = (rec, prev_pid, _prev_state(state), next_pid, kind)
+            self.pending[c] = (rec, prev_pid, prev_state(state), next_pid, kind)
             return out
         if event.startswith(FPU_EVENTS):
             self._fpu(out, rec)
@@ -227,7 +171,7 @@ class Inference:
                     out.append(O.Op(O.EXEC, c, rec.pid, line=rec.line))
                     self.view.reset(rec.pid)  # fpu_flush_thread() -> fpu_reset_fpregs()
             elif event == "sched_process_fork":
-                child = int(_field(rec.payload, "child_pid="))
+                child = int(field(rec.payload, "child_pid="))
                 parent_kind = self.kind_of(rec.pid, rec.comm)
                 kind = O.KTHREAD if parent_kind != O.USER else O.USER
                 self.kind[child] = kind
@@ -236,14 +180,14 @@ class Inference:
                 out.append(O.Op(O.FORK, c, child, kind=kind, line=rec.line))
                 self.view.reset(child)  # fpu_clone(): the child's flag set, last_cpu = -1
             elif event == "sched_process_exit":
-                pid = int(_field(rec.payload, " pid="))
+                pid = int(field(rec.payload, " pid="))
                 if pid == self.cur.get(c):
                     if c in self.start:
                         self._boot(out, c, False)
                     out.append(O.Op(O.EXIT, c, pid, line=rec.line))
             elif event == "sched_migrate_task":
-                pid = int(_field(rec.payload, " pid="))
-                dest = int(_field(rec.payload, "dest_cpu="))
+                pid = int(field(rec.payload, " pid="))
+                dest = int(field(rec.payload, "dest_cpu="))
                 out.append(O.Op(O.MIGRATE, c, pid, dest, line=rec.line))
                 if dest not in self.cur and pid != self.cur.get(c):
                     self.moved[pid] = (dest, rec.line)  # to a CPU the trace does not show
@@ -322,6 +266,7 @@ class Inference:
         (as machine.initial_state boots a running user task), or, when its first FPU event says
         otherwise or shows nothing, with its state in memory like any task older than the trace."""
         pid, kind, line = self.start.pop(c)
+        kind = self.kind.get(pid, kind)  # its FPU events may have shown it is a user task
         if live and kind == O.USER:
             self.inferred[BOOT_LIVE] += 1
             out.append(O.Op(O.BOOT, c, pid, line=line))
