@@ -180,6 +180,13 @@ class Bound:
     def op_migrate(self, op: O.Op) -> None:
         pass  # where a task runs next shows at its switch
 
+    def op_boot(self, op: O.Op) -> None:
+        """pid runs on this CPU when the trace starts, its state (possibly newer than its memory
+        image) in the registers."""
+        c = op.cpu
+        self.current[c] = self.slot[c] = op.pid
+        self.where[op.pid], self.dirty[c] = c, True
+
     def op_xfeatures(self, op: O.Op) -> None:
         self.xfeatures[op.pid] = op.arg
 

@@ -9,10 +9,20 @@ Two inferences, chosen per trace and named in the output:
   switch, so it returned without a restore: a skipped restore). Every such slice uses and
   modifies the FPU (the conservative assumption; glibc makes nearly every task an FPU user).
   An activation under `fpregs_lock` (flags column `b`) is the signal-delivery restore;
-  `load: 0` activations come in pairs, the handler's fresh state and the sigreturn. A second
-  restoring return in one slice with no switch, exec or signal in between means the
-  registers were taken away inside the kernel: an in-kernel FPU user (`kernel_fpu_begin()`
-  emits no event), replayed as one. Tasks that appear in `x86_fpu` events are user tasks.
+  `load: 0` activations come in pairs, the handler's fresh state and the sigreturn. Tasks that
+  appear in `x86_fpu` events are user tasks.
+
+  The kernel's own bookkeeping is followed alongside (`sim.kernel_view`), and what the events
+  imply but do not show is replayed as operations every engine (and the bound) sees, each
+  counted in `inferred`: a restore the bookkeeping cannot explain (the flag was clear, or
+  `fpregs_state_valid()` held) and a switch-out that saved nothing while the flag was clear
+  both mean a `kernel_fpu_begin_mask()` ran, which has no tracepoint (replayed just before the
+  restore or the switch); such a restore of the init image (XSTATE_BV 0) after a non-init one
+  is an exec the trace lacks; and the task a CPU runs when the trace starts is booted from its
+  first FPU event: with its registers live on that CPU (a save at its switch-out, a fork, a
+  `load: 0` activation or `fpu__drop()`) or with its state in memory (anything else). A switch
+  "did not save" only if the next record on its CPU is from the task switched to; otherwise
+  (lost records, perf's per-task events, the end of the trace) the kernel's decision is unknown.
 - **Heuristics** (any other trace). Kernel threads are recognised by name (`KTHREAD_RE`),
   by being pid 2 or forked by a kernel thread; every other task is a user task whose every
   slice returns to user mode once, right after it is switched in, and uses the FPU with
@@ -32,6 +42,8 @@ from typing import Iterable, Iterator, Optional
 from ..kernel.design import K_TASK
 from . import ops as O
 from .events import Record
+from .kernel_view import BOOT_LIVE, EXEC_UNRECORDED, KFPU_NO_SAVE, KernelView
+from .payload import MalformedRecord, field, parse_switch, prev_state
 
 KTHREAD_RE = re.compile(
     r"(swapper|kworker|ksoftirqd|migration|rcu_|rcub|rcuc|rcuo|cpuhp|jbd2|irq/|kswapd|kcompactd|khugepaged|"
@@ -63,66 +75,6 @@ FPU_KNOWN = frozenset((
     "x86_fpu_activate_state", "x86_fpu_deactivate_state"))
 
 
-class MalformedRecord(ValueError):
-    """A known event whose payload does not have the expected fields."""
-
-
-def _field(payload: str, key: str, end: Optional[str] = None) -> str:
-    i = payload.find(key)
-    if i < 0:
-        raise MalformedRecord(f"no '{key.strip()}' field")
-    i += len(key)
-    j = payload.find(end, i) if end else payload.find(" ", i)
-    return payload[i:] if j < 0 else payload[i:j]
-
-
-def _prev_state(text: str) -> int:
-    """How prev left the CPU, from a letter state (R, R+, S, D, X, Z, ...) or a 4.x number."""
-    if text.isdigit():
-        n = int(text)
-        if n == 0 or n & 4096 or n == 256:  # TASK_RUNNING, or the 4.x "preempted" marker
-            return O.PREV_RUNNABLE
-        if n & (16 | 32 | 64):  # EXIT_DEAD, EXIT_ZOMBIE, TASK_DEAD
-            return O.PREV_DEAD
-        return O.PREV_BLOCKED
-    if text.startswith("R"):
-        return O.PREV_RUNNABLE
-    if text[:1] in ("X", "Z"):
-        return O.PREV_DEAD
-    return O.PREV_BLOCKED
-
-
-def parse_switch(payload: str) -> tuple[int, str, int, str]:
-    """(prev_pid, prev_state, next_pid, next_comm) from any sched_switch format."""
-    i = payload.find(" prev_pid=")
-    if i >= 0:  # key=value form, with or without " ==> "; comms may contain blanks
-        try:
-            j = payload.index(" ", i + 10)
-            prev_pid = int(payload[i + 10: j])
-            i = payload.index(" prev_state=", j)
-            j = payload.find(" ", i + 12)
-            state = payload[i + 12: j]
-            i = payload.index("next_comm=", j)
-            j = payload.index(" next_pid=", i)
-            next_comm = payload[i + 10: j]
-            k = payload.find(" ", j + 10)
-            next_pid = int(payload[j + 10: k] if k >= 0 else payload[j + 10:])
-        except ValueError:
-            raise MalformedRecord("expected 'prev_pid=N ... prev_state=S ... next_comm=C next_pid=N'") from None
-        return prev_pid, state, next_pid, next_comm
-    # trace-cmd's compact plugin form: "prev:pid [prio] STATE ==> next:pid [prio]"
-    left, sep, right = payload.partition(" ==> ")
-    if not sep:
-        raise MalformedRecord("neither 'prev_pid=... next_pid=...' nor 'prev:pid [prio] S ==> next:pid [prio]'")
-    lt, rt = left.split(), right.split()
-    try:
-        prev_pid = int(lt[0].rsplit(":", 1)[1])
-        next_comm, next_pid = rt[0].rsplit(":", 1)
-        return prev_pid, lt[-1], int(next_pid), next_comm
-    except (IndexError, ValueError):
-        raise MalformedRecord("unreadable compact sched_switch") from None
-
-
 class Inference:
     """Turns records into operations for one trace; `fpu_events` picks the inference."""
 
@@ -142,6 +94,9 @@ class Inference:
         self.cpus = 0
         self.records = 0
         self.synthesized = 0  # switches the records implied but the tracer did not record
+        self.view = KernelView()  # the traced kernel's TIF_NEED_FPU_LOAD, last_cpu and owners
+        self.start: dict[int, tuple] = {}  # cpu -> (pid, kind, line): current at the trace's start, not booted yet
+        self.inferred = Counter()  # why -> events the trace implied but has no tracepoint for (kernel_view)
 
     def kind_of(self, pid: int, comm: str) -> int:
         k = self.kind.get(pid)
@@ -177,7 +132,10 @@ class Inference:
                 self._switch(out, pend, True if self.fpu_events else O.UNKNOWN)
                 self._xfeatures(out, rec)
                 return out
-            self._switch(out, pend, False if self.fpu_events else O.UNKNOWN)
+            # No save: the next record on this CPU is from the task switched to. A record from any
+            # other task means the tracer lost what ran in between, the save's event perhaps with it
+            # (perf's per-task events are scheduled out in prepare_task_switch(), before switch_fpu()).
+            self._switch(out, pend, False if self.fpu_events and rec.pid == pend[3] else O.UNKNOWN)
             if event == "x86_fpu_regs_activated":
                 self._activated(out, rec)
                 return out
@@ -194,7 +152,7 @@ class Inference:
             kind = self.kind.get(next_pid)
             if kind is None:
                 kind = self.kind_of(next_pid, next_comm)
-            self.pending[c] = (rec, prev_pid, _prev_state(state), next_pid, kind)
+            self.pending[c] = (rec, prev_pid, prev_state(state), next_pid, kind)
             return out
         if event.startswith(FPU_EVENTS):
             self._fpu(out, rec)
@@ -208,20 +166,28 @@ class Inference:
                 if self.kind.get(rec.pid) == O.USER or rec.pid not in self.kind:
                     self.kind[rec.pid] = O.USER
                     self.in_user[rec.pid] = False
+                    if c in self.start:
+                        self._boot(out, c, False)
                     out.append(O.Op(O.EXEC, c, rec.pid, line=rec.line))
+                    self.view.reset(rec.pid)  # fpu_flush_thread() -> fpu_reset_fpregs()
             elif event == "sched_process_fork":
-                child = int(_field(rec.payload, "child_pid="))
+                child = int(field(rec.payload, "child_pid="))
                 parent_kind = self.kind_of(rec.pid, rec.comm)
                 kind = O.KTHREAD if parent_kind != O.USER else O.USER
                 self.kind[child] = kind
+                if c in self.start:
+                    self._boot(out, c, False)
                 out.append(O.Op(O.FORK, c, child, kind=kind, line=rec.line))
+                self.view.reset(child)  # fpu_clone(): the child's flag set, last_cpu = -1
             elif event == "sched_process_exit":
-                pid = int(_field(rec.payload, " pid="))
+                pid = int(field(rec.payload, " pid="))
                 if pid == self.cur.get(c):
+                    if c in self.start:
+                        self._boot(out, c, False)
                     out.append(O.Op(O.EXIT, c, pid, line=rec.line))
             elif event == "sched_migrate_task":
-                pid = int(_field(rec.payload, " pid="))
-                dest = int(_field(rec.payload, "dest_cpu="))
+                pid = int(field(rec.payload, " pid="))
+                dest = int(field(rec.payload, "dest_cpu="))
                 out.append(O.Op(O.MIGRATE, c, pid, dest, line=rec.line))
                 if dest not in self.cur and pid != self.cur.get(c):
                     self.moved[pid] = (dest, rec.line)  # to a CPU the trace does not show
@@ -231,8 +197,8 @@ class Inference:
 
     def finish(self) -> list[O.Op]:
         out: list[O.Op] = []
-        for c in sorted(self.pending):
-            self._switch(out, self.pending[c], False if self.fpu_events else O.UNKNOWN)
+        for c in sorted(self.pending):  # the trace ends before the record that shows the save
+            self._switch(out, self.pending[c], O.UNKNOWN)
         self.pending.clear()
         return out
 
@@ -240,13 +206,23 @@ class Inference:
     def _sync(self, out: list, rec: Record, pid: int) -> None:
         """The record says pid runs on this CPU: synthesize the switch the tracer lost."""
         c = rec.cpu
+        if self.pending:
+            for d, pend in list(self.pending.items()):
+                if pend[1] == pid and d != c:  # its switch-out there is done; the record after it is lost
+                    del self.pending[d]
+                    self._switch(out, pend, O.UNKNOWN)
         cur = self.cur.get(c)
         if cur is None:
             self.cur[c] = pid
+            if self.fpu_events:  # booted at its first FPU event, which shows where its registers are
+                self.start[c] = (pid, self.kind_of(pid, rec.comm), rec.line)
+                return
             out.append(O.Op(O.SWITCH, c, pid, O.PREV_RUNNABLE, self.kind_of(pid, rec.comm), line=rec.line))
             self._slice_start(out, c, pid)
         elif cur != pid:
             self.synthesized += 1
+            if c in self.start:
+                self._boot(out, c, False)
             if self.fpu_events and self.kind.get(cur) == O.USER and not self.in_user.get(cur):
                 # The tracer lost this switch, and with it the user task's own events: assume it
                 # ran in user mode, as a user task switched out while runnable usually has.
@@ -257,8 +233,22 @@ class Inference:
     def _switch(self, out: list, pend: tuple, saved) -> None:
         rec, prev, state, nxt, kind = pend
         c = rec.cpu
+        if self.start and c in self.start:
+            self._boot(out, c, saved is True)  # saved at its switch-out: its registers were live
         if self.moved:
             self._unseen_slice(out, nxt, c)
+        if self.fpu_events and self.kind.get(prev) == O.USER:
+            view = self.view
+            if saved is True:
+                view.saved_at_switch(prev, c)
+            elif saved is False:
+                if view.switched_unsaved(prev):
+                    self._kernel_fpu_begin(out, c, prev, KFPU_NO_SAVE, rec.line)
+            else:
+                view.switched_unseen(prev)
+                view.owner.pop(c, None)  # the records after the switch are lost: who loaded what is unknown
+            if state == O.PREV_DEAD:
+                view.forget(prev)
         if self.fpu_events and saved is True and self.kind.get(prev) == O.USER and not self.in_user.get(prev):
             # Its registers were live at the switch, yet no restore was seen: it returned to
             # user mode with the restore skipped.
@@ -271,6 +261,28 @@ class Inference:
         self.cur[c] = nxt
         self._slice_start(out, c, nxt)
 
+    def _boot(self, out: list, c: int, live: bool) -> None:
+        """The task CPU c ran when the trace started: in user mode with its registers live on c
+        (as machine.initial_state boots a running user task), or, when its first FPU event says
+        otherwise or shows nothing, with its state in memory like any task older than the trace."""
+        pid, kind, line = self.start.pop(c)
+        kind = self.kind.get(pid, kind)  # its FPU events may have shown it is a user task
+        if live and kind == O.USER:
+            self.inferred[BOOT_LIVE] += 1
+            out.append(O.Op(O.BOOT, c, pid, line=line))
+            self.view.activated(pid, c)
+            self.in_user[pid] = True
+            return
+        out.append(O.Op(O.SWITCH, c, pid, O.PREV_RUNNABLE, kind, line=line))
+        self._slice_start(out, c, pid)
+
+    def _kernel_fpu_begin(self, out: list, c: int, pid: int, why: str, line: int) -> None:
+        """An in-kernel FPU user on c with user task pid current, which the trace implies but
+        cannot show (kernel_fpu_begin_mask() has no tracepoint; see sim.kernel_view)."""
+        self.inferred[why] += 1
+        out.append(O.Op(O.KFPU, c, pid, K_TASK, line=line))
+        self.view.kernel_fpu_begin(pid, c)
+
     def _unseen_slice(self, out: list, pid: int, c: int) -> None:
         """pid was moved to a CPU the trace does not record (tracing_cpumask) and comes back
         here: it ran there in between, in user mode, so replay that slice on that CPU."""
@@ -279,6 +291,7 @@ class Inference:
             return
         dest, line = moved
         self.synthesized += 1
+        self.view.switched_unseen(pid)
         out.append(_new(O.Op, (O.SWITCH, dest, pid, O.PREV_RUNNABLE, O.USER, O.UNKNOWN, line)))
         out.append(_new(O.Op, (O.RETURN, dest, pid, 1, O.USER, O.UNKNOWN, line)))
         out.append(_new(O.Op, (O.SWITCH, dest, 0, O.PREV_BLOCKED, O.IDLE, O.UNKNOWN, line)))
@@ -311,10 +324,24 @@ class Inference:
         event = rec.event
         if event not in FPU_KNOWN:
             self.skipped[event] += 1
-        elif event == "x86_fpu_copy_dst":
+        elif event == "x86_fpu_copy_dst":  # fpu_clone(): the parent's registers are current
             self.sig_restore.pop(rec.pid, None)  # that locked restore was fpu_clone()'s, not a signal's
+            self._current_fpu_event(out, rec)
+        elif event == "x86_fpu_regs_deactivated":  # not at a switch: fpu__drop() at exit, flag clear
+            self._current_fpu_event(out, rec)
+            self.view.dropped(rec.cpu)
         elif event == "x86_fpu_regs_activated":
             self._activated(out, rec)
+
+    def _current_fpu_event(self, out: list, rec: Record) -> None:
+        """fpu_clone() or fpu__drop() of current with its flag clear: its registers are live here."""
+        c = rec.cpu
+        if self.cur.get(c) != rec.pid:
+            self._sync(out, rec, rec.pid)
+        if c in self.start:
+            self._boot(out, c, True)
+        if self.kind.get(rec.pid) == O.USER:
+            self.view.activated(rec.pid, c)
 
     def _activated(self, out: list, rec: Record) -> None:
         """x86_fpu_regs_activated: a restore at the return to user mode, a signal frame's restore
@@ -328,15 +355,26 @@ class Inference:
         if len(fields) < 6 or fields[2] not in ("load:", "initialized:"):
             raise MalformedRecord(f"line {rec.line}: {rec.event}: expected 'x86/fpu: PTR load: N xfeatures: X'")
         load = fields[3]
+        if self.start and c in self.start:
+            self._boot(out, c, load == "0")  # load: 1 is a restore, so its state was in memory
+        view = self.view
+        if load == "1":
+            why = view.restore_unexplained(pid, c)
+            if why is not None and fields[5] == "0" and self.xf.get(pid, "0") != "0":
+                # The image it restores is init_fpstate's (XSTATE_BV 0), its own was not: an exec
+                # the trace lacks (fpu_reset_fpregs() copies init_fpstate and sets the flag, silently).
+                self.inferred[EXEC_UNRECORDED] += 1
+                self.in_user[pid] = False
+                out.append(O.Op(O.EXEC, c, pid, line=rec.line))
+                view.reset(pid)
+            elif why is not None:
+                self._kernel_fpu_begin(out, c, pid, why, rec.line)
+        view.activated(pid, c)
         self._xfeatures(out, rec, fields[5])
         locked = rec.flags[:1] == "b"
         if load == "1" and locked:
             self.sig_restore[pid] = 1  # fpregs_restore_userregs() under fpregs_lock: a signal frame follows
         elif load == "1":
-            if self.in_user.get(pid):
-                # Restored again with no switch, exec or signal in between: an in-kernel FPU user
-                # took the registers (kernel_fpu_begin() has no tracepoint).
-                out.append(O.Op(O.KFPU, c, pid, K_TASK, line=rec.line))
             out.append(_new(O.Op, (O.RETURN, c, pid, 1, O.USER, 1, rec.line)))  # returns and uses the FPU
             self.in_user[pid] = True
         elif pid in self.in_signal:

@@ -26,8 +26,9 @@ SIGRETURN = 8  # current returns from a signal handler
 PTRACE_SET = 9  # a tracer writes stopped task pid's xstate (PTRACE_SETREGSET)
 MIGRATE = 10  # pid is moved to CPU arg (sched_migrate_task)
 XFEATURES = 11  # the trace showed pid's XSTATE_BV (arg): what its saves and restores move
+BOOT = 12  # the trace starts with pid current on cpu, in user mode, its registers live there
 NAMES = ("switch", "return", "use", "kfpu", "fork", "exec", "exit", "signal", "sigreturn", "ptrace_set", "migrate",
-         "xfeatures")
+         "xfeatures", "boot")
 
 # How the previous task left the CPU at a switch.
 PREV_RUNNABLE, PREV_BLOCKED, PREV_DEAD = 0, 1, 2
@@ -46,4 +47,4 @@ class Op(NamedTuple):
 
 
 __all__ = ["Op", "SWITCH", "RETURN", "USE", "KFPU", "FORK", "EXEC", "EXIT", "SIGNAL", "SIGRETURN", "PTRACE_SET",
-           "MIGRATE", "XFEATURES", "NAMES", "PREV_RUNNABLE", "PREV_BLOCKED", "PREV_DEAD", "USER", "KTHREAD", "IDLE", "UNKNOWN"]
+           "MIGRATE", "XFEATURES", "BOOT", "NAMES", "PREV_RUNNABLE", "PREV_BLOCKED", "PREV_DEAD", "USER", "KTHREAD", "IDLE", "UNKNOWN"]

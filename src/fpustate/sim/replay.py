@@ -39,6 +39,7 @@ from ..kernel.state import (
     C_CURR,
     C_FPREGS,
     C_OWNER,
+    C_PKRU,
     CPU_W,
     CTX_TASK,
     DEAD,
@@ -455,6 +456,20 @@ class Replay:
         t = self.slot_of.get(op.pid)
         if t is not None:
             self.xfeatures[t] = op.arg
+
+    def op_boot(self, op: O.Op) -> None:
+        """The trace starts with pid running on this CPU in user mode, its registers live here:
+        the boot machine.initial_state gives a running user task (owner, registers, PKRU, then
+        the design's boot_task and boot_cpu hooks); the idle task leaves the CPU."""
+        c, k = op.cpu, self.k
+        t = self.slot(op.pid, USER, c)
+        idle = self.current(c)
+        p, q = task(k, t), cpu(c)
+        k[task(k, idle) + T_RUN], k[task(k, idle) + T_CPU] = RUNNABLE, NULL
+        k[p + T_RUN], k[p + T_CPU], k[p + T_PC] = RUNNING, c, PC_USER
+        k[q + C_CURR], k[q + C_FPREGS], k[q + C_OWNER], k[q + C_PKRU] = t, k[p + T_FPSTATE], t, k[p + T_PKRU]
+        self.design.boot_task(k, t, c)
+        self.design.boot_cpu(k, c)
 
     def summary(self) -> dict:
         out = dict(self.counts)

@@ -81,6 +81,9 @@ def table(res: SimResult, profile: Profile) -> str:
             did = "restored" if kind != "switch" else "saved"
             lines.append(f"    line {line}: {DECISION_NAMES[kind]} of pid {pid}: the kernel "
                          f"{did if kernel else 'did not'}, linux {did if model else 'did not'}")
+    if any(res.inferred.values()):
+        lines.append("  inferred, implied by the x86_fpu events but not traced: " + "; ".join(
+            f"{why} ({n:,})" for why, n in res.inferred.items() if n))
     if res.synthesized:
         lines.append(f"  {res.synthesized} switch(es) the trace implied but did not record were synthesized")
     if res.skipped:
@@ -101,6 +104,7 @@ def as_json(res: SimResult, profile: Profile) -> dict:
         "disagreements": [dict(line=line, kind=kind, pid=pid, kernel=kernel, model=model)
                           for line, kind, pid, kernel, model in res.disagreements],
         "skipped_events": res.skipped, "lost_events": res.lost, "synthesized_switches": res.synthesized,
+        "inferred_events": res.inferred,
     }
 
 

@@ -18,6 +18,7 @@ from .bound import Bound
 from .costs import Profile
 from .events import TraceError, TraceReader, _open
 from .infer import FPU_EVENTS, Inference, MalformedRecord
+from .kernel_view import INFERRED_KINDS
 from .replay import Replay
 
 MAX_CPUS = 27  # the state vector stores the task records' offset in one byte
@@ -38,6 +39,7 @@ class SimResult:
     disagreements: list = field(default_factory=list)
     skipped: dict = field(default_factory=dict)  # unknown event types -> count
     synthesized: int = 0
+    inferred: dict = field(default_factory=dict)  # why -> events the x86_fpu inference added (sim.kernel_view)
     lost: int = 0
     seconds: float = 0.0
     interrupted: bool = False  # Ctrl-C: the counts cover the part replayed so far
@@ -151,6 +153,8 @@ def simulate_trace(path: str, designs: list[Design], profile: Profile, fpu_use: 
         raise TraceError(f"{path}: no trace records found; expected tracefs, trace-cmd report or perf script text")
     res.skipped = dict(sorted(inference.skipped.items()))
     res.synthesized += inference.synthesized
+    if fpu:
+        res.inferred = {why: inference.inferred[why] for why in INFERRED_KINDS}
     res.lost = reader.lost
     return res
 
