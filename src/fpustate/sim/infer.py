@@ -211,6 +211,11 @@ class Inference:
                     out.append(O.Op(O.EXEC, c, rec.pid, line=rec.line))
             elif event == "sched_process_fork":
                 child = int(_field(rec.payload, "child_pid="))
+                if child <= 0:  # pid 0 is the idle task (kernel/fork.c never hands it out)
+                    raise MalformedRecord(f"child_pid={child} is not a pid a fork can create")
+                if child in self.cur.values():
+                    raise MalformedRecord(f"child_pid={child} is running (on CPU "
+                                          f"{min(c for c, p in self.cur.items() if p == child)}); a fork creates a new task")
                 parent_kind = self.kind_of(rec.pid, rec.comm)
                 kind = O.KTHREAD if parent_kind != O.USER else O.USER
                 self.kind[child] = kind
@@ -222,6 +227,8 @@ class Inference:
             elif event == "sched_migrate_task":
                 pid = int(_field(rec.payload, " pid="))
                 dest = int(_field(rec.payload, "dest_cpu="))
+                if dest < 0:
+                    raise MalformedRecord(f"dest_cpu={dest} is not a CPU")
                 out.append(O.Op(O.MIGRATE, c, pid, dest, line=rec.line))
                 if dest not in self.cur and pid != self.cur.get(c):
                     self.moved[pid] = (dest, rec.line)  # to a CPU the trace does not show
