@@ -15,7 +15,7 @@ from typing import Optional
 
 import click
 
-from . import __version__
+from . import __version__, output
 from .check.explore import LOOK_PAST, Explorer, Result
 from .check.trace import format_trace, index_path
 from .config import Scenario, scenario_from_env
@@ -437,7 +437,19 @@ def _json(scenario: Scenario, results) -> dict:
 
 
 def run(argv: Optional[list[str]] = None) -> int:
-    """Entry point: click in non-standalone mode, every error as one line, exit 2."""
+    """Entry point: click in non-standalone mode, every error as one line, exit 2; a failed
+    write of the results (a full disk, an I/O error) is one line too."""
+    try:
+        status = _run(argv)
+        output.flush_stdout()
+        return status
+    except OSError as e:
+        if not output.stdout_failure(e):
+            raise
+        return output.stdout_failed(e)
+
+
+def _run(argv: Optional[list[str]]) -> int:
     try:
         main.main(args=argv, prog_name="fpustate", standalone_mode=False)
     except SystemExit as e:
