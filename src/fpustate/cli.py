@@ -15,12 +15,11 @@ from typing import Optional
 
 import click
 
-from . import __version__, output
+from . import __version__, output, usercode
 from .check.explore import LOOK_PAST, Explorer, Result
 from .check.trace import format_trace, index_path
 from .config import Scenario, scenario_from_env
 from .designs import DESIGNS, get
-from .designs.loader import hook_failure, load_design_file
 from .errors import FpustateError, UsageError
 from .kernel.machine import initial_state, make_model
 from .kernel.properties import BY_NAME, PROPERTIES
@@ -162,7 +161,7 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     scenario = _scenario(preset, knobs)
     if look_past < 0 or max_states < 0:
         raise UsageError("--look-past and --max-states must be 0 or more")
-    loaded = [d for f in design_files for d in load_design_file(f)]
+    loaded = [d for f in design_files for d in usercode.load_design_file(f)]
     designs = [get(n) for n in design_names]
     if not designs and not loaded:
         designs = list(DESIGNS.values())
@@ -177,7 +176,15 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     if replay_path is not None:
         if len(designs) != 1:
             raise UsageError("--replay needs exactly one DESIGN")
-        sys.exit(_replay(make_model(designs[0], scenario), replay_path, properties))
+        try:
+            status = _replay(make_model(designs[0], scenario), replay_path, properties)
+        except FpustateError:
+            raise
+        except (Exception, SystemExit) as e:  # a user-written hook failed: one line, exit 2
+            if designs[0] not in loaded:
+                raise
+            raise usercode.hook_error(e, designs[0]) from None
+        sys.exit(status)
 
     results = []
     with _Progress() as progress:
@@ -186,10 +193,10 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
             ex = Explorer(m, properties)
             try:
                 r = ex.run(progress=progress.callback(d.name), max_states=max_states, look_past=look_past)
-            except Exception as e:  # a user-written hook failed: one line, exit 2
+            except (Exception, SystemExit) as e:  # a user-written hook failed: one line, exit 2
                 if d not in loaded:
                     raise
-                raise hook_failure(e, d) from None
+                raise usercode.hook_error(e, d) from None
             for v in r.violations:
                 ex.trace(v)
             results.append((m, ex, r))
@@ -307,7 +314,7 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
     if plot_path:
         report.check_plot(plot_path)
     designs = [get(n) for n in (design_names or ("eager", "lazy", "strawman", "linux"))]
-    loaded = [d for f in design_files for d in load_design_file(f)]
+    loaded = [d for f in design_files for d in usercode.load_design_file(f)]
     designs += loaded
     for t in traces:
         if not os.path.isfile(t):
@@ -325,11 +332,11 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
                     break
     except FpustateError:
         raise
-    except Exception as e:  # a user-written hook failed: one line, exit 2
-        culprit = next((d for d in loaded if _raised_in(e, d)), None)
+    except (Exception, SystemExit) as e:  # a user-written hook failed: one line, exit 2
+        culprit = usercode.culprit(e, loaded)
         if culprit is None:
             raise
-        raise hook_failure(e, culprit) from None
+        raise usercode.hook_error(e, culprit) from None
     if plot_path:
         report.plot(results, plot_path)
     if as_json:
@@ -343,14 +350,6 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
     if results and results[-1].interrupted:
         click.echo("fpustate: interrupted; the counts above are partial", err=True)
         sys.exit(130)
-
-
-def _raised_in(e: BaseException, d) -> bool:
-    """Whether exception e came from one of design d's hook functions."""
-    import traceback
-
-    files = {getattr(getattr(h, "__code__", None), "co_filename", None) for h in vars(d).values() if callable(h)}
-    return any(frame.filename in files for frame in traceback.extract_tb(e.__traceback__))
 
 
 class _FileProgress(_Progress):

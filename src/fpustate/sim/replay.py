@@ -98,6 +98,7 @@ class Replay:
     def __init__(self, design: Design, ncpus: int, profile: Profile, conformance: bool = False,
                  pool: int = POOL) -> None:
         self.name = design.name
+        self.origin = design  # the design as given (fpustate.usercode blames a failing user design)
         design = design.simulation or design
         self.design = design
         self.profile = profile
