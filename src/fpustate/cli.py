@@ -17,7 +17,7 @@ import click
 
 from . import __version__, output, usercode
 from .check.explore import LOOK_PAST, Explorer, Result
-from .check.trace import format_trace, index_path
+from .check.trace import format_trace, index_path, model_tag
 from .config import Scenario, scenario_from_env
 from .designs import DESIGNS, get
 from .errors import FpustateError, UsageError
@@ -102,10 +102,29 @@ class _Progress:
         return cb
 
 
+EXIT_CAPPED = 3  # no violation found, but --max-states stopped a run before its fixpoint
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), whatever was found before
+
+
 def _verdict(r: Result) -> str:
+    """VIOLATED, holds (explored to the fixpoint), or incomplete: an unfinished run that found
+    no violation proves nothing, so it never says "holds"."""
     if r.violations:
         return "VIOLATED"
-    return "holds" if r.complete else "holds so far (interrupted)"
+    if r.complete:
+        return "holds"
+    return "incomplete (interrupted)" if r.interrupted else "incomplete (--max-states)"
+
+
+def _json_verdict(r: Result) -> str:
+    return "violated" if r.violations else "holds" if r.complete else "incomplete"
+
+
+def _incomplete(r: Result) -> Optional[str]:
+    """Why a run without a violation stopped before its fixpoint: None, "interrupted" or "max-states"."""
+    if r.complete or r.stopped_after_violation:
+        return None
+    return "interrupted" if r.interrupted else "max-states"
 
 
 def _row(r: Result) -> list[str]:
@@ -154,7 +173,8 @@ def _table(rows: list[list[str]]) -> str:
 @click.option("--design-file", "design_files", multiple=True, metavar="FILE",
               help="check the design(s) a Python file defines (DESIGN or DESIGNS), e.g. a variant of linux")
 @click.option("--replay", "replay_path", metavar="PATH",
-              help="replay an index path (e.g. 1/10/11/3/2) printed under a counterexample, for one DESIGN")
+              help="replay an index path printed under a counterexample (e.g. 3f9c2a:1/10/11/3/2; the tag "
+                   "before ':' names the design and scenario, and a path from another one is refused), for one DESIGN")
 def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past, max_states, design_files,
               replay_path, **knobs) -> None:
     """Explore every interleaving of DESIGN (default: all built-in designs)."""
@@ -200,8 +220,8 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
             for v in r.violations:
                 ex.trace(v)
             results.append((m, ex, r))
-            if not r.complete and not r.stopped_after_violation and not max_states:
-                break  # interrupted: report what we have
+            if r.interrupted:
+                break  # Ctrl-C: report what we have
 
     if as_json:
         click.echo(json.dumps(_json(scenario, results), indent=2))
@@ -213,14 +233,23 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
             for v in chosen:
                 click.echo("")
                 click.echo(format_trace(m, v.path, initial_state(m), v))
-                click.echo(f"  index path: {index_path(ex, v)}")
-    interrupted = any(not r.complete and not r.stopped_after_violation and not max_states for _, _, r in results)
-    if any(r.violations for _, _, r in results):
-        sys.exit(1)
-    if interrupted:
+                click.echo(f"  index path: {model_tag(m)}:{index_path(ex, v)}")
+    sys.exit(_check_status([r for _, _, r in results]))
+
+
+def _check_status(results: list[Result]) -> int:
+    """130 interrupted (with a notice), else 1 a property is violated, else 3 a run was capped
+    by --max-states before its fixpoint (with a notice), else 0: every property holds."""
+    if any(r.interrupted for r in results):
         click.echo("fpustate: interrupted; the results above are partial", err=True)
-        sys.exit(130)
-    sys.exit(0)
+        return EXIT_INTERRUPTED
+    if any(r.violations for r in results):
+        return 1
+    if any(_incomplete(r) for r in results):
+        click.echo("fpustate: --max-states stopped the run before the fixpoint; no violation so far, "
+                   "which proves nothing (exit status 3)", err=True)
+        return EXIT_CAPPED
+    return 0
 
 
 @main.command("bugs")
@@ -236,6 +265,8 @@ def bugs_cmd(trace, as_json) -> None:
     with _Progress() as progress:
         for bug in BUGS:
             results.append(run_bug(bug, cache, progress.callback))
+            if results[-1].mutant.interrupted or results[-1].fixed.interrupted:
+                break  # Ctrl-C: report what we have
     if as_json:
         click.echo(json.dumps([_bug_json(b) for b in results], indent=2))
     else:
@@ -246,6 +277,9 @@ def bugs_cmd(trace, as_json) -> None:
                 click.echo("")
                 click.echo(f"{b.bug.name} ({b.bug.commit}): {b.bug.why}")
                 click.echo(format_trace(m, b.found.path, initial_state(m), b.found))
+    if any(b.mutant.interrupted or b.fixed.interrupted for b in results):
+        click.echo("fpustate: interrupted; the results above are partial", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(0 if all(b.passed for b in results) else 1)
 
 
@@ -259,10 +293,12 @@ def _bugs_table(results) -> str:
         t.add_column(name, justify="right" if name in ("steps", "states", "seconds") else "left", no_wrap=True,
                      min_width={"seconds": 7}.get(name))
     for b in results:
-        fixed = f"{b.bug.fixed}: " + ("holds" if b.fixed.ok and b.fixed.complete else "VIOLATED")
+        fixed = f"{b.bug.fixed}: " + _verdict(b.fixed)
+        incomplete = b.mutant.interrupted or b.fixed.interrupted
         t.add_row(b.bug.name, b.bug.commit, b.bug.mutant, b.bug.prop, str(len(b.found.path)) if b.found else "-",
                   f"{b.mutant.states:,}", f"{b.mutant.seconds:.1f}", fixed,
-                  "ok" if b.passed else ("NOT FOUND" if not b.found else "FIXED DESIGN FAILS"))
+                  "ok" if b.passed else "INCOMPLETE" if incomplete else
+                  ("NOT FOUND" if not b.found else "FIXED DESIGN FAILS"))
     console = Console(width=250, color_system=None, force_terminal=False, record=True, file=io.StringIO())
     console.print(t)
     return "\n".join(line.rstrip() for line in console.export_text().splitlines())
@@ -425,12 +461,13 @@ def _json(scenario: Scenario, results) -> dict:
                 prev = s
             viols.append({"property": v.prop.name, "kind": v.prop.kind, "doc": v.prop.doc,
                           "detail": v.detail, "steps": len(v.path), "index_path": index_path(ex, v),
+                          "replay_path": f"{model_tag(m)}:{index_path(ex, v)}",
                           "trace": steps})
         out["designs"].append({
             "design": r.design, "kernel": m.design.kernel, "states": r.states, "transitions": r.transitions,
             "depth": r.depth, "seconds": round(r.seconds, 3), "states_per_second": round(r.states_per_second),
             "complete": r.complete, "stopped_after_violation": r.stopped_after_violation,
-            "verdict": "violated" if r.violations else "holds", "violations": viols,
+            "incomplete": _incomplete(r), "verdict": _json_verdict(r), "violations": viols,
         })
     return out
 
