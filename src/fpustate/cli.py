@@ -18,7 +18,7 @@ import click
 from . import __version__, output, usercode
 from .check.explore import LOOK_PAST, Explorer, Result
 from .check.trace import format_trace, index_path, model_tag
-from .config import Scenario, scenario_from_env
+from .config import Scenario, knob_help, scenario_from_env
 from .designs import DESIGNS, get
 from .errors import FpustateError, UsageError
 from .kernel.machine import initial_state, make_model
@@ -35,17 +35,23 @@ PRESETS = {
 }
 
 
-def _scenario_options(f):
-    """One CLI option per Scenario field (FPUSTATE_<FIELD> sets the default)."""
-    for fld in reversed(fields(Scenario)):
-        name = "--" + fld.name.replace("_", "-")
-        if fld.type in ("bool", bool):
-            f = click.option(name + "/--no-" + fld.name.replace("_", "-"), fld.name, default=None,
-                             help=f"scenario: {fld.name} (default {fld.default})")(f)
-        else:
-            f = click.option(name, fld.name, type=int, default=None, metavar="N",
-                             help=f"scenario: {fld.name} (default {fld.default})")(f)
-    return f
+def _scenario_options(preset: str = "default"):
+    """One CLI option per Scenario field; its help says what it models, its range, the
+    default the command really uses (the preset's) and the FPUSTATE_<FIELD> variable."""
+    defaults = Scenario(**PRESETS[preset])
+
+    def decorate(f):
+        for fld in reversed(fields(Scenario)):
+            name = "--" + fld.name.replace("_", "-")
+            help_text = knob_help(fld.name, getattr(defaults, fld.name))
+            if fld.type in ("bool", bool):
+                f = click.option(name + "/--no-" + fld.name.replace("_", "-"), fld.name, default=None,
+                                 help=help_text)(f)
+            else:
+                f = click.option(name, fld.name, type=int, default=None, metavar="N", help=help_text)(f)
+        return f
+
+    return decorate
 
 
 def _scenario(preset: str, knobs: dict) -> Scenario:
@@ -161,7 +167,7 @@ def _table(rows: list[list[str]]) -> str:
 @click.argument("design_names", nargs=-1, metavar="[DESIGN]...")
 @click.option("--scenario", "preset", default="default", metavar="NAME",
               help=f"scenario preset: {', '.join(PRESETS)} (flags below override it)")
-@_scenario_options
+@_scenario_options()
 @click.option("--property", "props", multiple=True, metavar="NAME",
               help="check only this property (repeatable); default: all")
 @click.option("--trace", is_flag=True, help="print the shortest counterexample of each failing design")
@@ -169,15 +175,23 @@ def _table(rows: list[list[str]]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--look-past", type=int, default=LOOK_PAST, show_default=True, metavar="N",
               help="BFS layers explored after the first violation, to find other properties' counterexamples")
-@click.option("--max-states", type=int, default=0, metavar="N", help="stop after N states (0: no limit)")
+@click.option("--max-states", type=int, default=0, metavar="N",
+              help="stop after N states (0: no limit); a capped run that found no violation is "
+                   "'incomplete' and exits with status 3")
 @click.option("--design-file", "design_files", multiple=True, metavar="FILE",
-              help="check the design(s) a Python file defines (DESIGN or DESIGNS), e.g. a variant of linux")
+              help="check the design(s) a Python file defines (DESIGN or DESIGNS), e.g. a variant of linux; "
+                   "the file is Python and runs with your rights")
 @click.option("--replay", "replay_path", metavar="PATH",
               help="replay an index path printed under a counterexample (e.g. 3f9c2a:1/10/11/3/2; the tag "
                    "before ':' names the design and scenario, and a path from another one is refused), for one DESIGN")
 def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past, max_states, design_files,
               replay_path, **knobs) -> None:
-    """Explore every interleaving of DESIGN (default: all built-in designs)."""
+    """Explore every interleaving of DESIGN (default: all built-in designs).
+
+    \b
+    Exit status: 0 every property holds (explored to the fixpoint), 1 a property
+    is violated, 2 bad input (one line on stderr), 3 no violation but --max-states
+    stopped a run before the fixpoint ('incomplete'), 130 interrupted (Ctrl-C)."""
     scenario = _scenario(preset, knobs)
     if look_past < 0 or max_states < 0:
         raise UsageError("--look-past and --max-states must be 0 or more")
@@ -319,7 +333,7 @@ def _bug_json(b) -> dict:
                    "pingpong, hackbench, kthread-bounce, crypto, signals, ptrace")
 @click.option("--design", "design_names", multiple=True, metavar="NAME",
               help="design to replay (repeatable; default: eager, lazy, strawman, linux)")
-@click.option("--design-file", "design_files", multiple=True, metavar="FILE", help="also replay the design(s) in FILE")
+@click.option("--design-file", "design_files", multiple=True, metavar="FILE", help="also replay the design(s) in FILE (Python; it runs with your rights)")
 @click.option("--profile", "profile_name", default="spr-user-hot", show_default=True, metavar="NAME|FILE",
               help="cost profile: a built-in name or a TOML file (copy one from fpustate/sim/profiles)")
 @click.option("--fpu-use", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True, metavar="P",
@@ -415,7 +429,7 @@ class _FileProgress(_Progress):
 @click.argument("design_name", metavar="DESIGN")
 @click.option("--scenario", "preset", default="small", metavar="NAME",
               help=f"scenario preset: {', '.join(PRESETS)} (default: small; flags below override it)")
-@_scenario_options
+@_scenario_options("small")
 @click.option("--max-states", type=int, default=0, metavar="N", help="stop after N states (0: no limit)")
 def explain_cmd(design_name, preset, max_states, **knobs) -> None:
     """Report which of Andy Lutomirski's state classes (1, 2a, 2b) DESIGN reaches, and what moves tasks between them."""
