@@ -18,6 +18,7 @@ import click
 from . import __version__, output, usercode
 from .check.explore import LOOK_PAST, Explorer, Result
 from .check.trace import format_trace, index_path, model_tag
+from .check.verdict import EXIT_INTERRUPTED, check_status, incomplete, json_verdict, verdict
 from .config import Scenario, knob_help, scenario_from_env
 from .designs import DESIGNS, get
 from .errors import FpustateError, UsageError
@@ -108,31 +109,6 @@ class _Progress:
         return cb
 
 
-EXIT_CAPPED = 3  # no violation found, but --max-states stopped a run before its fixpoint
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), whatever was found before
-
-
-def _verdict(r: Result) -> str:
-    """VIOLATED, holds (explored to the fixpoint), or incomplete: an unfinished run that found
-    no violation proves nothing, so it never says "holds"."""
-    if r.violations:
-        return "VIOLATED"
-    if r.complete:
-        return "holds"
-    return "incomplete (interrupted)" if r.interrupted else "incomplete (--max-states)"
-
-
-def _json_verdict(r: Result) -> str:
-    return "violated" if r.violations else "holds" if r.complete else "incomplete"
-
-
-def _incomplete(r: Result) -> Optional[str]:
-    """Why a run without a violation stopped before its fixpoint: None, "interrupted" or "max-states"."""
-    if r.complete or r.stopped_after_violation:
-        return None
-    return "interrupted" if r.interrupted else "max-states"
-
-
 def _row(r: Result) -> list[str]:
     v = r.violations
     prop = "-"
@@ -141,7 +117,7 @@ def _row(r: Result) -> list[str]:
         prop = v[0].prop.name + (f" (+{len(v) - 1} more)" if len(v) > 1 else "")
         steps = str(len(v[0].path))
     return [r.design, f"{r.states:,}", f"{r.transitions:,}", str(r.depth), f"{r.seconds:.1f}",
-            f"{r.states_per_second:,.0f}", _verdict(r), prop, steps]
+            f"{r.states_per_second:,.0f}", verdict(r), prop, steps]
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -248,22 +224,7 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
                 click.echo("")
                 click.echo(format_trace(m, v.path, initial_state(m), v))
                 click.echo(f"  index path: {model_tag(m)}:{index_path(ex, v)}")
-    sys.exit(_check_status([r for _, _, r in results]))
-
-
-def _check_status(results: list[Result]) -> int:
-    """130 interrupted (with a notice), else 1 a property is violated, else 3 a run was capped
-    by --max-states before its fixpoint (with a notice), else 0: every property holds."""
-    if any(r.interrupted for r in results):
-        click.echo("fpustate: interrupted; the results above are partial", err=True)
-        return EXIT_INTERRUPTED
-    if any(r.violations for r in results):
-        return 1
-    if any(_incomplete(r) for r in results):
-        click.echo("fpustate: --max-states stopped the run before the fixpoint; no violation so far, "
-                   "which proves nothing (exit status 3)", err=True)
-        return EXIT_CAPPED
-    return 0
+    sys.exit(check_status([r for _, _, r in results]))
 
 
 @main.command("bugs")
@@ -307,11 +268,11 @@ def _bugs_table(results) -> str:
         t.add_column(name, justify="right" if name in ("steps", "states", "seconds") else "left", no_wrap=True,
                      min_width={"seconds": 7}.get(name))
     for b in results:
-        fixed = f"{b.bug.fixed}: " + _verdict(b.fixed)
-        incomplete = b.mutant.interrupted or b.fixed.interrupted
+        fixed = f"{b.bug.fixed}: " + verdict(b.fixed)
+        cut_short = b.mutant.interrupted or b.fixed.interrupted
         t.add_row(b.bug.name, b.bug.commit, b.bug.mutant, b.bug.prop, str(len(b.found.path)) if b.found else "-",
                   f"{b.mutant.states:,}", f"{b.mutant.seconds:.1f}", fixed,
-                  "ok" if b.passed else "INCOMPLETE" if incomplete else
+                  "ok" if b.passed else "INCOMPLETE" if cut_short else
                   ("NOT FOUND" if not b.found else "FIXED DESIGN FAILS"))
     console = Console(width=250, color_system=None, force_terminal=False, record=True, file=io.StringIO())
     console.print(t)
@@ -481,7 +442,7 @@ def _json(scenario: Scenario, results) -> dict:
             "design": r.design, "kernel": m.design.kernel, "states": r.states, "transitions": r.transitions,
             "depth": r.depth, "seconds": round(r.seconds, 3), "states_per_second": round(r.states_per_second),
             "complete": r.complete, "stopped_after_violation": r.stopped_after_violation,
-            "incomplete": _incomplete(r), "verdict": _json_verdict(r), "violations": viols,
+            "incomplete": incomplete(r), "verdict": json_verdict(r), "violations": viols,
         })
     return out
 
