@@ -213,9 +213,10 @@ class Inference:
                 child = int(_field(rec.payload, "child_pid="))
                 if child <= 0:  # pid 0 is the idle task (kernel/fork.c never hands it out)
                     raise MalformedRecord(f"child_pid={child} is not a pid a fork can create")
-                if child in self.cur.values():
-                    raise MalformedRecord(f"child_pid={child} is running (on CPU "
-                                          f"{min(c for c, p in self.cur.items() if p == child)}); a fork creates a new task")
+                running = {**self.cur, **{cpu: pend[3] for cpu, pend in self.pending.items()}}
+                on = [cpu for cpu, pid in running.items() if pid == child]
+                if on:
+                    raise MalformedRecord(f"child_pid={child} is running (on CPU {min(on)}); a fork creates a new task")
                 parent_kind = self.kind_of(rec.pid, rec.comm)
                 kind = O.KTHREAD if parent_kind != O.USER else O.USER
                 self.kind[child] = kind
