@@ -122,6 +122,15 @@ def test_other_compressor(tmp_path, capsys):
     assert error(capsys, "simulate", str(p)) == f"fpustate: {p}: compressed with xz; decompress it (or gzip it) first"
 
 
+def test_trace_that_is_a_pipe_or_directory(tmp_path, capsys):
+    """A FIFO or a directory given as a trace is named as not a regular file (it said 'no such file')."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for t in (fifo, tmp_path):
+        assert error(capsys, "simulate", str(t)) == (
+            f"fpustate: {t}: not a regular file (the trace is read twice: pass a file, not a pipe)")
+
+
 # ---------------------------------------------------------------- crafted schedules
 def test_fork_of_pid_0_is_rejected(tmp_path, capsys):
     """A fork whose child is pid 0 (the idle task) is bad input; it drove the replay into endless recursion."""

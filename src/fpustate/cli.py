@@ -329,7 +329,8 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
     designs += loaded
     for t in traces:
         if not os.path.isfile(t):
-            raise UsageError(f"{t}: no such trace file")
+            raise UsageError(f"{t}: no such trace file" if not os.path.exists(t) else
+                             f"{t}: not a regular file (the trace is read twice: pass a file, not a pipe)")
     results = []
     try:
         with _FileProgress() as progress:
