@@ -330,6 +330,15 @@ def test_interrupt_after_a_violation(monkeypatch, capsys):
     assert out.err.strip() == "fpustate: interrupted; the results above are partial"
 
 
+def test_capped_explain_is_partial(capsys):
+    """explain capped by --max-states marks its classes partial and exits 3 (it exited 0)."""
+    assert run(["explain", "linux", "--max-states", "50"]) == 3
+    out = capsys.readouterr()
+    assert out.out.splitlines()[0].endswith(" states (partial)")
+    assert out.err.strip() == ("fpustate: --max-states stopped the exploration before the fixpoint; the classes "
+                               "above are those reached so far (exit status 3)")
+
+
 # ---------------------------------------------------------------- replay paths
 def test_replay_path_from_another_scenario_is_refused(capsys):
     """A tagged index path replayed on another scenario is refused, naming this run's tag and scenario."""

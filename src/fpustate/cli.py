@@ -18,7 +18,7 @@ import click
 from . import __version__, output, usercode
 from .check.explore import LOOK_PAST, Explorer, Result
 from .check.trace import format_trace, index_path, model_tag
-from .check.verdict import EXIT_INTERRUPTED, check_status, incomplete, json_verdict, verdict
+from .check.verdict import EXIT_CAPPED, EXIT_INTERRUPTED, check_status, incomplete, json_verdict, verdict
 from .config import Scenario, knob_help, scenario_from_env
 from .designs import DESIGNS, get
 from .errors import FpustateError, UsageError
@@ -398,7 +398,15 @@ def explain_cmd(design_name, preset, max_states, **knobs) -> None:
     from .check.explain import explain, format_explanation
 
     m = make_model(get(design_name), _scenario(preset, knobs))
-    click.echo(format_explanation(m, explain(m, max_states=max_states)))
+    e = explain(m, max_states=max_states)
+    click.echo(format_explanation(m, e))
+    if e.interrupted:  # the classes of a partial exploration are a lower bound: say so, as check does
+        click.echo("fpustate: interrupted; the results above are partial", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if not e.complete:
+        click.echo("fpustate: --max-states stopped the exploration before the fixpoint; the classes above "
+                   "are those reached so far (exit status 3)", err=True)
+        sys.exit(EXIT_CAPPED)
 
 
 def _replay(m, path_text: str, properties) -> int:
