@@ -330,6 +330,21 @@ def test_interrupt_after_a_violation(monkeypatch, capsys):
     assert out.err.strip() == "fpustate: interrupted; the results above are partial"
 
 
+def test_interrupted_bug_suite(monkeypatch, capsys):
+    """Ctrl-C in the bug suite stops it: the row is INCOMPLETE (not NOT FOUND), notice, exit 130."""
+    from fpustate.check import explore
+
+    def interrupting(m, s):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(explore, "successors", interrupting)
+    assert run(["bugs"]) == 130
+    out = capsys.readouterr()
+    rows = [line for line in out.out.splitlines()[2:] if line.strip()]
+    assert len(rows) == 1 and rows[0].rstrip().endswith("incomplete (interrupted)   INCOMPLETE")
+    assert out.err.strip() == "fpustate: interrupted; the results above are partial"
+
+
 def test_capped_explain_is_partial(capsys):
     """explain capped by --max-states marks its classes partial and exits 3 (it exited 0)."""
     assert run(["explain", "linux", "--max-states", "50"]) == 3
