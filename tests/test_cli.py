@@ -131,7 +131,7 @@ def test_interrupted_run_prints_partial_result(monkeypatch, capsys):
     monkeypatch.setattr(explore, "successors", interrupting)
     assert run(["check", "linux"]) == 130
     out = capsys.readouterr()
-    assert re.search(r"^linux\s+[\d,]+\s+[\d,]+\s+\d+\s+\S+\s+\S+\s+holds so far \(interrupted\)", out.out, re.M)
+    assert re.search(r"^linux\s+[\d,]+\s+[\d,]+\s+\d+\s+\S+\s+\S+\s+incomplete \(interrupted\)", out.out, re.M)
     assert out.err.strip() == "fpustate: interrupted; the results above are partial"
 
 

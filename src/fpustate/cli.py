@@ -15,12 +15,12 @@ from typing import Optional
 
 import click
 
-from . import __version__
+from . import __version__, output, usercode
 from .check.explore import LOOK_PAST, Explorer, Result
-from .check.trace import format_trace, index_path
-from .config import Scenario, scenario_from_env
+from .check.trace import format_trace, index_path, model_tag
+from .check.verdict import EXIT_CAPPED, EXIT_INTERRUPTED, check_status, incomplete, json_verdict, verdict
+from .config import Scenario, knob_help, scenario_from_env
 from .designs import DESIGNS, get
-from .designs.loader import hook_failure, load_design_file
 from .errors import FpustateError, UsageError
 from .kernel.machine import initial_state, make_model
 from .kernel.properties import BY_NAME, PROPERTIES
@@ -36,17 +36,23 @@ PRESETS = {
 }
 
 
-def _scenario_options(f):
-    """One CLI option per Scenario field (FPUSTATE_<FIELD> sets the default)."""
-    for fld in reversed(fields(Scenario)):
-        name = "--" + fld.name.replace("_", "-")
-        if fld.type in ("bool", bool):
-            f = click.option(name + "/--no-" + fld.name.replace("_", "-"), fld.name, default=None,
-                             help=f"scenario: {fld.name} (default {fld.default})")(f)
-        else:
-            f = click.option(name, fld.name, type=int, default=None, metavar="N",
-                             help=f"scenario: {fld.name} (default {fld.default})")(f)
-    return f
+def _scenario_options(preset: str = "default"):
+    """One CLI option per Scenario field; its help says what it models, its range, the
+    default the command really uses (the preset's) and the FPUSTATE_<FIELD> variable."""
+    defaults = Scenario(**PRESETS[preset])
+
+    def decorate(f):
+        for fld in reversed(fields(Scenario)):
+            name = "--" + fld.name.replace("_", "-")
+            help_text = knob_help(fld.name, getattr(defaults, fld.name))
+            if fld.type in ("bool", bool):
+                f = click.option(name + "/--no-" + fld.name.replace("_", "-"), fld.name, default=None,
+                                 help=help_text)(f)
+            else:
+                f = click.option(name, fld.name, type=int, default=None, metavar="N", help=help_text)(f)
+        return f
+
+    return decorate
 
 
 def _scenario(preset: str, knobs: dict) -> Scenario:
@@ -103,12 +109,6 @@ class _Progress:
         return cb
 
 
-def _verdict(r: Result) -> str:
-    if r.violations:
-        return "VIOLATED"
-    return "holds" if r.complete else "holds so far (interrupted)"
-
-
 def _row(r: Result) -> list[str]:
     v = r.violations
     prop = "-"
@@ -117,7 +117,7 @@ def _row(r: Result) -> list[str]:
         prop = v[0].prop.name + (f" (+{len(v) - 1} more)" if len(v) > 1 else "")
         steps = str(len(v[0].path))
     return [r.design, f"{r.states:,}", f"{r.transitions:,}", str(r.depth), f"{r.seconds:.1f}",
-            f"{r.states_per_second:,.0f}", _verdict(r), prop, steps]
+            f"{r.states_per_second:,.0f}", verdict(r), prop, steps]
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -143,7 +143,7 @@ def _table(rows: list[list[str]]) -> str:
 @click.argument("design_names", nargs=-1, metavar="[DESIGN]...")
 @click.option("--scenario", "preset", default="default", metavar="NAME",
               help=f"scenario preset: {', '.join(PRESETS)} (flags below override it)")
-@_scenario_options
+@_scenario_options()
 @click.option("--property", "props", multiple=True, metavar="NAME",
               help="check only this property (repeatable); default: all")
 @click.option("--trace", is_flag=True, help="print the shortest counterexample of each failing design")
@@ -151,18 +151,27 @@ def _table(rows: list[list[str]]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--look-past", type=int, default=LOOK_PAST, show_default=True, metavar="N",
               help="BFS layers explored after the first violation, to find other properties' counterexamples")
-@click.option("--max-states", type=int, default=0, metavar="N", help="stop after N states (0: no limit)")
+@click.option("--max-states", type=int, default=0, metavar="N",
+              help="stop after N states (0: no limit); a capped run that found no violation is "
+                   "'incomplete' and exits with status 3")
 @click.option("--design-file", "design_files", multiple=True, metavar="FILE",
-              help="check the design(s) a Python file defines (DESIGN or DESIGNS), e.g. a variant of linux")
+              help="check the design(s) a Python file defines (DESIGN or DESIGNS), e.g. a variant of linux; "
+                   "the file is Python and runs with your rights")
 @click.option("--replay", "replay_path", metavar="PATH",
-              help="replay an index path (e.g. 1/10/11/3/2) printed under a counterexample, for one DESIGN")
+              help="replay an index path printed under a counterexample (e.g. 3f9c2a:1/10/11/3/2; the tag "
+                   "before ':' names the design and scenario, and a path from another one is refused), for one DESIGN")
 def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past, max_states, design_files,
               replay_path, **knobs) -> None:
-    """Explore every interleaving of DESIGN (default: all built-in designs)."""
+    """Explore every interleaving of DESIGN (default: all built-in designs).
+
+    \b
+    Exit status: 0 every property holds (explored to the fixpoint), 1 a property
+    is violated, 2 bad input (one line on stderr), 3 no violation but --max-states
+    stopped a run before the fixpoint ('incomplete'), 130 interrupted (Ctrl-C)."""
     scenario = _scenario(preset, knobs)
     if look_past < 0 or max_states < 0:
         raise UsageError("--look-past and --max-states must be 0 or more")
-    loaded = [d for f in design_files for d in load_design_file(f)]
+    loaded = [d for f in design_files for d in usercode.load_design_file(f)]
     designs = [get(n) for n in design_names]
     if not designs and not loaded:
         designs = list(DESIGNS.values())
@@ -177,7 +186,15 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     if replay_path is not None:
         if len(designs) != 1:
             raise UsageError("--replay needs exactly one DESIGN")
-        sys.exit(_replay(make_model(designs[0], scenario), replay_path, properties))
+        try:
+            status = _replay(make_model(designs[0], scenario), replay_path, properties)
+        except FpustateError:
+            raise
+        except (Exception, SystemExit) as e:  # a user-written hook failed: one line, exit 2
+            if designs[0] not in loaded:
+                raise
+            raise usercode.hook_error(e, designs[0]) from None
+        sys.exit(status)
 
     results = []
     with _Progress() as progress:
@@ -186,15 +203,15 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
             ex = Explorer(m, properties)
             try:
                 r = ex.run(progress=progress.callback(d.name), max_states=max_states, look_past=look_past)
-            except Exception as e:  # a user-written hook failed: one line, exit 2
+            except (Exception, SystemExit) as e:  # a user-written hook failed: one line, exit 2
                 if d not in loaded:
                     raise
-                raise hook_failure(e, d) from None
+                raise usercode.hook_error(e, d) from None
             for v in r.violations:
                 ex.trace(v)
             results.append((m, ex, r))
-            if not r.complete and not r.stopped_after_violation and not max_states:
-                break  # interrupted: report what we have
+            if r.interrupted:
+                break  # Ctrl-C: report what we have
 
     if as_json:
         click.echo(json.dumps(_json(scenario, results), indent=2))
@@ -206,14 +223,8 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
             for v in chosen:
                 click.echo("")
                 click.echo(format_trace(m, v.path, initial_state(m), v))
-                click.echo(f"  index path: {index_path(ex, v)}")
-    interrupted = any(not r.complete and not r.stopped_after_violation and not max_states for _, _, r in results)
-    if any(r.violations for _, _, r in results):
-        sys.exit(1)
-    if interrupted:
-        click.echo("fpustate: interrupted; the results above are partial", err=True)
-        sys.exit(130)
-    sys.exit(0)
+                click.echo(f"  index path: {model_tag(m)}:{index_path(ex, v)}")
+    sys.exit(check_status([r for _, _, r in results]))
 
 
 @main.command("bugs")
@@ -229,6 +240,8 @@ def bugs_cmd(trace, as_json) -> None:
     with _Progress() as progress:
         for bug in BUGS:
             results.append(run_bug(bug, cache, progress.callback))
+            if results[-1].mutant.interrupted or results[-1].fixed.interrupted:
+                break  # Ctrl-C: report what we have
     if as_json:
         click.echo(json.dumps([_bug_json(b) for b in results], indent=2))
     else:
@@ -239,6 +252,9 @@ def bugs_cmd(trace, as_json) -> None:
                 click.echo("")
                 click.echo(f"{b.bug.name} ({b.bug.commit}): {b.bug.why}")
                 click.echo(format_trace(m, b.found.path, initial_state(m), b.found))
+    if any(b.mutant.interrupted or b.fixed.interrupted for b in results):
+        click.echo("fpustate: interrupted; the results above are partial", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(0 if all(b.passed for b in results) else 1)
 
 
@@ -252,10 +268,12 @@ def _bugs_table(results) -> str:
         t.add_column(name, justify="right" if name in ("steps", "states", "seconds") else "left", no_wrap=True,
                      min_width={"seconds": 7}.get(name))
     for b in results:
-        fixed = f"{b.bug.fixed}: " + ("holds" if b.fixed.ok and b.fixed.complete else "VIOLATED")
+        fixed = f"{b.bug.fixed}: " + verdict(b.fixed)
+        cut_short = b.mutant.interrupted or b.fixed.interrupted
         t.add_row(b.bug.name, b.bug.commit, b.bug.mutant, b.bug.prop, str(len(b.found.path)) if b.found else "-",
                   f"{b.mutant.states:,}", f"{b.mutant.seconds:.1f}", fixed,
-                  "ok" if b.passed else ("NOT FOUND" if not b.found else "FIXED DESIGN FAILS"))
+                  "ok" if b.passed else "INCOMPLETE" if cut_short else
+                  ("NOT FOUND" if not b.found else "FIXED DESIGN FAILS"))
     console = Console(width=250, color_system=None, force_terminal=False, record=True, file=io.StringIO())
     console.print(t)
     return "\n".join(line.rstrip() for line in console.export_text().splitlines())
@@ -276,7 +294,7 @@ def _bug_json(b) -> dict:
                    "pingpong, hackbench, kthread-bounce, crypto, signals, ptrace")
 @click.option("--design", "design_names", multiple=True, metavar="NAME",
               help="design to replay (repeatable; default: eager, lazy, strawman, linux)")
-@click.option("--design-file", "design_files", multiple=True, metavar="FILE", help="also replay the design(s) in FILE")
+@click.option("--design-file", "design_files", multiple=True, metavar="FILE", help="also replay the design(s) in FILE (Python; it runs with your rights)")
 @click.option("--profile", "profile_name", default="spr-user-hot", show_default=True, metavar="NAME|FILE",
               help="cost profile: a built-in name or a TOML file (copy one from fpustate/sim/profiles)")
 @click.option("--fpu-use", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True, metavar="P",
@@ -307,11 +325,12 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
     if plot_path:
         report.check_plot(plot_path)
     designs = [get(n) for n in (design_names or ("eager", "lazy", "strawman", "linux"))]
-    loaded = [d for f in design_files for d in load_design_file(f)]
+    loaded = [d for f in design_files for d in usercode.load_design_file(f)]
     designs += loaded
     for t in traces:
         if not os.path.isfile(t):
-            raise UsageError(f"{t}: no such trace file")
+            raise UsageError(f"{t}: no such trace file" if not os.path.exists(t) else
+                             f"{t}: not a regular file (the trace is read twice: pass a file, not a pipe)")
     results = []
     try:
         with _FileProgress() as progress:
@@ -325,11 +344,11 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
                     break
     except FpustateError:
         raise
-    except Exception as e:  # a user-written hook failed: one line, exit 2
-        culprit = next((d for d in loaded if _raised_in(e, d)), None)
+    except (Exception, SystemExit) as e:  # a user-written hook failed: one line, exit 2
+        culprit = usercode.culprit(e, loaded)
         if culprit is None:
             raise
-        raise hook_failure(e, culprit) from None
+        raise usercode.hook_error(e, culprit) from None
     if plot_path:
         report.plot(results, plot_path)
     if as_json:
@@ -343,14 +362,6 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
     if results and results[-1].interrupted:
         click.echo("fpustate: interrupted; the counts above are partial", err=True)
         sys.exit(130)
-
-
-def _raised_in(e: BaseException, d) -> bool:
-    """Whether exception e came from one of design d's hook functions."""
-    import traceback
-
-    files = {getattr(getattr(h, "__code__", None), "co_filename", None) for h in vars(d).values() if callable(h)}
-    return any(frame.filename in files for frame in traceback.extract_tb(e.__traceback__))
 
 
 class _FileProgress(_Progress):
@@ -380,14 +391,22 @@ class _FileProgress(_Progress):
 @click.argument("design_name", metavar="DESIGN")
 @click.option("--scenario", "preset", default="small", metavar="NAME",
               help=f"scenario preset: {', '.join(PRESETS)} (default: small; flags below override it)")
-@_scenario_options
+@_scenario_options("small")
 @click.option("--max-states", type=int, default=0, metavar="N", help="stop after N states (0: no limit)")
 def explain_cmd(design_name, preset, max_states, **knobs) -> None:
     """Report which of Andy Lutomirski's state classes (1, 2a, 2b) DESIGN reaches, and what moves tasks between them."""
     from .check.explain import explain, format_explanation
 
     m = make_model(get(design_name), _scenario(preset, knobs))
-    click.echo(format_explanation(m, explain(m, max_states=max_states)))
+    e = explain(m, max_states=max_states)
+    click.echo(format_explanation(m, e))
+    if e.interrupted:  # the classes of a partial exploration are a lower bound: say so, as check does
+        click.echo("fpustate: interrupted; the results above are partial", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if not e.complete:
+        click.echo("fpustate: --max-states stopped the exploration before the fixpoint; the classes above "
+                   "are those reached so far (exit status 3)", err=True)
+        sys.exit(EXIT_CAPPED)
 
 
 def _replay(m, path_text: str, properties) -> int:
@@ -426,18 +445,31 @@ def _json(scenario: Scenario, results) -> dict:
                 prev = s
             viols.append({"property": v.prop.name, "kind": v.prop.kind, "doc": v.prop.doc,
                           "detail": v.detail, "steps": len(v.path), "index_path": index_path(ex, v),
+                          "replay_path": f"{model_tag(m)}:{index_path(ex, v)}",
                           "trace": steps})
         out["designs"].append({
             "design": r.design, "kernel": m.design.kernel, "states": r.states, "transitions": r.transitions,
             "depth": r.depth, "seconds": round(r.seconds, 3), "states_per_second": round(r.states_per_second),
             "complete": r.complete, "stopped_after_violation": r.stopped_after_violation,
-            "verdict": "violated" if r.violations else "holds", "violations": viols,
+            "incomplete": incomplete(r), "verdict": json_verdict(r), "violations": viols,
         })
     return out
 
 
 def run(argv: Optional[list[str]] = None) -> int:
-    """Entry point: click in non-standalone mode, every error as one line, exit 2."""
+    """Entry point: click in non-standalone mode, every error as one line, exit 2; a failed
+    write of the results (a full disk, an I/O error) is one line too."""
+    try:
+        status = _run(argv)
+        output.flush_stdout()
+        return status
+    except OSError as e:
+        if not output.stdout_failure(e):
+            raise
+        return output.stdout_failed(e)
+
+
+def _run(argv: Optional[list[str]]) -> int:
     try:
         main.main(args=argv, prog_name="fpustate", standalone_mode=False)
     except SystemExit as e:

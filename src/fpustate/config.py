@@ -15,6 +15,54 @@ from .errors import UsageError
 from .kernel.state import VALUES_PER_TASK
 
 
+LIMITS = {  # field -> (lowest, highest): what keeps exhaustive search tractable
+    "cpus": (1, 4),
+    "users": (1, 6),
+    "spare": (0, 4),
+    "kthreads": (0, 3),
+    "workers": (0, 2),
+    "values": (1, VALUES_PER_TASK),
+    "forks": (0, 4),
+    "execs": (0, 4),
+    "exits": (0, 4),
+    "ptrace_writes": (0, 3),
+    "signals": (0, 3),
+}
+
+KNOB_HELP = {  # field -> what it models, for --help
+    "cpus": "CPUs of the modelled machine",
+    "users": "user tasks alive at boot",
+    "spare": "free user task slots at boot, for fork() to fill (reusing a dead task's struct fpu); "
+             "users + spare <= 6",
+    "kthreads": "kernel threads besides the per-CPU idle tasks",
+    "workers": "kernel threads on a borrowed user mm that touch user memory (io_uring, vhost)",
+    "values": "register versions each user task can write (the value domain)",
+    "forks": "fork() calls over the whole run",
+    "execs": "exec() calls over the whole run",
+    "exits": "exit() calls over the whole run",
+    "kfpu_task": "kernel_fpu_begin() in syscalls",
+    "kfpu_softirq": "kernel_fpu_begin() in softirqs",
+    "kfpu_hardirq": "kernel_fpu_begin() in hardirqs",
+    "kfpu_kthread": "kernel_fpu_begin() in kernel threads and idle",
+    "pkru_writes": "user-mode WRPKRU (protection keys)",
+    "ptrace_writes": "PTRACE_SETREGSET writes by a tracer on a stopped task (valid data, a bogus header, or new "
+                     "data and PKRU)",
+    "ptrace_reads": "PTRACE_GETREGSET reads of a stopped task's xstate and PKRU",
+    "readers": "syscalls reading current's own state (coredump, regset read of self)",
+    "signals": "signal deliveries over the whole run; each frame may be returned from (64-bit or ia32 sigreturn)",
+    "corrupt_frames": "the program may overwrite a signal frame's xsave header",
+}
+
+
+def knob_help(name: str, default) -> str:
+    """One knob's --help: what it models, its range, its default and its FPUSTATE_* variable."""
+    var = "FPUSTATE_" + name.upper()
+    if isinstance(default, bool):
+        return f"{KNOB_HELP[name]}; default {'on' if default else 'off'}; env {var}=0|1"
+    lo, hi = LIMITS[name]
+    return f"{KNOB_HELP[name]}; {lo} to {hi}, default {default}; env {var}"
+
+
 @dataclass(frozen=True)
 class Scenario:
     """What the checker explores: machine size, task mix, value domain, budgets."""
@@ -40,20 +88,7 @@ class Scenario:
     corrupt_frames: bool = False  # the program may overwrite a signal frame's xsave header
 
     def __post_init__(self) -> None:
-        limits = {
-            "cpus": (1, 4),
-            "users": (1, 6),
-            "spare": (0, 4),
-            "kthreads": (0, 3),
-            "workers": (0, 2),
-            "values": (1, VALUES_PER_TASK),
-            "forks": (0, 4),
-            "execs": (0, 4),
-            "exits": (0, 4),
-            "ptrace_writes": (0, 3),
-            "signals": (0, 3),
-        }
-        for name, (lo, hi) in limits.items():
+        for name, (lo, hi) in LIMITS.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise UsageError(f"scenario: --{name} must be a whole number from {lo} to {hi}, got {v!r}")

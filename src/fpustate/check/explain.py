@@ -62,6 +62,7 @@ class Explanation:
     complete: bool
     occupancy: dict[tuple[str, bool], int] = field(default_factory=dict)  # (class, running) -> task-states
     changes: Counter = field(default_factory=Counter)  # (from, to, running_after, function) -> count
+    interrupted: bool = False  # Ctrl-C stopped the exploration (else incomplete means --max-states)
 
 
 def _function(m: Model, a: tuple, before: bytes) -> str:
@@ -72,7 +73,7 @@ def _function(m: Model, a: tuple, before: bytes) -> str:
 def explain(m: Model, max_states: int = 0) -> Explanation:
     ex = Explorer(m, ())
     res = ex.run(max_states=max_states)
-    out = Explanation(m.design.name, res.states, res.complete)
+    out = Explanation(m.design.name, res.states, res.complete, interrupted=res.interrupted)
     occ: Counter = Counter()
     users = range(m.scenario.slots)
     for s in ex.states:

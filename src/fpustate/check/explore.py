@@ -48,6 +48,7 @@ class Result:
     peak_bytes: int = 0  # with measure_memory
     stopped_after_violation: bool = False  # look_past layers after the first violation were done
     expanded: int = 0  # states whose successors were generated
+    interrupted: bool = False  # stopped by Ctrl-C (not complete, not capped by max_states)
 
     @property
     def ok(self) -> bool:
@@ -97,6 +98,7 @@ class Explorer:
         i = 0
         complete = True
         stopped = False  # by look_past, after a violation
+        interrupted = False
         try:
             while i < len(states):
                 if i == layer_end:
@@ -131,6 +133,7 @@ class Explorer:
                     break
         except KeyboardInterrupt:
             complete = False
+            interrupted = True
         seconds = time.perf_counter() - start
         peak = 0
         if measure_memory:
@@ -141,7 +144,7 @@ class Explorer:
         order = {p.name: n for n, p in enumerate(self.properties)}
         found.sort(key=lambda v: order[v.prop.name])
         return Result(m.design.name, len(states), transitions, depth, seconds, complete, found, peak,
-                      stopped_after_violation=stopped, expanded=i)
+                      stopped_after_violation=stopped, expanded=i, interrupted=interrupted)
 
     def trace(self, v: Violation) -> list[tuple[Action, bytes]]:
         """The path from the initial state to the violating one, replayed."""

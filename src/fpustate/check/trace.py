@@ -4,8 +4,8 @@ Each line: step number, CPU, the task that acts (prev->next for switches),
 its context, the kernel function(s) the step runs, and what changed:
 registers, fpu_fpregs_owner_ctx, last_cpu, the design's load flag, PKRU, the
 user program's view. The last lines name the violated property, its detail
-and its docstring. A compact index path (`0/3/1/4`, Stateright style) follows,
-which `fpustate check DESIGN --replay PATH` accepts.
+and its docstring. A compact index path (`0/3/1/4`, Stateright style) follows, prefixed by
+the model's tag (`model_tag`), which `fpustate check DESIGN --replay PATH` accepts.
 """
 
 from __future__ import annotations
@@ -138,11 +138,31 @@ def state_summary(m: Model, s: bytes) -> str:
     return "\n".join(lines)
 
 
+def model_tag(m: Model) -> str:
+    """Six hex digits naming the design and every scenario field: printed before an index
+    path (`3f9c2a:1/10/11/3/2`), so that `--replay` refuses a path recorded on another design
+    or scenario instead of silently following other actions."""
+    import hashlib
+    from dataclasses import fields
+
+    sc = m.scenario
+    text = "|".join([m.design.name, m.design.kernel] + [f"{f.name}={getattr(sc, f.name)!r}" for f in fields(sc)])
+    return hashlib.sha256(text.encode()).hexdigest()[:6]
+
+
 def replay(m: Model, index_path_text: str) -> list[tuple[Action, bytes]]:
-    """Follow an index path (`1/10/11/3/2`) from the initial state."""
+    """Follow an index path (`1/10/11/3/2`, or `TAG:1/10/11/3/2` as printed, whose TAG must
+    be this design's and scenario's model_tag) from the initial state."""
     from ..errors import UsageError
     from ..kernel.machine import initial_state, successors
 
+    tag, sep, rest = index_path_text.strip().rpartition(":")
+    if sep:
+        if tag != model_tag(m):
+            raise UsageError(f"--replay: path {index_path_text.strip()} was recorded on another design or scenario "
+                             f"(this run is {model_tag(m)}: {m.design.name}; {m.scenario.describe()}); "
+                             "give the DESIGN and scenario flags it was printed with")
+        index_path_text = rest
     s = initial_state(m)
     path: list[tuple[Action, bytes]] = []
     parts = [p for p in index_path_text.strip().split("/") if p != ""]

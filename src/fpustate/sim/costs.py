@@ -11,6 +11,7 @@ AMX tile data (8 KiB) therefore makes a save or restore markedly dearer.
 from __future__ import annotations
 
 import functools
+import math
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -69,12 +70,35 @@ def load_profile(name_or_path: str) -> Profile:
         linear = {}
         for kind in KINDS:
             sec = data[kind]
-            linear[kind] = (float(sec["base"]), float(sec.get("per_kib", 0)))
-        return Profile(str(data["name"]), " ".join(str(data["source"]).split()), float(data["ghz"]),
-                       int(str(data.get("default_xfeatures", "a2")), 16), linear,
-                       float(data["trap"]["nm"]), float(data["trap"]["cr0_write"]))
+            linear[kind] = (_number(where, f"{kind}.base", sec["base"], 0.0, MAX_CYCLES),
+                            _number(where, f"{kind}.per_kib", sec.get("per_kib", 0), 0.0, MAX_CYCLES))
+        xfeatures = int(str(data.get("default_xfeatures", "a2")), 16)
+        if not 0 <= xfeatures < 1 << 64:
+            raise UsageError(f"{where}: default_xfeatures must be a 64-bit XSTATE_BV in hex, such as \"a2\"")
+        return Profile(str(data["name"]), " ".join(str(data["source"]).split()),
+                       _number(where, "ghz", data["ghz"], MIN_GHZ, MAX_GHZ), xfeatures, linear,
+                       _number(where, "trap.nm", data["trap"]["nm"], 0.0, MAX_CYCLES),
+                       _number(where, "trap.cr0_write", data["trap"]["cr0_write"], 0.0, MAX_CYCLES))
     except KeyError as e:
         raise UsageError(f"{where}: missing {e.args[0]!r}; copy a built-in profile "
                          f"(e.g. {builtin_profiles()[0]}) and edit it") from None
     except (TypeError, ValueError) as e:
         raise UsageError(f"{where}: a value is not a number ({e})") from None
+
+
+MIN_GHZ, MAX_GHZ = 0.01, 100.0  # a core clock, in GHz
+MAX_CYCLES = 1e9  # any one operation's cost; keeps every total a finite number
+
+
+def _number(where: str, key: str, value, lo: float, hi: float) -> float:
+    """A finite number from lo to hi (TOML also allows nan and inf)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UsageError(f"{where}: {key} must be a number, got {value!r}")
+    try:
+        x = float(value)
+    except ValueError:
+        raise UsageError(f"{where}: {key} must be a number, got {value!r}") from None
+    if not (math.isfinite(x) and lo <= x <= hi):
+        bounds = " to ".join(f"{b:,.0f}" if b >= 1 else f"{b:g}" for b in (lo, hi))
+        raise UsageError(f"{where}: {key} must be a number from {bounds}, got {value!r}")
+    return x

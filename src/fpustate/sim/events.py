@@ -21,13 +21,19 @@ import gzip
 import io
 import os
 import re
+import zlib
 from typing import Iterator, NamedTuple, Optional
 
 from ..errors import UsageError
 
+# The patterns run in linear time on any line (checked by tests/test_hostile.py): the comm
+# starts and ends with a non-blank, every quantifier that could give characters back to a
+# neighbour of the same class is possessive (`*+`, `++`: Python 3.11), so a line of blanks,
+# dashes or digits is rejected in one pass instead of being retried at every split.
 TRACEFS_RE = re.compile(
-    r"\s*(.+?)-(\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(\d+)\]\s+(?:([^\s\[\]]{4,5})\s+)?(\d+\.\d+):\s+([\w:]+):\s*(.*)")
-PERF_RE = re.compile(r"\s*(.+?)\s+(\d+)\s+\[(\d+)\]\s+(\d+\.\d+):\s+([\w:]+):\s*(.*)")
+    r"\s*+(\S.*?)-(\d++)\s++(?:\(\s*+[\d-]++\)\s++)?+\[(\d++)\]\s++(?:([^\s\[\]]{4,5})\s++)?"
+    r"(\d++\.\d++):\s++([\w:]+):\s*+(.*)")
+PERF_RE = re.compile(r"\s*+(\S(?:.*?\S)?)\s++(\d++)\s++\[(\d++)\]\s++(\d++\.\d++):\s++([\w:]+):\s*+(.*)")
 HEADER_RE = re.compile(r"version = \d+|cpus=\d+|CPU \d+ is empty|CPU:\d+ \[LOST \d+ EVENTS\]")
 LOST_RE = re.compile(r"CPU:\d+ \[LOST (\d+) EVENTS\]")
 
@@ -54,13 +60,46 @@ class TraceError(UsageError):
     """A malformed trace: one line naming the file, the line and what was expected."""
 
 
+MAX_LINE = 65_536  # characters; a record (even a 4 KiB trace_marker write) is far shorter
+GZIP_MAGIC = b"\x1f\x8b"
+READ_ERRORS = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
+
+
+def _compression(magic: bytes) -> Optional[str]:
+    """The compressor other than gzip whose magic number starts the file, if any."""
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if magic.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    if magic[:3] == b"BZh" and magic[4:10] == b"1AY&SY":
+        return "bzip2"
+    return None
+
+
 def _open(path: str):
+    """The trace as text, gunzipped when its first bytes say gzip (whatever its name says)."""
     try:
-        if path.endswith(".gz"):
+        with open(path, "rb") as f:
+            magic = f.read(10)
+        other = _compression(magic)
+        if other:
+            raise TraceError(f"{path}: compressed with {other}; decompress it (or gzip it) first")
+        if magic.startswith(GZIP_MAGIC):
             return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
         return open(path, encoding="utf-8", errors="replace")
     except OSError as e:
         raise TraceError(f"{path}: cannot read the trace ({e.strerror})") from None
+
+
+def read_error(path: str, e: BaseException) -> TraceError:
+    """A failure while reading (a truncated or corrupt gzip, an I/O error) as one line."""
+    if isinstance(e, EOFError):
+        what = "the gzip data ends early (truncated file?)"
+    elif isinstance(e, (gzip.BadGzipFile, zlib.error)):
+        what = f"corrupt gzip data ({e})"
+    else:
+        what = e.strerror or str(e)
+    return TraceError(f"{path}: cannot read the trace: {what}")
 
 
 class TraceReader:
@@ -81,17 +120,25 @@ class TraceReader:
         fast = self._fast
         with _open(self.path) as f:
             size = 0
-            for n, raw in enumerate(f, 1):
-                size += len(raw)
-                rec = fast(raw, n) if self.format is TRACEFS else None
-                if rec is None:
-                    self.bytes_read = size
-                    rec = self._slow(raw, n)
+            n = 0
+            try:
+                for n, raw in enumerate(f, 1):
+                    length = len(raw)
+                    size += length
+                    if length > MAX_LINE:
+                        raise TraceError(f"{self.path}:{n}: a line of {length:,} characters; a trace record "
+                                         f"has at most {MAX_LINE:,} (is this a text trace?)")
+                    rec = fast(raw, n) if self.format is TRACEFS else None
                     if rec is None:
-                        continue
-                elif not n & 0x3FF:
-                    self.bytes_read = size
-                yield rec
+                        self.bytes_read = size
+                        rec = self._slow(raw, n)
+                        if rec is None:
+                            continue
+                    elif not n & 0x3FF:
+                        self.bytes_read = size
+                    yield rec
+            except READ_ERRORS as e:
+                raise read_error(f"{self.path}:{n + 1}" if n else self.path, e) from None
             self.bytes_read = size
 
     @staticmethod
@@ -102,7 +149,7 @@ class TraceReader:
         if len(parts) < 5:
             return None
         bracket = parts[1]
-        if bracket[0] != "[" or bracket[-1] != "]":
+        if bracket[0] != "[" or bracket[-1] != "]" or bracket[1:2] == "-":  # no negative CPU
             return None
         ts = parts[2]
         if ts[-1] == ":":  # no flags column (trace-cmd report): re-split one field less

@@ -172,6 +172,12 @@ class Inference:
                     self.view.reset(rec.pid)  # fpu_flush_thread() -> fpu_reset_fpregs()
             elif event == "sched_process_fork":
                 child = int(field(rec.payload, "child_pid="))
+                if child <= 0:  # pid 0 is the idle task (kernel/fork.c never hands it out)
+                    raise MalformedRecord(f"child_pid={child} is not a pid a fork can create")
+                running = {**self.cur, **{cpu: pend[3] for cpu, pend in self.pending.items()}}
+                on = [cpu for cpu, pid in running.items() if pid == child]
+                if on:
+                    raise MalformedRecord(f"child_pid={child} is running (on CPU {min(on)}); a fork creates a new task")
                 parent_kind = self.kind_of(rec.pid, rec.comm)
                 kind = O.KTHREAD if parent_kind != O.USER else O.USER
                 self.kind[child] = kind
@@ -188,6 +194,8 @@ class Inference:
             elif event == "sched_migrate_task":
                 pid = int(field(rec.payload, " pid="))
                 dest = int(field(rec.payload, "dest_cpu="))
+                if dest < 0:
+                    raise MalformedRecord(f"dest_cpu={dest} is not a CPU")
                 out.append(O.Op(O.MIGRATE, c, pid, dest, line=rec.line))
                 if dest not in self.cur and pid != self.cur.get(c):
                     self.moved[pid] = (dest, rec.line)  # to a CPU the trace does not show

@@ -22,7 +22,7 @@ from collections import Counter
 from typing import Optional
 
 from ..config import Scenario
-from ..errors import UsageError
+from ..errors import InternalError, UsageError
 from ..kernel.design import K_SOFTIRQ, K_TASK, Design
 from ..kernel import context
 from ..kernel.machine import (
@@ -99,6 +99,7 @@ class Replay:
     def __init__(self, design: Design, ncpus: int, profile: Profile, conformance: bool = False,
                  pool: int = POOL) -> None:
         self.name = design.name
+        self.origin = design  # the design as given (fpustate.usercode blames a failing user design)
         design = design.simulation or design
         self.design = design
         self.profile = profile
@@ -275,7 +276,10 @@ class Replay:
         other = k[pn + T_CPU]
         if other != NULL and other != c:  # the trace missed nxt's switch-out elsewhere
             self.synthesized += 1
-            self._switch_in(other, m.idle_of(other), O.PREV_RUNNABLE)
+            idle = m.idle_of(other)
+            if k[tb + idle * TASK_W + T_CPU] not in (NULL, other):  # so the call below cannot recurse
+                raise InternalError(f"{self.name}: CPU {other}'s idle task runs on another CPU")
+            self._switch_in(other, idle, O.PREV_RUNNABLE)
         if nxt == prev:
             return False
         pp = tb + prev * TASK_W
@@ -385,6 +389,8 @@ class Replay:
         if op.kind != USER or k[task(k, parent) + T_KIND] != USER:
             self.slot(op.pid, op.kind, c)  # a kernel thread: a fresh record, nothing to copy
             return
+        if op.pid == 0:  # sim.infer rejects it: slot() maps pid 0 to the idle task
+            raise InternalError("fork of pid 0: the idle task cannot be a fork child")
         self._leave_user(c, parent, False)
         child = self.slot(op.pid, USER, c)
         copy_process(self.m, k, c, parent, child)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 
+from .. import output
 from ..errors import UsageError
 from .costs import Profile
 from .run import SimResult
@@ -120,14 +120,25 @@ def as_csv(results: list[SimResult]) -> str:
 
 
 def check_plot(path: str) -> None:
-    """Fail before any work if the plot cannot be made."""
+    """Fail before any work if the plot cannot be made: matplotlib missing, a format it does
+    not write, or a target that is not a regular file (fpustate.output.target)."""
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib: pip install 'fpustate[plot]'")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-        raise UsageError(f"--plot: cannot write into {directory!r}")
+    output.target(path, "--plot", "plot.png")
+    fmt = _plot_format(path)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    if fmt not in formats:
+        raise UsageError(f"--plot {path}: matplotlib cannot write .{fmt} files; use one of "
+                         + ", ".join("." + f for f in sorted(formats)))
+
+
+def _plot_format(path: str) -> str:
+    return os.path.splitext(path)[1][1:].lower() or "png"
 
 
 def plot(results: list[SimResult], path: str) -> None:
@@ -138,7 +149,6 @@ def plot(results: list[SimResult], path: str) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    directory = os.path.dirname(os.path.abspath(path))
     names = [name for name, _ in results[0].designs]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(results) * max(1, len(names)) / 3), 4.5))
     width = 0.8 / max(1, len(names))
@@ -156,15 +166,7 @@ def plot(results: list[SimResult], path: str) -> None:
     ax.set_title("FPU save/restore cost by design")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1] or ".png", dir=directory)
-    os.close(fd)
-    try:
-        fig.savefig(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; the plot is an ordinary file
-        os.replace(tmp, path)  # nothing half-written
+    try:  # through a symlink, never over a special file, never half-written
+        output.write_atomically(path, "--plot", lambda tmp: fig.savefig(tmp, format=_plot_format(path)), "plot.png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)

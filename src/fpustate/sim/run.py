@@ -16,7 +16,7 @@ from ..kernel import context
 from ..errors import UsageError
 from .bound import Bound
 from .costs import Profile
-from .events import TraceError, TraceReader, _open
+from .events import READ_ERRORS, TraceError, TraceReader, _open, read_error
 from .infer import FPU_EVENTS, Inference, MalformedRecord
 from .kernel_view import INFERRED_KINDS
 from .replay import Replay
@@ -50,7 +50,10 @@ def peek(path: str) -> tuple[bool, int]:
     PEEK records."""
     ncpus = 0
     with _open(path) as f:
-        head = f.read(4096)
+        try:
+            head = f.read(4096)
+        except READ_ERRORS as e:
+            raise read_error(path, e) from None
     m = NCPUS_RE.search(head)
     if m:
         ncpus = int(m.group(1) or m.group(2))
@@ -86,8 +89,7 @@ def simulate_ops(source: str, inference: str, items: Iterable, ncpus: int, desig
     def run(batch) -> None:
         for op in batch:
             if op.cpu >= ncpus:
-                raise UsageError(f"{source}:{op.line}: CPU {op.cpu} first appears after the first {PEEK:,} "
-                                 f"records and the header gives no CPU count; pass --cpus {op.cpu + 1} or more")
+                raise UsageError(_late_cpu(source, op))
             if single is not None:
                 single[op[0]](op)
             else:
@@ -122,6 +124,14 @@ def simulate_ops(source: str, inference: str, items: Iterable, ncpus: int, desig
             res.conformance = {kind: tuple(r.tally[kind]) for kind in ("switch", "return", "signal")}
             res.disagreements = sorted(r.disagreements)[:20]
     return res
+
+
+def _late_cpu(source: str, op) -> str:
+    """The error for a CPU number the first PEEK records and the header did not announce."""
+    where = f"{source}:{op.line}: CPU {op.cpu} first appears after the first {PEEK:,} records"
+    if op.cpu >= MAX_CPUS:
+        return f"{where}; the simulator models at most {MAX_CPUS} CPUs (0 to {MAX_CPUS - 1})"
+    return f"{where} and the header gives no CPU count; pass --cpus {op.cpu + 1} or more"
 
 
 def simulate_trace(path: str, designs: list[Design], profile: Profile, fpu_use: float = 1.0, seed: int = 0,
