@@ -126,15 +126,14 @@ def check_plot(path: str) -> None:
         raise UsageError(f"--plot: cannot write into {directory!r}")
 
 
-def plot(results: list[SimResult], path: str) -> None:
-    """Bars of each design's FPU cycles per trace, normalised to the clairvoyant bound (1.0)."""
-    check_plot(path)
+def figure(results: list[SimResult]):
+    """The figure `plot()` saves: bars of each design's FPU cycles per trace, normalised to the
+    clairvoyant bound (1.0). `fpustate simulate --html` draws it inline as SVG."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    directory = os.path.dirname(os.path.abspath(path))
     names = [name for name, _ in results[0].designs]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(results) * max(1, len(names)) / 3), 4.5))
     width = 0.8 / max(1, len(names))
@@ -152,6 +151,16 @@ def plot(results: list[SimResult], path: str) -> None:
     ax.set_title("FPU save/restore cost by design")
     ax.legend(fontsize="small")
     fig.tight_layout()
+    return fig
+
+
+def plot(results: list[SimResult], path: str) -> None:
+    """Bars of each design's FPU cycles per trace, normalised to the clairvoyant bound (1.0)."""
+    check_plot(path)
+    import matplotlib.pyplot as plt
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fig = figure(results)
     fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1] or ".png", dir=directory)
     os.close(fd)
     try:
