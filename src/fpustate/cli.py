@@ -18,21 +18,12 @@ import click
 from . import __version__
 from .check.explore import LOOK_PAST, Explorer, Result
 from .check.trace import format_trace, index_path
-from .config import Scenario, scenario_from_env
+from .config import PRESETS, Scenario, scenario_from_env
 from .designs import DESIGNS, get
 from .designs.loader import hook_failure, load_design_file
 from .errors import FpustateError, UsageError
 from .kernel.machine import initial_state, make_model
 from .kernel.properties import BY_NAME, PROPERTIES
-
-PRESETS = {
-    "default": {},
-    "small": dict(kthreads=0, execs=0),
-    "lifecycle": dict(forks=1, execs=1, exits=1),
-    "pkru": dict(kthreads=0, execs=0, pkru_writes=True),
-    "signals": dict(kthreads=0, execs=0, values=1, signals=1, corrupt_frames=True),
-    "ptrace": dict(kthreads=0, execs=0, ptrace_writes=1, ptrace_reads=True, readers=True, pkru_writes=True),
-}
 
 
 def _scenario_options(f):

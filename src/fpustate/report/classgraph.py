@@ -17,7 +17,7 @@ from typing import NamedTuple
 from ..check.explain import CLASSES, MEANING, Explanation
 
 FUNCTION = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\(\)")
-STEP_X, NODE_W, NODE_H, LINE_H = 330, 190, 64, 15
+STEP_X, NODE_W, NODE_H, LINE_H = 340, 240, 64, 15
 
 
 class Edge(NamedTuple):
@@ -80,7 +80,7 @@ def svg(e: Explanation) -> str:
         x0, x1 = xs[x.src], xs[x.dst]
         forward = x1 > x0
         sign = -1 if forward else 1
-        off = 12 if forward else -12  # keep a->b and b->a apart at the nodes
+        off = (10 + 14 * span[x]) * (1 if forward else -1)  # keep a->b, b->a and long arcs apart at the nodes
         y0 = mid + sign * NODE_H / 2
         h = span[x] * rise
         cy = y0 + sign * h * 4 / 3  # a cubic's apex reaches 3/4 of its control height
