@@ -190,6 +190,8 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     if replay_path is not None:
         if len(designs) != 1:
             raise UsageError("--replay needs exactly one DESIGN")
+        if html_path or junit_path:
+            raise UsageError("--html and --junit report a check; --replay prints one path (drop them)")
         sys.exit(_replay(make_model(designs[0], scenario), replay_path, properties))
 
     results = []
