@@ -19,21 +19,11 @@ from . import __version__, output, usercode
 from .check.explore import LOOK_PAST, Explorer, Result
 from .check.trace import format_trace, index_path, model_tag
 from .check.verdict import EXIT_CAPPED, EXIT_INTERRUPTED, check_status, incomplete, json_verdict, verdict
-from .config import Scenario, knob_help, scenario_from_env
+from .config import PRESETS, Scenario, knob_help, scenario_from_env
 from .designs import DESIGNS, get
 from .errors import FpustateError, UsageError
 from .kernel.machine import initial_state, make_model
 from .kernel.properties import BY_NAME, PROPERTIES
-from .kernel.state import NULL
-
-PRESETS = {
-    "default": {},
-    "small": dict(kthreads=0, execs=0),
-    "lifecycle": dict(forks=1, execs=1, exits=1),
-    "pkru": dict(kthreads=0, execs=0, pkru_writes=True),
-    "signals": dict(kthreads=0, execs=0, values=1, signals=1, corrupt_frames=True),
-    "ptrace": dict(kthreads=0, execs=0, ptrace_writes=1, ptrace_reads=True, readers=True, pkru_writes=True),
-}
 
 
 def _scenario_options(preset: str = "default"):
@@ -120,6 +110,25 @@ def _row(r: Result) -> list[str]:
             f"{r.states_per_second:,.0f}", verdict(r), prop, steps]
 
 
+CHECK_COLUMNS = ("design", "states", "transitions", "depth", "seconds", "states/s", "verdict", "violated property",
+                 "steps")
+
+
+def _check_outputs(**paths) -> None:
+    """Fail before any work if a report file (--html, --junit) cannot be written."""
+    from .report.output import check_writable
+
+    for option, path in paths.items():
+        if path is not None:
+            check_writable(path, f"--{option}")
+
+
+def _write(path: str, option: str, data) -> None:
+    from .report.output import write_atomic
+
+    write_atomic(path, data, option)
+
+
 def _table(rows: list[list[str]]) -> str:
     from rich import box
     from rich.console import Console
@@ -127,8 +136,7 @@ def _table(rows: list[list[str]]) -> str:
 
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     numeric = ("states", "transitions", "depth", "seconds", "states/s", "steps")
-    for name in ("design", "states", "transitions", "depth", "seconds", "states/s", "verdict",
-                 "violated property", "steps"):
+    for name in CHECK_COLUMNS:
         # Fixed minimum widths for the timing columns keep the layout stable run to run.
         width = {"seconds": 7, "states/s": 9}.get(name)
         t.add_column(name, justify="right" if name in numeric else "left", no_wrap=True, min_width=width)
@@ -160,8 +168,12 @@ def _table(rows: list[list[str]]) -> str:
 @click.option("--replay", "replay_path", metavar="PATH",
               help="replay an index path printed under a counterexample (e.g. 3f9c2a:1/10/11/3/2; the tag "
                    "before ':' names the design and scenario, and a path from another one is refused), for one DESIGN")
+@click.option("--html", "html_path", metavar="FILE",
+              help="also write a self-contained HTML page: the table and a CPU-lane timeline per counterexample")
+@click.option("--junit", "junit_path", metavar="FILE",
+              help="also write JUnit XML: one test case per design and property, the counterexample as failure")
 def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past, max_states, design_files,
-              replay_path, **knobs) -> None:
+              replay_path, html_path, junit_path, **knobs) -> None:
     """Explore every interleaving of DESIGN (default: all built-in designs).
 
     \b
@@ -169,6 +181,7 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     is violated, 2 bad input (one line on stderr), 3 no violation but --max-states
     stopped a run before the fixpoint ('incomplete'), 130 interrupted (Ctrl-C)."""
     scenario = _scenario(preset, knobs)
+    _check_outputs(html=html_path, junit=junit_path)
     if look_past < 0 or max_states < 0:
         raise UsageError("--look-past and --max-states must be 0 or more")
     loaded = [d for f in design_files for d in usercode.load_design_file(f)]
@@ -186,6 +199,8 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     if replay_path is not None:
         if len(designs) != 1:
             raise UsageError("--replay needs exactly one DESIGN")
+        if html_path or junit_path:
+            raise UsageError("--html and --junit report a check; --replay prints one path (drop them)")
         try:
             status = _replay(make_model(designs[0], scenario), replay_path, properties)
         except FpustateError:
@@ -213,6 +228,15 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
             if r.interrupted:
                 break  # Ctrl-C: report what we have
 
+    if html_path:
+        from .report.html import check_page
+
+        _write(html_path, "--html", check_page(scenario, results, CHECK_COLUMNS, [_row(r) for _, _, r in results],
+                                               verdict))
+    if junit_path:
+        from .report.junit import check_xml
+
+        _write(junit_path, "--junit", check_xml(results, properties, max_states))
     if as_json:
         click.echo(json.dumps(_json(scenario, results), indent=2))
     else:
@@ -230,10 +254,15 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
 @main.command("bugs")
 @click.option("--trace", is_flag=True, help="print each bug's shortest counterexample")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def bugs_cmd(trace, as_json) -> None:
+@click.option("--html", "html_path", metavar="FILE",
+              help="also write a self-contained HTML page: the table and every bug's counterexample timeline")
+@click.option("--junit", "junit_path", metavar="FILE", help="also write JUnit XML: one test case per bug")
+def bugs_cmd(trace, as_json, html_path, junit_path) -> None:
     """Check the regression suite of real kernel FPU bugs: each mutant must violate its
     property, and each fixed design must hold every property on the same scenario."""
     from .check.bugs import BUGS, run_bug
+
+    _check_outputs(html=html_path, junit=junit_path)
 
     cache: dict = {}
     results = []
@@ -242,6 +271,14 @@ def bugs_cmd(trace, as_json) -> None:
             results.append(run_bug(bug, cache, progress.callback))
             if results[-1].mutant.interrupted or results[-1].fixed.interrupted:
                 break  # Ctrl-C: report what we have
+    if html_path:
+        from .report.html import bugs_page
+
+        _write(html_path, "--html", bugs_page(results, BUGS_COLUMNS, [_bug_row(b) for b in results]))
+    if junit_path:
+        from .report.junit import bugs_xml
+
+        _write(junit_path, "--junit", bugs_xml(results))
     if as_json:
         click.echo(json.dumps([_bug_json(b) for b in results], indent=2))
     else:
@@ -258,22 +295,30 @@ def bugs_cmd(trace, as_json) -> None:
     sys.exit(0 if all(b.passed for b in results) else 1)
 
 
+BUGS_COLUMNS = ("bug", "commit", "mutant", "property violated", "steps", "states", "seconds", "fixed design",
+                "verdict")
+
+
+def _bug_row(b) -> list[str]:
+    fixed = f"{b.bug.fixed}: " + verdict(b.fixed)
+    cut_short = b.mutant.interrupted or b.fixed.interrupted
+    return [b.bug.name, b.bug.commit, b.bug.mutant, b.bug.prop, str(len(b.found.path)) if b.found else "-",
+            f"{b.mutant.states:,}", f"{b.mutant.seconds:.1f}", fixed,
+            "ok" if b.passed else "INCOMPLETE" if cut_short else
+            ("NOT FOUND" if not b.found else "FIXED DESIGN FAILS")]
+
+
 def _bugs_table(results) -> str:
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name in ("bug", "commit", "mutant", "property violated", "steps", "states", "seconds", "fixed design", "verdict"):
+    for name in BUGS_COLUMNS:
         t.add_column(name, justify="right" if name in ("steps", "states", "seconds") else "left", no_wrap=True,
                      min_width={"seconds": 7}.get(name))
     for b in results:
-        fixed = f"{b.bug.fixed}: " + verdict(b.fixed)
-        cut_short = b.mutant.interrupted or b.fixed.interrupted
-        t.add_row(b.bug.name, b.bug.commit, b.bug.mutant, b.bug.prop, str(len(b.found.path)) if b.found else "-",
-                  f"{b.mutant.states:,}", f"{b.mutant.seconds:.1f}", fixed,
-                  "ok" if b.passed else "INCOMPLETE" if cut_short else
-                  ("NOT FOUND" if not b.found else "FIXED DESIGN FAILS"))
+        t.add_row(*_bug_row(b))
     console = Console(width=250, color_system=None, force_terminal=False, record=True, file=io.StringIO())
     console.print(t)
     return "\n".join(line.rstrip() for line in console.export_text().splitlines())
@@ -307,8 +352,9 @@ def _bug_json(b) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--csv", "as_csv", is_flag=True, help="one CSV row per trace and design")
 @click.option("--plot", "plot_path", metavar="FILE.png", help="plot each design's cycles against the bound")
+@click.option("--html", "html_path", metavar="FILE", help="also write a self-contained HTML page: the tables and the plot")
 def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fpu_use, seed, length, cpus, as_json,
-                 as_csv, plot_path) -> None:
+                 as_csv, plot_path, html_path) -> None:
     """Replay scheduler traces (tracefs, trace-cmd report or perf script text) or synthetic
     workloads through the designs: saves, restores, skipped restores, #NM traps, CR0.TS writes
     and cycles, against the clairvoyant bound; conformance of linux with the kernel when the
@@ -324,6 +370,7 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
     profile = load_profile(profile_name)
     if plot_path:
         report.check_plot(plot_path)
+    _check_outputs(html=html_path)
     designs = [get(n) for n in (design_names or ("eager", "lazy", "strawman", "linux"))]
     loaded = [d for f in design_files for d in usercode.load_design_file(f)]
     designs += loaded
@@ -351,6 +398,10 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
         raise usercode.hook_error(e, culprit) from None
     if plot_path:
         report.plot(results, plot_path)
+    if html_path and results:
+        from .report.html import simulate_page
+
+        _write(html_path, "--html", simulate_page(results, profile))
     if as_json:
         click.echo(json.dumps([report.as_json(r, profile) for r in results], indent=2))
     elif as_csv:
@@ -393,12 +444,18 @@ class _FileProgress(_Progress):
               help=f"scenario preset: {', '.join(PRESETS)} (default: small; flags below override it)")
 @_scenario_options("small")
 @click.option("--max-states", type=int, default=0, metavar="N", help="stop after N states (0: no limit)")
-def explain_cmd(design_name, preset, max_states, **knobs) -> None:
+@click.option("--html", "html_path", metavar="FILE", help="also write a self-contained HTML page with the class graph (SVG)")
+def explain_cmd(design_name, preset, max_states, html_path, **knobs) -> None:
     """Report which of Andy Lutomirski's state classes (1, 2a, 2b) DESIGN reaches, and what moves tasks between them."""
     from .check.explain import explain, format_explanation
 
     m = make_model(get(design_name), _scenario(preset, knobs))
+    _check_outputs(html=html_path)
     e = explain(m, max_states=max_states)
+    if html_path:
+        from .report.html import explain_page
+
+        _write(html_path, "--html", explain_page(m, e))
     click.echo(format_explanation(m, e))
     if e.interrupted:  # the classes of a partial exploration are a lower bound: say so, as check does
         click.echo("fpustate: interrupted; the results above are partial", err=True)
@@ -430,19 +487,14 @@ def _replay(m, path_text: str, properties) -> int:
 
 
 def _json(scenario: Scenario, results) -> dict:
-    from .check.trace import changes, describe
+    from .check.trace import steps as trace_steps
 
     out = {"scenario": {f.name: getattr(scenario, f.name) for f in fields(Scenario)}, "designs": []}
     for m, ex, r in results:
         viols = []
         for v in r.violations:
-            steps = []
-            prev = initial_state(m)
-            for a, s in v.path:
-                who, ctx, fn = describe(m, a, prev)
-                steps.append({"cpu": None if a.cpu == NULL else a.cpu, "task": who, "context": ctx,
-                              "function": fn, "changes": changes(m, prev, s)})
-                prev = s
+            steps = [{"cpu": st.cpu, "task": st.actor, "context": st.context, "function": st.function,
+                      "changes": st.changes} for st in trace_steps(m, v.path, initial_state(m))]
             viols.append({"property": v.prop.name, "kind": v.prop.kind, "doc": v.prop.doc,
                           "detail": v.detail, "steps": len(v.path), "index_path": index_path(ex, v),
                           "replay_path": f"{model_tag(m)}:{index_path(ex, v)}",

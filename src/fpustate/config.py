@@ -141,3 +141,14 @@ def scenario_from_env(base: Scenario | None = None) -> Scenario:
             except ValueError:
                 raise UsageError(f"FPUSTATE_{f.name.upper()}: expected a whole number, got {raw!r}") from None
     return dataclasses.replace(base, **changes)
+
+
+# The presets of `--scenario NAME` (and of `fpustate.check(design, "NAME")`); flags override them.
+PRESETS = {
+    "default": {},
+    "small": dict(kthreads=0, execs=0),
+    "lifecycle": dict(forks=1, execs=1, exits=1),
+    "pkru": dict(kthreads=0, execs=0, pkru_writes=True),
+    "signals": dict(kthreads=0, execs=0, values=1, signals=1, corrupt_frames=True),
+    "ptrace": dict(kthreads=0, execs=0, ptrace_writes=1, ptrace_reads=True, readers=True, pkru_writes=True),
+}

@@ -10,6 +10,8 @@ the model's tag (`model_tag`), which `fpustate check DESIGN --replay PATH` accep
 
 from __future__ import annotations
 
+from typing import NamedTuple, Optional
+
 from ..kernel.machine import Action, Model
 from ..kernel.state import (
     CTX_NAMES,
@@ -87,18 +89,40 @@ def changes(m: Model, before: bytes, after: bytes) -> str:
     return " ".join(out)
 
 
-def format_steps(m: Model, path: list[tuple[Action, bytes]], init: bytes) -> list[str]:
-    """One line per step (plus a line of changes), kernel-trace style."""
-    lines = [f"  {'#':>3}  {'cpu':<4}  {'task':<16} {'ctx':<8} kernel function / what changed"]
+class Step(NamedTuple):
+    """One counterexample step as data: what the text trace prints, the JSON lists and the
+    HTML timeline draws (`steps()` builds them with `describe()` and `changes()`)."""
+
+    n: int  # 1-based
+    action: Action
+    cpu: Optional[int]  # None for actions not bound to a CPU (wake-ups)
+    actor: str  # the task that acts (prev->next for switches)
+    context: str  # user, task, softirq, hardirq or -
+    function: str  # the kernel function(s) the step runs
+    changes: str  # what changed, in kernel terms
+    before: bytes
+    after: bytes
+
+
+def steps(m: Model, path: list[tuple[Action, bytes]], init: bytes) -> list[Step]:
+    """The steps of a path from `init`, as records."""
+    out = []
     prev = init
     for n, (a, s) in enumerate(path, 1):
         who, ctx, fn = describe(m, a, prev)
-        cpu_s = "-" if a.cpu == NULL else f"cpu{a.cpu}"
-        ch = changes(m, prev, s)
-        lines.append(f"  {n:>3}  {cpu_s:<4}  {who:<16} {ctx:<8} {fn}")
-        if ch:
-            lines.append(f"  {'':>3}  {'':<4}  {'':<16} {'':<8}   {ch}")
+        out.append(Step(n, a, None if a.cpu == NULL else a.cpu, who, ctx, fn, changes(m, prev, s), prev, s))
         prev = s
+    return out
+
+
+def format_steps(m: Model, path: list[tuple[Action, bytes]], init: bytes) -> list[str]:
+    """One line per step (plus a line of changes), kernel-trace style."""
+    lines = [f"  {'#':>3}  {'cpu':<4}  {'task':<16} {'ctx':<8} kernel function / what changed"]
+    for st in steps(m, path, init):
+        cpu_s = "-" if st.cpu is None else f"cpu{st.cpu}"
+        lines.append(f"  {st.n:>3}  {cpu_s:<4}  {st.actor:<16} {st.context:<8} {st.function}")
+        if st.changes:
+            lines.append(f"  {'':>3}  {'':<4}  {'':<16} {'':<8}   {st.changes}")
     return lines
 
 

@@ -141,9 +141,9 @@ def _plot_format(path: str) -> str:
     return os.path.splitext(path)[1][1:].lower() or "png"
 
 
-def plot(results: list[SimResult], path: str) -> None:
-    """Bars of each design's FPU cycles per trace, normalised to the clairvoyant bound (1.0)."""
-    check_plot(path)
+def figure(results: list[SimResult]):
+    """The figure `plot()` saves: bars of each design's FPU cycles per trace, normalised to the
+    clairvoyant bound (1.0). `fpustate simulate --html` draws it inline as SVG."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
@@ -166,6 +166,15 @@ def plot(results: list[SimResult], path: str) -> None:
     ax.set_title("FPU save/restore cost by design")
     ax.legend(fontsize="small")
     fig.tight_layout()
+    return fig
+
+
+def plot(results: list[SimResult], path: str) -> None:
+    """Bars of each design's FPU cycles per trace, normalised to the clairvoyant bound (1.0)."""
+    check_plot(path)
+    import matplotlib.pyplot as plt
+
+    fig = figure(results)
     try:  # through a symlink, never over a special file, never half-written
         output.write_atomically(path, "--plot", lambda tmp: fig.savefig(tmp, format=_plot_format(path)), "plot.png")
     finally:
