@@ -39,7 +39,7 @@ def test_every_emitted_action_is_in_the_table():
                 frontier.append(s2)
     assert seen <= set(m.table.by_code), seen - set(m.table.by_code)
     assert all(m.table.by_code[c].ctx != "?" for c in seen)
-    assert {"ptrace_set", "signal_step", "sigreturn", "fork", "exit_step", "task_dead", "wrpkru"} <= seen
+    assert {"ptrace_set", "signal_step", "fork", "exit_step", "task_dead", "wrpkru"} <= seen
     assert len({e.code for e in EVENTS}) == len(EVENTS)
 
 
