@@ -82,6 +82,7 @@ from .state import (
     T_FPSTATE,
     T_LOCAL,
     T_PC,
+    T_PKRU,
     T_RUN,
     T_SIGDEPTH,
     T_SIGFRAME,
@@ -211,16 +212,10 @@ def initial_state(m: Model) -> bytes:
     without a user task run their idle task."""
     sc, d = m.scenario, m.design
     nt = m.idle_base + sc.cpus
-    tb = HEADER + sc.cpus * CPU_W
-    if tb > 255 or nt > 254:
-        raise InternalError(f"a state vector holds at most 27 CPUs and 254 task slots, not {sc.cpus} and {nt}")
-    k = bytearray(tb + nt * TASK_W)
-    k[0], k[1] = tb, nt
+    k = new_vector(m, nt)
     k[H_FORKS], k[H_EXECS], k[H_EXITS] = sc.forks, sc.execs, sc.exits
     k[H_CLOBBERED], k[H_PTRACE] = NULL, sc.ptrace_writes
     k[H_SIGNALS], k[H_STALE_READ] = sc.signals, NULL
-    for c in range(sc.cpus):
-        k[cpu(c): cpu(c) + CPU_W] = bytes((INIT, NULL, PKRU_INIT, m.idle_of(c), CTX_TASK, 0, 0, 0, 0))
     for t in range(nt):
         p, g = task(k, t), ghost(k, t)
         if t < sc.slots:
@@ -246,13 +241,46 @@ def initial_state(m: Model) -> bytes:
         k[p: p + T_SIGDEPTH] = bytes((kind, run, pc, 0, on, val, NULL, 1, 0, 1 if kind == USER else 0, 0, pkru))
         k[g + G_VALUE], k[g + G_PKRU] = val, pkru  # no signal frames: the rest stays 0
         if kind == USER and on != NULL:
-            q = cpu(on)
-            k[q + C_CURR], k[q + C_FPREGS], k[q + C_OWNER], k[q + C_PKRU] = t, val, t, pkru
+            set_running_user(k, on, t)
         if alive:
             d.boot_task(k, t, on if kind == USER else NULL)
     for c in range(sc.cpus):
         d.boot_cpu(k, c)
     return bytes(k)
+
+
+def new_vector(m: Model, nt: int) -> bytearray:
+    """A zeroed state vector for m's CPUs and `nt` task slots, every CPU running its idle
+    task with init registers, no owner and the init PKRU (the task records are the caller's)."""
+    ncpus = m.scenario.cpus
+    tb = HEADER + ncpus * CPU_W
+    if tb > 255 or nt > 254:
+        raise InternalError(f"a state vector holds at most 27 CPUs and 254 task slots, not {ncpus} and {nt}")
+    k = bytearray(tb + nt * TASK_W)
+    k[0], k[1] = tb, nt
+    for c in range(ncpus):
+        k[cpu(c): cpu(c) + CPU_W] = bytes((INIT, NULL, PKRU_INIT, m.idle_of(c), CTX_TASK, 0, 0, 0, 0))
+    return k
+
+
+def set_running_user(k: bytearray, c: int, t: int) -> None:
+    """Task t runs in user mode on CPU c with its memory image live in the registers (boot,
+    and a trace's first record of a task already running): owner, registers and PKRU are its."""
+    p, q = task(k, t), cpu(c)
+    k[p + T_RUN], k[p + T_CPU], k[p + T_PC] = RUNNING, c, PC_USER
+    k[q + C_CURR], k[q + C_FPREGS], k[q + C_OWNER], k[q + C_PKRU] = t, k[p + T_FPSTATE], t, k[p + T_PKRU]
+
+
+def run_path(m: Model, k: bytearray, c: int, t: int, path: int) -> None:
+    """A multi-step path run to its end on one schedule (the cost simulator's): the first
+    outcome of every step (no page fault), no interleaving; the task is then at the end of
+    exit, or back in the syscall. The path's bookkeeping (budgets, frames, the ghost) is the
+    caller's."""
+    n = len(path_steps(m.design, path))
+    i = 0
+    while i < n:
+        i = path_step(m, k, c, t, path, i)
+    k[task(k, t) + T_PC] = path_pc(PATH_EXIT, n) if path == PATH_EXIT else PC_SYSCALL
 
 
 # ---------------------------------------------------------------- helpers

@@ -31,15 +31,15 @@ from ..kernel.machine import (
     enter_exit_loop,
     exit_to_user,
     make_model,
-    path_step,
-    path_steps,
+    new_vector,
+    run_path,
+    set_running_user,
 )
 from ..kernel.state import (
     C_CTX,
     C_CURR,
     C_FPREGS,
     C_OWNER,
-    C_PKRU,
     CPU_W,
     CTX_TASK,
     DEAD,
@@ -107,13 +107,9 @@ class Replay:
         self.ncpus = ncpus
         m = self.m
         nt = m.idle_base + ncpus
-        tb = HEADER + ncpus * CPU_W
-        if tb > 255:
+        if HEADER + ncpus * CPU_W > 255:
             raise UsageError(f"the simulator models at most 27 CPUs, not {ncpus}")
-        k = self.k = bytearray(tb + nt * TASK_W)
-        k[0], k[1] = tb, nt
-        for c in range(ncpus):
-            k[cpu(c): cpu(c) + CPU_W] = bytes((INIT, NULL, PKRU_INIT, m.idle_of(c), CTX_TASK, 0, 0, 0, 0))
+        k = self.k = new_vector(m, nt)
         for t in range(nt):
             p = task(k, t)
             if t < m.idle_base:
@@ -300,14 +296,7 @@ class Replay:
         return counts["saves"] > before
 
     def _run_path(self, c: int, t: int, path: int) -> None:
-        """A multi-step kernel path (exec, exit, signal delivery, sigreturn) run to its end,
-        taking the no-fault outcome of every step."""
-        k = self.k
-        n = len(path_steps(self.design, path))
-        i = 0
-        while i < n:
-            i = path_step(self.m, k, c, t, path, i)
-        k[task(k, t) + T_PC] = path_pc(PATH_EXIT, n) if path == PATH_EXIT else PC_SYSCALL
+        run_path(self.m, self.k, c, t, path)
 
     def op_switch(self, op: O.Op) -> None:
         c = op.cpu
@@ -470,10 +459,8 @@ class Replay:
         c, k = op.cpu, self.k
         t = self.slot(op.pid, USER, c)
         idle = self.current(c)
-        p, q = task(k, t), cpu(c)
         k[task(k, idle) + T_RUN], k[task(k, idle) + T_CPU] = RUNNABLE, NULL
-        k[p + T_RUN], k[p + T_CPU], k[p + T_PC] = RUNNING, c, PC_USER
-        k[q + C_CURR], k[q + C_FPREGS], k[q + C_OWNER], k[q + C_PKRU] = t, k[p + T_FPSTATE], t, k[p + T_PKRU]
+        set_running_user(k, c, t)
         self.design.boot_task(k, t, c)
         self.design.boot_cpu(k, c)
 
