@@ -56,7 +56,7 @@ def user_fpu_accessible(s, c: int) -> bool:
 
 def do_device_not_available(k: bytearray, c: int, t: int) -> None:
     """do_device_not_available() (#NM, IRQs off): fpu__restore() loads the task's registers."""
-    trace_device_not_available(c, t)
+    trace_device_not_available(k, c, t)
     v4_8.fpu__restore(k, c, t, EAGER)
 
 
@@ -85,7 +85,7 @@ def switch_fpu_prepare_kernel_threshold(k: bytearray, c: int, prev: int, nxt: in
 
 def do_device_not_available_kernel_threshold(k: bytearray, c: int, t: int) -> None:
     """do_device_not_available() counting fpu->counter up to the kernel's threshold."""
-    trace_device_not_available(c, t)
+    trace_device_not_available(k, c, t)
     v4_8.fpu__restore(k, c, t, EAGER, v4_8.KERNEL_PRELOAD_AFTER)
 
 

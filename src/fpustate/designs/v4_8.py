@@ -68,8 +68,8 @@ KERNEL_PRELOAD_AFTER = 5  # the kernel's own threshold, which the cost simulator
 def fpu_want_lazy_restore(k, t: int, c: int) -> bool:
     """fpu_want_lazy_restore(): this_cpu_read_stable(fpu_fpregs_owner_ctx) == fpu && fpu->last_cpu == cpu."""
     valid = k[cpu(c) + C_OWNER] == t and k[task(k, t) + T_LAST_CPU] == c
-    if valid and context.PROBE is not None:
-        context.PROBE("skip", c, t)
+    if valid:
+        context.trace(k, "skip", c, t)
     return valid
 
 
@@ -244,7 +244,7 @@ def _nm_in_kernel(k: bytearray, c: int, t: int, eager: bool) -> None:
     """An FPU instruction the kernel runs for current with CR0.TS set traps (#NM in kernel
     mode) and do_device_not_available() -> fpu__restore() loads current's state first."""
     if not eager and k[cpu(c) + C_TS]:
-        trace_device_not_available(c, t)
+        trace_device_not_available(k, c, t)
         fpu__restore(k, c, t, eager)
 
 

@@ -9,7 +9,7 @@ names they had then.
 
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import Protocol
 
 from .state import (
     C_BH,
@@ -49,7 +49,18 @@ class Probe(Protocol):
 
 
 OPS = ("save", "restore", "restore_init", "skip", "sigframe_save", "sigframe_restore", "nm", "cr0_ts")
-PROBE: Optional[Probe] = None  # the checker never sets it; fpustate.sim.replay attaches one per replay
+class Traced(bytearray):
+    """A working copy that carries a tracepoint probe (`Model.probe`): the cost simulator's.
+    The checker's working copies are plain bytearrays and trace nothing; the helpers below
+    fire a copy's probe, so the probe travels with the state it describes (no global)."""
+
+    __slots__ = ("probe",)
+
+
+def trace(k, op: str, c: int, t: int) -> None:
+    """Fire tracepoint `op` if the working copy `k` carries a probe."""
+    if k.__class__ is Traced:
+        k.probe(op, c, t)
 
 
 def fpregs_state_valid(k, t: int, c: int) -> bool:
@@ -59,8 +70,8 @@ def fpregs_state_valid(k, t: int, c: int) -> bool:
     this_cpu_read_stable: bug 59c4bd853abc).
     """
     valid = k[HEADER + c * CPU_W + C_OWNER] == t and k[k[0] + t * TASK_W + T_LAST_CPU] == c
-    if valid and PROBE is not None:
-        PROBE("skip", c, t)
+    if valid and k.__class__ is Traced:
+        k.probe("skip", c, t)
     return valid
 
 
@@ -78,21 +89,21 @@ def fpregs_unlock(k: bytearray, c: int) -> None:
 def write_cr0_ts(k: bytearray, c: int, ts: int) -> None:
     """clts() (ts = 0) or stts() (ts = 1): a serializing CR0 write (lazy FPU only)."""
     k[HEADER + c * CPU_W + C_TS] = ts
-    if PROBE is not None:
-        PROBE("cr0_ts", c, NULL)
+    if k.__class__ is Traced:
+        k.probe("cr0_ts", c, NULL)
 
 
-def trace_device_not_available(c: int, t: int) -> None:
+def trace_device_not_available(k, c: int, t: int) -> None:
     """A #NM trap (CR0.TS set) taken for task t on CPU c."""
-    if PROBE is not None:
-        PROBE("nm", c, t)
+    if k.__class__ is Traced:
+        k.probe("nm", c, t)
 
 
 def restore_fpregs_from_init_fpstate(k: bytearray, c: int) -> None:
     """restore_fpregs_from_init_fpstate() / copy_init_fpstate_to_fpregs(): XRSTOR init_fpstate."""
     k[HEADER + c * CPU_W + C_FPREGS] = INIT
-    if PROBE is not None:
-        PROBE("restore_init", c, NULL)
+    if k.__class__ is Traced:
+        k.probe("restore_init", c, NULL)
 
 
 def __cpu_invalidate_fpregs_state(k: bytearray, c: int) -> None:
@@ -130,8 +141,8 @@ def save_fpregs_to_fpstate(k: bytearray, c: int, t: int, pkru: bool = False) -> 
         k[p + T_PKRU] = k[q + C_PKRU]
     if regs != k[ghost(k, t) + G_VALUE] and k[H_CLOBBERED] == NULL and not in_sigreturn(k[p + T_PC]):
         k[H_CLOBBERED] = t  # (inside sigreturn the program's state is the frame's, not yet known)
-    if PROBE is not None:
-        PROBE("save", c, t)
+    if k.__class__ is Traced:
+        k.probe("save", c, t)
 
 
 def restore_fpregs_from_fpstate(k: bytearray, c: int, t: int, pkru: bool = False,
@@ -146,8 +157,8 @@ def restore_fpregs_from_fpstate(k: bytearray, c: int, t: int, pkru: bool = False
     """
     p = k[0] + t * TASK_W  # task(k, t) and cpu(c), inlined: every restore runs this
     q = HEADER + c * CPU_W
-    if PROBE is not None:
-        PROBE("restore", c, t)
+    if k.__class__ is Traced:
+        k.probe("restore", c, t)
     if k[p + T_FPSTATE] == GARBAGE:
         if fault_loads_init:
             k[q + C_FPREGS] = INIT
@@ -166,8 +177,8 @@ def kernel_clobbers_fpregs(k: bytearray, c: int) -> None:
 
 def sigframe_write(k: bytearray, t: int, value: int) -> None:
     """XSAVE (or copy_to_user()) into the signal frame being set up for task t."""
-    if PROBE is not None:
-        PROBE("sigframe_save", NULL, t)
+    if k.__class__ is Traced:
+        k.probe("sigframe_save", NULL, t)
     p = task(k, t)
     k[p + T_SIGFRAME + k[p + T_SIGDEPTH]] = value
 
@@ -175,7 +186,7 @@ def sigframe_write(k: bytearray, t: int, value: int) -> None:
 def sigframe_read(k, t: int) -> int:
     """The fpstate in task t's topmost signal frame, as sigreturn finds it (GARBAGE: bad header);
     the XRSTOR (or copy_from_user()) that reads it."""
-    if PROBE is not None:
-        PROBE("sigframe_restore", NULL, t)
+    if k.__class__ is Traced:
+        k.probe("sigframe_restore", NULL, t)
     p = task(k, t)
     return k[p + T_SIGFRAME + k[p + T_SIGDEPTH] - 1]

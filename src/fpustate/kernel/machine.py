@@ -31,10 +31,11 @@ to bytes, so `successors()` is a pure function of its input.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from ..config import Scenario
 from ..errors import InternalError
+from .context import Probe, Traced
 from .design import K_HARDIRQ, Design
 from .state import (
     C_CTX,
@@ -161,6 +162,7 @@ class Model(NamedTuple):
     idle_base: int  # slot of CPU 0's idle task
     runqueue_slots: tuple[int, ...]  # every slot but the idle tasks
     table: object  # the action table (`kernel.actions.Table`): the kernel's events and the design's
+    probe: Optional[Probe] = None  # the cost simulator's tracepoint probe; the checker has none
 
     def idle_of(self, c: int) -> int:
         return self.idle_base + c
@@ -196,12 +198,12 @@ class Model(NamedTuple):
         return f"{self.name(pkru_owner(p))}-keys" + ("'" if pkru_version(p) else "")
 
 
-def make_model(design: Design, scenario: Scenario) -> Model:
+def make_model(design: Design, scenario: Scenario, probe: Optional[Probe] = None) -> Model:
     from .actions import KERNEL_TABLE, build_table  # the table's events call back into this module
 
     idle_base = scenario.slots + scenario.kthreads + scenario.workers
     table = build_table(design.extra_events) if design.extra_events else KERNEL_TABLE
-    return Model(design, scenario, idle_base, tuple(range(idle_base)), table)
+    return Model(design, scenario, idle_base, tuple(range(idle_base)), table, probe)
 
 
 # ---------------------------------------------------------------- boot
@@ -256,7 +258,11 @@ def new_vector(m: Model, nt: int) -> bytearray:
     tb = HEADER + ncpus * CPU_W
     if tb > 255 or nt > 254:
         raise InternalError(f"a state vector holds at most 27 CPUs and 254 task slots, not {ncpus} and {nt}")
-    k = bytearray(tb + nt * TASK_W)
+    if m.probe is None:
+        k = bytearray(tb + nt * TASK_W)
+    else:  # a working copy that fires the model's probe (context.Traced)
+        k = Traced(tb + nt * TASK_W)
+        k.probe = m.probe
     k[0], k[1] = tb, nt
     for c in range(ncpus):
         k[cpu(c): cpu(c) + CPU_W] = bytes((INIT, NULL, PKRU_INIT, m.idle_of(c), CTX_TASK, 0, 0, 0, 0))

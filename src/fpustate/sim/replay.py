@@ -5,7 +5,7 @@ kernel model (`fpustate.kernel.machine`); this engine follows one schedule,
 the trace's, through the *same* state vector, the same machine helpers
 (`context_switch`, `enter_exit_loop`, `exit_to_user`) and the same `Design`
 hooks. What the hooks execute is counted through the model's tracepoints
-(`kernel.context.PROBE`): every XSAVE, XRSTOR, lazy-restore skip, #NM trap
+(`Model.probe`, carried by the replay's state vector): every XSAVE, XRSTOR, lazy-restore skip, #NM trap
 and CR0.TS write, each charged by the cost profile with the live state of
 the task concerned.
 
@@ -24,7 +24,6 @@ from typing import Optional
 from ..config import Scenario
 from ..errors import InternalError, UsageError
 from ..kernel.design import K_SOFTIRQ, K_TASK, Design
-from ..kernel import context
 from ..kernel.machine import (
     context_switch,
     copy_process,
@@ -93,6 +92,10 @@ COUNTERS = ("saves", "kfpu_saves", "restores", "restores_skipped", "init_loads",
 DECISIONS = ("switch", "return", "signal")  # conformance decision kinds
 
 
+def _untraced(op: str, c: int, t: int) -> None:
+    return None
+
+
 class Replay:
     """One design on one machine, fed operation by operation; also the tracepoint probe."""
 
@@ -103,13 +106,14 @@ class Replay:
         design = design.simulation or design
         self.design = design
         self.profile = profile
-        self.m = make_model(design, Scenario.for_simulation(ncpus, pool))
+        self.m = make_model(design, Scenario.for_simulation(ncpus, pool), probe=self)
         self.ncpus = ncpus
         m = self.m
         nt = m.idle_base + ncpus
         if HEADER + ncpus * CPU_W > 255:
             raise UsageError(f"the simulator models at most 27 CPUs, not {ncpus}")
         k = self.k = new_vector(m, nt)
+        k.probe = _untraced  # boot is not part of the trace: nothing is counted until it is done
         for t in range(nt):
             p = task(k, t)
             if t < m.idle_base:
@@ -122,6 +126,7 @@ class Replay:
                 design.boot_task(k, t, NULL)
         for c in range(ncpus):
             design.boot_cpu(k, c)
+        k.probe = self
         self.slot_of: dict[int, int] = {}
         self.pid_of: list[Optional[int]] = [None] * nt
         self.parked: dict[int, bytes] = {}
@@ -146,7 +151,7 @@ class Replay:
 
     # ------------------------------------------------------------ tracepoint probe
     def __call__(self, op: str, c: int, t: int) -> None:
-        """context.PROBE: count one FPU operation and charge its cycles."""
+        """The model's probe: count one FPU operation and charge its cycles."""
         counter, costs = self._probe[op]
         counts = self.counts
         counts[counter] += 1
@@ -225,12 +230,8 @@ class Replay:
 
     # ------------------------------------------------------------ operations
     def apply(self, op: O.Op) -> None:
-        """Run one operation with this replay attached to the model's tracepoints."""
-        context.PROBE = self
-        try:
-            self._handlers[op[0]](op)
-        finally:
-            context.PROBE = None
+        """Run one operation; the model's tracepoints fire this replay (its state carries it)."""
+        self._handlers[op[0]](op)
 
     def _decided(self, kind: str, op: O.Op, model: bool, pid: int) -> None:
         """Compare the model's decision with the kernel's (conformance)."""

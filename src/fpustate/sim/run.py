@@ -12,7 +12,6 @@ from itertools import islice
 from typing import Callable, Iterable, Optional
 
 from ..kernel.design import Design
-from ..kernel import context
 from ..errors import UsageError
 from .bound import Bound
 from .costs import Profile
@@ -74,12 +73,9 @@ def simulate_ops(source: str, inference: str, items: Iterable, ncpus: int, desig
 
     replays = [Replay(d, ncpus, profile, conformance=conformance and d.name == "linux") for d in designs]
     bound = Bound(ncpus, profile)
-    # Every operation goes to each design's replay and to the bound. With one design its replay
-    # stays attached to the model's tracepoints for the whole run and its handler table is
-    # called directly (the common, fast case).
+    # Every operation goes to each design's replay and to the bound. With one design its
+    # handler table is called directly (the common, fast case).
     single = replays[0]._handlers if len(replays) == 1 else None
-    if single is not None:
-        context.PROBE = replays[0]
     multi = tuple(r.apply for r in replays)
     bound_apply = bound.apply if with_bound else None
     t0 = time.perf_counter()
@@ -113,8 +109,6 @@ def simulate_ops(source: str, inference: str, items: Iterable, ncpus: int, desig
             n += len(batch)
     except KeyboardInterrupt:
         interrupted = True  # report what was replayed
-    finally:
-        context.PROBE = None
     res = SimResult(source, inference, 0, n, ncpus, seconds=time.perf_counter() - t0, interrupted=interrupted)
     res.designs = [(r.name, r.summary()) for r in replays]
     res.bound = bound.summary() if with_bound else {}
