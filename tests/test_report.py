@@ -176,7 +176,7 @@ def test_html_is_deterministic(tmp_path):
     assert re.search(r"20\d\d-\d\d-\d\d", pages[0]) is None
 
 
-@pytest.mark.parametrize("target, why", [("missing-dir/x.html", "does not exist"), (".", "not a regular file"),
+@pytest.mark.parametrize("target, why", [("missing-dir/x.html", "does not exist"), (".", "is a directory"),
                                          ("/dev/full", "not a regular file")])
 def test_bad_report_path_is_one_line_before_the_run(tmp_path, target, why):
     """An unwritable --html/--junit target is one line, exit 2, before any exploration, and nothing is replaced."""
@@ -213,8 +213,8 @@ def test_write_error_leaves_nothing(tmp_path, monkeypatch):
     def full(*a):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(output.os, "replace", full)
+    monkeypatch.setattr("fpustate.output.os.replace", full)
     target = tmp_path / "r.html"
-    with pytest.raises(UsageError, match=r"^--html .*r\.html: cannot write: No space left on device$"):
+    with pytest.raises(UsageError, match=r"^--html .*r\.html: cannot write it \(No space left on device\); nothing was written$"):
         output.write_atomic(str(target), "<html>", "--html")
     assert list(tmp_path.iterdir()) == []

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields
 from typing import Iterable, Optional, Sequence, Union
 
 from .check.explore import LOOK_PAST, Explorer, Result
-from .check.trace import Step, format_trace, index_path, steps
+from .check.trace import Step, format_trace, index_path, model_tag, steps
 from .config import PRESETS, Scenario
 from .designs import DESIGNS, get
 from .designs.base import Design
@@ -48,7 +48,7 @@ class Counterexample:
     why: str  # the property's docstring: what a user loses when it breaks
     steps: tuple[Step, ...]  # each with .n, .cpu, .actor, .context, .function, .changes
     text: str  # the whole counterexample as `fpustate check --trace` prints it
-    index_path: str  # for `fpustate check DESIGN --replay PATH`
+    index_path: str  # tag:path, for `fpustate check DESIGN --replay PATH` (the tag names design and scenario)
 
     def __str__(self) -> str:
         return self.text
@@ -140,7 +140,7 @@ def check(design: Union[str, Design], scenario: Union[None, str, Scenario] = Non
         raise hook_failure(e, d) from None
     init = initial_state(m)
     cex = tuple(Counterexample(v.prop.name, v.detail, v.prop.doc, tuple(steps(m, v.path, init)),
-                               format_trace(m, v.path, init, v), index_path(ex, v)) for v in r.violations)
+                               format_trace(m, v.path, init, v), f"{model_tag(m)}:{index_path(ex, v)}") for v in r.violations)
     return CheckResult(d.name, sc, r.states, r.transitions, r.depth, r.seconds, r.complete, cex, m, r)
 
 
