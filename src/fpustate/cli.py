@@ -22,7 +22,7 @@ from .config import Scenario, scenario_from_env
 from .designs import DESIGNS, get
 from .designs.loader import hook_failure, load_design_file
 from .errors import FpustateError, UsageError
-from .kernel.machine import initial_state, make_model
+from .kernel.machine import initial_state, make_model, unsupported
 from .kernel.properties import BY_NAME, PROPERTIES
 from .kernel.state import NULL
 
@@ -33,6 +33,8 @@ PRESETS = {
     "pkru": dict(kthreads=0, execs=0, pkru_writes=True),
     "signals": dict(kthreads=0, execs=0, values=1, signals=1, corrupt_frames=True),
     "ptrace": dict(kthreads=0, execs=0, ptrace_writes=1, ptrace_reads=True, readers=True, pkru_writes=True),
+    "kvm": dict(kthreads=0, execs=0, values=1, vcpus=1),
+    "amx": dict(kthreads=0, execs=0, values=1, amx=True, hotplug=True),
 }
 
 
@@ -166,6 +168,9 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     designs = [get(n) for n in design_names]
     if not designs and not loaded:
         designs = list(DESIGNS.values())
+        for d in [d for d in designs if unsupported(d, scenario)]:  # named ones are refused by make_model
+            click.echo(f"fpustate: skipped: {unsupported(d, scenario)}", err=True)
+            designs.remove(d)
     designs += loaded
     properties = PROPERTIES
     if props:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, fields
 
 from .errors import UsageError
-from .kernel.state import VALUES_PER_TASK
+from .kernel.state import GUEST_VERSION, VALUES_PER_TASK
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class Scenario:
     readers: bool = False  # syscalls may read the current task's own state (coredump, fsave header)
     signals: int = 0  # signal-delivery budget; each delivered frame may be returned from
     corrupt_frames: bool = False  # the program may overwrite a signal frame's xsave header
+    vcpus: int = 0  # the first N user tasks are KVM vCPU threads (KVM_RUN, guest mode, KVM_GET/SET_XSAVE)
+    amx: bool = False  # AMX tile data behind XFD: ARCH_REQ_XCOMP_PERM, first-use #NM, fpstate_realloc()
+    hotplug: bool = False  # CPUs other than CPU 0 may go offline and come back (fpu__init_cpu())
 
     def __post_init__(self) -> None:
         limits = {
@@ -52,6 +55,7 @@ class Scenario:
             "exits": (0, 4),
             "ptrace_writes": (0, 3),
             "signals": (0, 3),
+            "vcpus": (0, 2),
         }
         for name, (lo, hi) in limits.items():
             v = getattr(self, name)
@@ -59,6 +63,11 @@ class Scenario:
                 raise UsageError(f"scenario: --{name} must be a whole number from {lo} to {hi}, got {v!r}")
         if self.users + self.spare > 6:
             raise UsageError(f"scenario: --users plus --spare must be at most 6, got {self.users + self.spare}")
+        if self.vcpus > self.users:
+            raise UsageError(f"scenario: --vcpus must be at most --users ({self.users}), got {self.vcpus}")
+        if self.vcpus and self.values > GUEST_VERSION:
+            raise UsageError(f"scenario: with --vcpus, --values must be at most {GUEST_VERSION} "
+                             f"(the other register versions are the guests'), got {self.values}")
 
     @property
     def slots(self) -> int:
