@@ -15,6 +15,9 @@ from .errors import UsageError
 from .kernel.state import GUEST_VERSION, VALUES_PER_TASK
 
 
+OPTIONAL_KNOBS = ("vcpus",)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """What the checker explores: machine size, task mix, value domain, budgets."""
@@ -75,8 +78,10 @@ class Scenario:
         return self.users + self.spare
 
     def describe(self) -> str:
-        """One line: every numeric knob, then the switches changed from their defaults."""
-        parts = [f"{f.name}={getattr(self, f.name)}" for f in fields(self) if not isinstance(getattr(self, f.name), bool)]
+        """One line: every numeric knob, then the switches changed from their defaults. The 5.16+
+        knobs (OPTIONAL_KNOBS) show only when set, so older scenarios print as they always did."""
+        parts = [f"{f.name}={getattr(self, f.name)}" for f in fields(self) if not isinstance(getattr(self, f.name), bool)
+                 and (f.name not in OPTIONAL_KNOBS or getattr(self, f.name))]
         switches = [f for f in fields(self) if isinstance(getattr(self, f.name), bool)]
         off = [f.name for f in switches if getattr(self, f.name) is False and f.default is True]
         on = [f.name for f in switches if getattr(self, f.name) is True and f.default is False]
