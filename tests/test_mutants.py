@@ -43,6 +43,9 @@ BUG_SUITE = {
     "linux-irq-fpu-usable": (7, "1/4/1/0/1/2/4", 1970, "cpu0: A runs in user mode with registers A.0, expected init"),
     "linux-exec-invalidation": (11, "1/8/7/14/11/6/6/8/13/3/4", 96708,
                                 "cpu0: A runs in user mode with registers A.0, expected init"),
+    "linux-kvm-save-ignores-need-load": (6, "1/6/0/3/6/2", 1843, "cpu0: A's guest runs with registers kernel-data, expected init"),
+    "linux-xfd-cache-hotplug": (13, "6/11/9/10/7/7/6/8/9/5/9/8/9", 30311,
+                                "XRSTOR of B's AMX state with XFD armed: #NM in the kernel"),
 }
 
 

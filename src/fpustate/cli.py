@@ -22,7 +22,7 @@ from .check.verdict import EXIT_CAPPED, EXIT_INTERRUPTED, check_status, incomple
 from .config import PRESETS, Scenario, knob_help, scenario_from_env
 from .designs import DESIGNS, get
 from .errors import FpustateError, UsageError
-from .kernel.machine import initial_state, make_model
+from .kernel.machine import initial_state, make_model, unsupported
 from .kernel.properties import BY_NAME, PROPERTIES
 
 
@@ -188,6 +188,9 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     designs = [get(n) for n in design_names]
     if not designs and not loaded:
         designs = list(DESIGNS.values())
+        for d in [d for d in designs if unsupported(d, scenario)]:  # named ones are refused by make_model
+            click.echo(f"fpustate: skipped: {unsupported(d, scenario)}", err=True)
+            designs.remove(d)
     designs += loaded
     properties = PROPERTIES
     if props:

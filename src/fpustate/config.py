@@ -12,7 +12,10 @@ import os
 from dataclasses import dataclass, fields
 
 from .errors import UsageError
-from .kernel.state import VALUES_PER_TASK
+from .kernel.state import GUEST_VERSION, VALUES_PER_TASK
+
+
+OPTIONAL_KNOBS = ("vcpus",)
 
 
 LIMITS = {  # field -> (lowest, highest): what keeps exhaustive search tractable
@@ -27,6 +30,7 @@ LIMITS = {  # field -> (lowest, highest): what keeps exhaustive search tractable
     "exits": (0, 4),
     "ptrace_writes": (0, 3),
     "signals": (0, 3),
+    "vcpus": (0, 2),
 }
 
 KNOB_HELP = {  # field -> what it models, for --help
@@ -51,6 +55,12 @@ KNOB_HELP = {  # field -> what it models, for --help
     "readers": "syscalls reading current's own state (coredump, regset read of self)",
     "signals": "signal deliveries over the whole run; each frame may be returned from (64-bit or ia32 sigreturn)",
     "corrupt_frames": "the program may overwrite a signal frame's xsave header",
+    "vcpus": "the first N user tasks are KVM vCPU threads (KVM_RUN, guest mode, VM exits, KVM_GET/SET_XSAVE); "
+             "5.16+ designs only",
+    "amx": "AMX tile data behind XFD: ARCH_REQ_XCOMP_PERM, the first-use #NM, fpstate_realloc(), the per-CPU "
+           "xfd_state cache, idle TILERELEASE; 5.16+ designs only",
+    "hotplug": "CPUs other than CPU 0 may go offline and come back online (per-CPU FPU state and MSRs reset); "
+               "5.16+ designs only",
 }
 
 
@@ -86,6 +96,9 @@ class Scenario:
     readers: bool = False  # syscalls may read the current task's own state (coredump, fsave header)
     signals: int = 0  # signal-delivery budget; each delivered frame may be returned from
     corrupt_frames: bool = False  # the program may overwrite a signal frame's xsave header
+    vcpus: int = 0  # the first N user tasks are KVM vCPU threads (KVM_RUN, guest mode, KVM_GET/SET_XSAVE)
+    amx: bool = False  # AMX tile data behind XFD: ARCH_REQ_XCOMP_PERM, first-use #NM, fpstate_realloc()
+    hotplug: bool = False  # CPUs other than CPU 0 may go offline and come back (fpu__init_cpu())
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in LIMITS.items():
@@ -94,6 +107,11 @@ class Scenario:
                 raise UsageError(f"scenario: --{name} must be a whole number from {lo} to {hi}, got {v!r}")
         if self.users + self.spare > 6:
             raise UsageError(f"scenario: --users plus --spare must be at most 6, got {self.users + self.spare}")
+        if self.vcpus > self.users:
+            raise UsageError(f"scenario: --vcpus must be at most --users ({self.users}), got {self.vcpus}")
+        if self.vcpus and self.values > GUEST_VERSION:
+            raise UsageError(f"scenario: with --vcpus, --values must be at most {GUEST_VERSION} "
+                             f"(the other register versions are the guests'), got {self.values}")
 
     @property
     def slots(self) -> int:
@@ -101,8 +119,10 @@ class Scenario:
         return self.users + self.spare
 
     def describe(self) -> str:
-        """One line: every numeric knob, then the switches changed from their defaults."""
-        parts = [f"{f.name}={getattr(self, f.name)}" for f in fields(self) if not isinstance(getattr(self, f.name), bool)]
+        """One line: every numeric knob, then the switches changed from their defaults. The 5.16+
+        knobs (OPTIONAL_KNOBS) show only when set, so older scenarios print as they always did."""
+        parts = [f"{f.name}={getattr(self, f.name)}" for f in fields(self) if not isinstance(getattr(self, f.name), bool)
+                 and (f.name not in OPTIONAL_KNOBS or getattr(self, f.name))]
         switches = [f for f in fields(self) if isinstance(getattr(self, f.name), bool)]
         off = [f.name for f in switches if getattr(self, f.name) is False and f.default is True]
         on = [f.name for f in switches if getattr(self, f.name) is True and f.default is False]
@@ -151,4 +171,6 @@ PRESETS = {
     "pkru": dict(kthreads=0, execs=0, pkru_writes=True),
     "signals": dict(kthreads=0, execs=0, values=1, signals=1, corrupt_frames=True),
     "ptrace": dict(kthreads=0, execs=0, ptrace_writes=1, ptrace_reads=True, readers=True, pkru_writes=True),
+    "kvm": dict(kthreads=0, execs=0, values=1, vcpus=1),
+    "amx": dict(kthreads=0, execs=0, values=1, amx=True, hotplug=True),
 }

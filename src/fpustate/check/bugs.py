@@ -26,6 +26,8 @@ from .explore import Explorer, Result, Violation
 SMALL = dict(kthreads=0, execs=0)
 SIGNALS = dict(kthreads=0, execs=0, values=1, signals=1)
 PTRACE = dict(kthreads=0, execs=0, ptrace_writes=1)
+KVM = dict(kthreads=0, execs=0, values=1, vcpus=1)  # the `kvm` preset
+AMX = dict(kthreads=0, execs=0, values=1, amx=True, hotplug=True)  # the `amx` preset
 
 
 class Bug(NamedTuple):
@@ -63,6 +65,12 @@ BUGS: tuple[Bug, ...] = (
     Bug("Invalidate FPU state correctly on exec()", "1f69383b203e", "linux-exec-invalidation",
         "user_sees_own_registers", "linux", {},
         "exec invalidates only the current CPU; migrating back revives the old program's registers"),
+    Bug("KVM: X86: Fix fpu state crash in kvm guest", "e751732486eb + c9aef3b85f42", "linux-kvm-save-ignores-need-load",
+        "guest_sees_own_registers", "linux", KVM,
+        "leaving KVM_RUN after an interrupt's kernel_fpu_begin() XSAVEs the kernel's data over the guest's fpstate"),
+    Bug("Keep xfd_state in sync with MSR_IA32_XFD, CVE-2024-35801", "10e4b5166df9", "linux-xfd-cache-hotplug",
+        "xrstor_respects_xfd", "linux", AMX,
+        "CPU online resets MSR_IA32_XFD but not its cache; an AMX task's XRSTOR runs with XFD armed: #NM in the kernel"),
 )
 """The eager entry for 68239654acaf turns hardirq kernel-FPU users off: with one,
 v4.19's fixed code still has a window (between fpu->initialized = 1 and

@@ -16,6 +16,7 @@ from ..kernel.machine import Action, Model
 from ..kernel.state import (
     CTX_NAMES,
     DEAD,
+    KVM_PCS,
     NULL,
     PC_EXIT_LOOP,
     RUN_NAMES,
@@ -55,11 +56,16 @@ def changes(m: Model, before: bytes, after: bytes) -> str:
             out.append(f"cpu{c}.CR0.TS={y.ts}")
         if x.in_kernel_fpu != y.in_kernel_fpu:
             out.append(f"cpu{c}.in_kernel_fpu={y.in_kernel_fpu}")
+        if x.xfd != y.xfd:
+            out.append(f"cpu{c}.MSR_IA32_XFD={_xfd(y.xfd)}")
+        if x.xfd_state != y.xfd_state:
+            out.append(f"cpu{c}.xfd_state={_xfd(y.xfd_state)}")
     flag = m.design.flag_name
     for t, (x, y) in enumerate(zip(a.tasks, b.tasks)):
         n = m.name(t)
-        if x.fpstate != y.fpstate:
-            out.append(f"{n}.fpstate={m.value(y.fpstate)}")
+        out += _kvm_changes(m, n, x, y)
+        if _host(x, "fpstate") != _host(y, "fpstate"):
+            out.append(f"{n}.fpstate={m.value(_host(y, 'fpstate'))}")
         if x.last_cpu != y.last_cpu:
             out.append(f"{n}.last_cpu={-1 if y.last_cpu == NULL else y.last_cpu}")
         if x.need_load != y.need_load and flag not in ("fpregs_active", "fpu->initialized"):
@@ -83,10 +89,46 @@ def changes(m: Model, before: bytes, after: bytes) -> str:
             out.append(f"{n}.signal_frames={y.sigdepth}")
     if a.stale_read != b.stale_read:
         out.append(f"[the reader got {m.name(b.stale_read)}'s stale state]")
+    if a.xfd_nm != b.xfd_nm:
+        out.append(f"[XRSTOR of {m.name(b.xfd_nm)}'s tiles with XFD armed: #NM in the kernel]")
     for t, (x, y) in enumerate(zip(a.ghost, b.ghost)):
-        if x.value != y.value and b.tasks[t].run != DEAD:
-            out.append(f"[{m.name(t)} expects {m.value(y.value)}]")
+        xs, ys = a.tasks[t].pc in KVM_PCS, b.tasks[t].pc in KVM_PCS
+        host = (x.swap_value if xs else x.value), (y.swap_value if ys else y.value)
+        guest = (x.value if xs else x.swap_value), (y.value if ys else y.swap_value)
+        if host[0] != host[1] and b.tasks[t].run != DEAD:
+            out.append(f"[{m.name(t)} expects {m.value(host[1])}]")
+        if guest[0] != guest[1] and b.tasks[t].run != DEAD:
+            out.append(f"[{m.name(t)}'s guest expects {m.value(guest[1])}]")
     return " ".join(out)
+
+
+def _xfd(v: int) -> str:
+    return "XTILE_DATA" if v else "0"
+
+
+def _host(x, field: str) -> int:
+    """A task's own (host) fpstate field, wherever fpu->fpstate points (KVM swaps it)."""
+    return getattr(x, "swap_" + field) if x.pc in KVM_PCS else getattr(x, field)
+
+
+def _guest(x, field: str) -> int:
+    return getattr(x, field) if x.pc in KVM_PCS else getattr(x, "swap_" + field)
+
+
+def _kvm_changes(m: Model, n: str, x, y) -> list[str]:
+    """The fpstate pointer swap, the guest's fpstate, and AMX/XFD fields of one task."""
+    out = []
+    if (x.pc in KVM_PCS) != (y.pc in KVM_PCS):
+        out.append(f"{n}.fpu->fpstate={'guest_fpu.fpstate' if y.pc in KVM_PCS else '&fpu->__fpstate'}")
+    if _guest(x, "fpstate") != _guest(y, "fpstate"):
+        out.append(f"{n}.guest_fpstate={m.value(_guest(y, 'fpstate'))}")
+    if _host(x, "xsize") != _host(y, "xsize"):
+        out.append(f"{n}.fpstate->size={'large (AMX)' if _host(y, 'xsize') else 'default'}")
+    if _host(x, "xfd") != _host(y, "xfd"):
+        out.append(f"{n}.fpstate->xfd={_xfd(_host(y, 'xfd'))}")
+    if x.xperm != y.xperm:
+        out.append(f"{n}.perm+=XTILE_DATA")
+    return out
 
 
 class Step(NamedTuple):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import UsageError
-from . import eager, lazy, linux, mutants, rfc2016, strawman
+from . import eager, lazy, linux, mutants, mutants_kvm, rfc2016, strawman
 from ..kernel.design import Design
 
 DESIGNS: dict[str, Design] = {
@@ -14,7 +14,7 @@ DESIGNS: dict[str, Design] = {
 
 # Real kernel bugs, re-created as one-hook mutants of a real design. Checked by
 # name; `fpustate check` without names runs only DESIGNS.
-MUTANTS: dict[str, Design] = dict(mutants.MUTANTS)
+MUTANTS: dict[str, Design] = dict(mutants.MUTANTS) | mutants_kvm.MUTANTS
 
 
 def get(name: str) -> Design:

@@ -259,6 +259,9 @@ DESIGN = Design(
                           Step("local_bh_disable, fpu->initialized = 1", local_bh_disable_initialized),
                           Step("fpu__restore, local_bh_enable", fpu__restore_local_bh_enable)),
     fpu_sync_fpstate=fpu__save,
+    no_fpu_ext="v4.19's kvm_load_guest_fpu() saved QEMU's registers into vcpu->arch.user_fpu and the eager "
+               "switch kept the guest's in current->thread.fpu while in KVM_RUN: no fpstate pointer to swap, not "
+               "modelled; AMX/XFD and the xfd_state cache came with 5.16; CPU bring-up is not modelled for v4.19",
     fpstate_image=v4_8.fpstate_image,
     fpstate_active=v4_8.fpstate_active,
 )

@@ -75,6 +75,7 @@ DESIGN = Design(
     user_fpu_accessible=user_fpu_accessible,
     do_device_not_available=do_device_not_available,
     **v4_8.bind(EAGER),
+    no_fpu_ext="v4.8's KVM loaded the guest FPU in kvm_load_guest_fpu() (kernel_fpu_begin-style, CR0.TS traps in the guest) with no fpstate to swap; AMX/XFD and the xfd_state cache came with 5.16; CPU bring-up (fpu__init_cpu) is not modelled for v4.8",
 )
 
 

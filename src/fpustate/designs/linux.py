@@ -10,7 +10,7 @@ arch/x86/kernel/process_64.c (x86_pkru_load), arch/x86/kernel/process.c
 (flush_thread, pkru_flush_thread), arch/x86/kernel/fpu/signal.c
 (copy_fpstate_to_sigframe, restore_fpregs_from_user, __fpu_restore_sig,
 fpu__restore_sig: the paths are in `linux_paths`), arch/x86/kernel/fpu/regset.c
-(xstateregs_get/set).
+(xstateregs_get/set); KVM, AMX/XFD and CPU hotplug: `linux_kvm`.
 
 - TIF_NEED_FPU_LOAD is set on the *outgoing* task when switch_fpu() saves it
   (≈6.15+), and cleared by fpregs_restore_userregs() on the way to user mode,
@@ -53,8 +53,11 @@ from ..kernel.state import (
     T_LAST_CPU,
     T_NEED_LOAD,
     T_PKRU,
+    T_XFD,
+    T_XSIZE,
     TASK_W,
     USER,
+    XFD_ARMED,
     cpu,
     ghost,
     task,
@@ -156,6 +159,8 @@ def fpu_clone(k: bytearray, c: int, parent: int, child: int) -> None:
     the child. copy_thread() gives the child the current PKRU register."""
     p = task(k, child)
     k[p + T_LAST_CPU], k[p + T_NEED_LOAD], k[p + T_PKRU] = NULL, 1, k[cpu(c) + C_PKRU]
+    if k[p + T_XSIZE]:  # fpstate_reset(): the default-size fpstate, xfd = init_fpstate.xfd
+        k[p + T_XSIZE], k[p + T_XFD] = 0, XFD_ARMED
     if k[task(k, parent) + T_NEED_LOAD]:
         fpregs_restore_userregs(k, c, parent)
     save_fpregs_to_fpstate(k, c, child)
@@ -199,6 +204,8 @@ def regs_live(s, t: int, c: int) -> bool:
     return not s[task(s, t) + T_NEED_LOAD]
 
 
+from . import linux_kvm  # noqa: E402  (it uses fpregs_restore_userregs() above)
+
 DESIGN = Design(
     name="linux",
     summary="Linux v6.18: TIF_NEED_FPU_LOAD, restore deferred to exit-to-user, skipped when fpregs_state_valid",
@@ -223,4 +230,5 @@ DESIGN = Design(
     sigreturn_steps=linux_paths.sigreturn_steps(),
     sigreturn_ia32_steps=linux_paths.SIGRETURN_IA32_STEPS,
     fpu_sync_fpstate=fpu_sync_fpstate,
+    fpu_ext=linux_kvm.FPU_EXT,
 )

@@ -113,6 +113,7 @@ DESIGN = Design(
     switch_fpu=switch_fpu_prepare,
     exit_to_user=prepare_exit_to_usermode,
     **v4_8.bind(EAGER),
+    no_fpu_ext="v4.8's KVM loaded the guest FPU in kvm_load_guest_fpu() (kernel_fpu_begin-style, CR0.TS traps in the guest) with no fpstate to swap; AMX/XFD and the xfd_state cache came with 5.16; CPU bring-up (fpu__init_cpu) is not modelled for v4.8",
 )
 
 STALE_FLAGS = DESIGN.variant(

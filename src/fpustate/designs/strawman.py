@@ -235,4 +235,5 @@ DESIGN = Design(
     sigreturn_ia32_steps=(Step("user_fpregs_move_to_memory", sigreturn_move_to_memory),
                           Step("copy_from_user(fpstate, frame)", copy_frame_to_memory)),
     fpu_sync_fpstate=fpu_sync_fpstate,
+    no_fpu_ext="v4.8's KVM loaded the guest FPU in kvm_load_guest_fpu() (kernel_fpu_begin-style, CR0.TS traps in the guest) with no fpstate to swap; AMX/XFD and the xfd_state cache came with 5.16; CPU bring-up (fpu__init_cpu) is not modelled for v4.8",
 )

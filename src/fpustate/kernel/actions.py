@@ -52,7 +52,11 @@ from .state import (
     PATH_SIGRETURN_IA32,
     PATH_STRIDE,
     PC_EXIT_LOOP,
+    PC_GUEST,
     PC_IRQ_FROM_USER,
+    PC_KVM_RUN,
+    PC_OFFLINE,
+    PC_XFD_NM,
     PC_KTHREAD,
     PC_KTHREAD_KFPU,
     PC_SYSCALL,
@@ -80,7 +84,7 @@ from . import machine as M
 
 GLOBAL = "global"  # an event not bound to a CPU (wake-ups, a tracer on another CPU)
 SOFTIRQ = -1  # the situation of a CPU whose softirq is inside its kernel-FPU section
-KERNEL_PCS = (PC_SYSCALL, PC_SYSCALL_KFPU, PC_EXIT_LOOP, PC_KTHREAD, PC_KTHREAD_KFPU)
+KERNEL_PCS = (PC_SYSCALL, PC_SYSCALL_KFPU, PC_EXIT_LOOP, PC_KTHREAD, PC_KTHREAD_KFPU, PC_KVM_RUN, PC_XFD_NM)
 PATH_PCS = tuple(range(PATH_BASE, PATH_BASE + len(PATH_NAMES) * PATH_STRIDE))
 ANY_KERNEL = KERNEL_PCS + PATH_PCS  # every pc of task context in the kernel
 
@@ -507,6 +511,9 @@ def design_event(code: str, ctx: str, where: str, enabled: Callable, effect: Cal
     return Event(code, ctx, at, fire, describe)
 
 
+from .actions_kvm import KVM_EVENTS  # noqa: E402  (they are Events: defined above)
+
+EVENTS = EVENTS + KVM_EVENTS
 KERNEL_CODES = frozenset(e.code for e in EVENTS + _PATH_EVENTS)
 
 
@@ -521,7 +528,7 @@ class Table(NamedTuple):
 def build_table(extra: tuple = ()) -> Table:
     """The kernel's events followed by a design's own, dispatched by situation."""
     events = EVENTS + tuple(extra)
-    situations = (SOFTIRQ, PC_USER) + ANY_KERNEL
+    situations = (SOFTIRQ, PC_USER, PC_GUEST, PC_OFFLINE) + ANY_KERNEL
     at = {w: tuple(e.fire for e in events if w in e.at and e.fire is not None) for w in situations}
     glob = tuple(e.fire for e in events if GLOBAL in e.at and e.fire is not None)
     by_code = {e.code: e for e in _PATH_EVENTS + events}

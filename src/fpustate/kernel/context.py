@@ -16,11 +16,14 @@ from .state import (
     C_FPREGS,
     C_TS,
     C_OWNER,
+    C_XFD,
+    C_XFD_STATE,
     C_PKRU,
     CPU_W,
     G_VALUE,
     HEADER,
     H_CLOBBERED,
+    H_XFD_NM,
     GARBAGE,
     INIT,
     KERNEL,
@@ -32,6 +35,8 @@ from .state import (
     T_PKRU,
     T_SIGDEPTH,
     T_SIGFRAME,
+    T_XFD,
+    T_XSIZE,
     TASK_W,
     cpu,
     ghost,
@@ -48,7 +53,10 @@ class Probe(Protocol):
     def __call__(self, op: str, c: int, t: int) -> None: ...
 
 
-OPS = ("save", "restore", "restore_init", "skip", "sigframe_save", "sigframe_restore", "nm", "cr0_ts")
+OPS = ("save", "restore", "restore_init", "skip", "sigframe_save", "sigframe_restore", "nm", "cr0_ts",
+       "kvm_load", "kvm_put", "xfd_nm", "vm_entry", "vm_exit")
+
+
 class Traced(bytearray):
     """A working copy that carries a tracepoint probe (`Model.probe`): the cost simulator's.
     The checker's working copies are plain bytearrays and trace nothing; the helpers below
@@ -145,9 +153,31 @@ def save_fpregs_to_fpstate(k: bytearray, c: int, t: int, pkru: bool = False) -> 
         k.probe("save", c, t)
 
 
+def xfd_set_state(k: bytearray, c: int, xfd: int) -> None:
+    """xfd_set_state() (10e4b5166df9, 6.9): wrmsrq(MSR_IA32_XFD, xfd) and the per-CPU xfd_state with it."""
+    q = HEADER + c * CPU_W
+    k[q + C_XFD] = k[q + C_XFD_STATE] = xfd
+
+
+def xfd_update_state(k: bytearray, c: int, t: int) -> None:
+    """xfd_update_state(fpstate) (arch/x86/kernel/fpu/xstate.h, 5.16+): write MSR_IA32_XFD only
+    when the per-CPU cache xfd_state differs from current's fpu->fpstate->xfd."""
+    xfd = k[k[0] + t * TASK_W + T_XFD]
+    if k[HEADER + c * CPU_W + C_XFD_STATE] != xfd:
+        xfd_set_state(k, c, xfd)
+
+
+def xrstor_checks_xfd(k: bytearray, c: int, t: int) -> None:
+    """XRSTOR(S) of an image whose XSTATE_BV has AMX tile data, with MSR_IA32_XFD arming that
+    component, raises #NM in the kernel: handle_xfd_event() refuses (!user_mode) and the
+    machine dies ("unexpected #NM exception", CVE-2024-35801). The ghost marker records it."""
+    if k[k[0] + t * TASK_W + T_XSIZE] and k[HEADER + c * CPU_W + C_XFD] and k[H_XFD_NM] == NULL:
+        k[H_XFD_NM] = t
+
+
 def restore_fpregs_from_fpstate(k: bytearray, c: int, t: int, pkru: bool = False,
                                 fault_loads_init: bool = False) -> None:
-    """restore_fpregs_from_fpstate(): XRSTOR t's image into CPU c's registers.
+    """restore_fpregs_from_fpstate(): xfd_update_state() (5.16+), then XRSTOR t's image into CPU c's registers.
 
     With `pkru`, PKRU is restored from the image as well (before 5.14 it was
     part of the restored xstate). An invalid image (GARBAGE) makes XRSTOR
@@ -159,6 +189,9 @@ def restore_fpregs_from_fpstate(k: bytearray, c: int, t: int, pkru: bool = False
     q = HEADER + c * CPU_W
     if k.__class__ is Traced:
         k.probe("restore", c, t)
+    if k[p + T_XFD] != k[q + C_XFD_STATE] or k[q + C_XFD]:  # AMX machines only (5.16+): XFD before XRSTOR
+        xfd_update_state(k, c, t)
+        xrstor_checks_xfd(k, c, t)
     if k[p + T_FPSTATE] == GARBAGE:
         if fault_loads_init:
             k[q + C_FPREGS] = INIT

@@ -68,6 +68,22 @@ class Step(NamedTuple):
         return " -> page fault, retry" if choice else ""
 
 
+class FpuExt(NamedTuple):
+    """The 5.16+ FPU code around KVM's guest fpstate, AMX/XFD and CPU hotplug: one hook each,
+    named after the kernel function (`designs/linux_kvm.py` has v6.18's). A design without
+    them (`Design.fpu_ext` None) refuses the --vcpus, --amx and --hotplug knobs."""
+
+    fpu_swap_kvm_fpstate: Callable  # (k, cpu, task, enter_guest): KVM_RUN entry and exit
+    vcpu_enter_guest: Callable  # (k, cpu, task): the FPU part of VM entry, IRQs off
+    fpu_copy_guest_fpstate_to_uabi: Callable  # (state, task) -> value: KVM_GET_XSAVE
+    fpu_copy_uabi_to_guest_fpstate: Callable  # (k, task, value): KVM_SET_XSAVE
+    xstate_request_perm: Callable  # (k, task): arch_prctl(ARCH_REQ_XCOMP_PERM)
+    handle_xfd_event: Callable  # (k, cpu, task): the #NM of a first AMX use, fpstate_realloc()
+    fpu_idle_fpregs: Callable  # (k, cpu): the idle driver's TILERELEASE
+    cpu_dead: Callable  # (k, cpu): the CPU goes offline (takedown_cpu, play_dead)
+    fpu__init_cpu: Callable  # (k, cpu, init_xfd): the CPU comes back (smpboot, fpu__init_cpu)
+
+
 def _no_boot_cpu(k: bytearray, c: int) -> None:
     return None
 
@@ -181,6 +197,10 @@ class Design:
     # Events this design adds to the kernel's action table (`fpustate.kernel.actions.Event`):
     # a new user or kernel path with its enabling test, its effect and its trace text.
     extra_events: tuple = ()
+    # The 5.16+ KVM, AMX/XFD and hotplug hooks (None: the design's kernel has no such code, and
+    # `no_fpu_ext` says what it had instead; the knobs are refused).
+    fpu_ext: Optional[FpuExt] = None
+    no_fpu_ext: str = "no fpu_swap_kvm_fpstate(), XFD or xfd_state: that code came with 5.16"
 
     def variant(self, **changes) -> "Design":
         """This design with some hooks or fields replaced."""
@@ -191,5 +211,5 @@ HOOKS = tuple(
     f.name
     for f in dataclasses.fields(Design)
     if f.name not in ("name", "summary", "kernel", "files", "flag_name", "has_pkru", "valid_while_live", "simulation",
-                      "stale_snapshot", "extra_events")
+                      "stale_snapshot", "extra_events", "fpu_ext", "no_fpu_ext")
 )

@@ -34,10 +34,12 @@ from __future__ import annotations
 from typing import NamedTuple, Optional
 
 from ..config import Scenario
-from ..errors import InternalError
+from ..errors import InternalError, UsageError
 from .context import Probe, Traced
 from .design import K_HARDIRQ, Design
 from .state import (
+    C_XFD,
+    C_XFD_STATE,
     C_CTX,
     C_CURR,
     C_FPREGS,
@@ -57,6 +59,7 @@ from .state import (
     H_PTRACE,
     H_SIGNALS,
     H_STALE_READ,
+    H_XFD_NM,
     HEADER,
     MAX_SIGFRAMES,
     G_FRAME,
@@ -87,9 +90,15 @@ from .state import (
     T_RUN,
     T_SIGDEPTH,
     T_SIGFRAME,
+    T_SWAP_FPSTATE,
+    T_XFD,
     TASK_W,
     USER,
+    GUEST_VERSION,
+    XFD_ARMED,
+    G_SWAP_VALUE,
     cpu,
+    is_guest_value,
     ghost,
     path_pc,
     pkru_of,
@@ -187,6 +196,8 @@ class Model(NamedTuple):
             return "kernel-data"
         if v == GARBAGE:
             return "garbage"
+        if is_guest_value(v):
+            return f"{self.name(value_owner(v))}-guest.{value_version(v) - GUEST_VERSION}"
         return f"{self.name(value_owner(v))}.{value_version(v)}"
 
     def owner(self, o: int) -> str:
@@ -198,9 +209,20 @@ class Model(NamedTuple):
         return f"{self.name(pkru_owner(p))}-keys" + ("'" if pkru_version(p) else "")
 
 
+def unsupported(design: Design, scenario: Scenario) -> Optional[str]:
+    """Why `design` cannot run `scenario` (its kernel lacks the 5.16+ code a knob models), or None."""
+    knobs = [f"--{n}" for n in ("vcpus", "amx", "hotplug") if getattr(scenario, n)]
+    if knobs and design.fpu_ext is None:
+        return f"design {design.name!r} ({design.kernel}) cannot run {', '.join(knobs)}: {design.no_fpu_ext}"
+    return None
+
+
 def make_model(design: Design, scenario: Scenario, probe: Optional[Probe] = None) -> Model:
     from .actions import KERNEL_TABLE, build_table  # the table's events call back into this module
 
+    why = unsupported(design, scenario)
+    if why:
+        raise UsageError(why)
     idle_base = scenario.slots + scenario.kthreads + scenario.workers
     table = build_table(design.extra_events) if design.extra_events else KERNEL_TABLE
     return Model(design, scenario, idle_base, tuple(range(idle_base)), table, probe)
@@ -217,7 +239,10 @@ def initial_state(m: Model) -> bytes:
     k = new_vector(m, nt)
     k[H_FORKS], k[H_EXECS], k[H_EXITS] = sc.forks, sc.execs, sc.exits
     k[H_CLOBBERED], k[H_PTRACE] = NULL, sc.ptrace_writes
-    k[H_SIGNALS], k[H_STALE_READ] = sc.signals, NULL
+    k[H_SIGNALS], k[H_STALE_READ], k[H_XFD_NM] = sc.signals, NULL, NULL
+    xfd = XFD_ARMED if sc.amx else 0  # init_fpstate.xfd: fpu__init_cpu_xstate() wrote it, xfd_state caches it
+    for c in range(sc.cpus):
+        k[cpu(c) + C_XFD] = k[cpu(c) + C_XFD_STATE] = xfd
     for t in range(nt):
         p, g = task(k, t), ghost(k, t)
         if t < sc.slots:
@@ -242,6 +267,8 @@ def initial_state(m: Model) -> bytes:
         # kind run pc local cpu fpstate last_cpu need fpregs_active fpstate_active counter pkru
         k[p: p + T_SIGDEPTH] = bytes((kind, run, pc, 0, on, val, NULL, 1, 0, 1 if kind == USER else 0, 0, pkru))
         k[g + G_VALUE], k[g + G_PKRU] = val, pkru  # no signal frames: the rest stays 0
+        if kind == USER:  # fpstate_reset(): xfd = init_fpstate.xfd; a guest fpstate's xfd is 0 (its RESET value)
+            k[p + T_XFD] = xfd
         if kind == USER and on != NULL:
             set_running_user(k, on, t)
         if alive:
@@ -265,7 +292,7 @@ def new_vector(m: Model, nt: int) -> bytearray:
         k.probe = m.probe
     k[0], k[1] = tb, nt
     for c in range(ncpus):
-        k[cpu(c): cpu(c) + CPU_W] = bytes((INIT, NULL, PKRU_INIT, m.idle_of(c), CTX_TASK, 0, 0, 0, 0))
+        k[cpu(c): cpu(c) + 5] = bytes((INIT, NULL, PKRU_INIT, m.idle_of(c), CTX_TASK))  # the rest stays 0
     return k
 
 
@@ -413,6 +440,7 @@ def copy_process(m: Model, k: bytearray, c: int, parent: int, child: int) -> Non
     pp, cp = task(k, parent), task(k, child)
     k[cp: cp + TASK_W] = k[pp: pp + TASK_W]
     k[cp + T_RUN], k[cp + T_PC], k[cp + T_LOCAL], k[cp + T_CPU] = RUNNABLE, PC_SYSCALL, 0, NULL
+    k[cp + T_SWAP_FPSTATE] = k[ghost(k, child) + G_SWAP_VALUE] = INIT  # no vCPU fd: a new guest fpstate if any
     m.design.fpu_clone(k, c, parent, child)
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple, Optional
 
+from . import properties_kvm as K
+
 from .state import (
     C_CTX,
     C_CURR,
@@ -35,6 +37,7 @@ from .state import (
     PATH_EXIT,
     PC_EXIT_LOOP,
     PC_KTHREAD,
+    PC_KVM_RUN,
     PC_SYSCALL,
     PC_USER,
     T_CPU,
@@ -68,7 +71,7 @@ class Property(NamedTuple):
         return " ".join((self.check.__doc__ or "").split("\n\n")[0].split())
 
 
-UACCESS_PCS = (PC_USER, PC_SYSCALL, PC_EXIT_LOOP)
+UACCESS_PCS = (PC_USER, PC_SYSCALL, PC_EXIT_LOOP, PC_KVM_RUN)
 EXIT_PC_LO = path_pc(PATH_EXIT, 0)
 PATH_PC_LO = path_pc(0, 0)  # the first pc of a multi-step path  # pcs inside exit; nothing follows PATH_EXIT
 
@@ -253,6 +256,11 @@ PROPERTIES: tuple[Property, ...] = (
     Property("sigframe_holds_user_state", sigframe_holds_user_state, "architectural"),
     Property("readers_see_current_state", readers_see_current_state, "architectural"),
     Property("kernel_uaccess_uses_own_pkru", kernel_uaccess_uses_own_pkru, "architectural"),
+    Property("guest_sees_own_registers", K.guest_sees_own_registers, "architectural"),
+    Property("inactive_fpstate_kept", K.inactive_fpstate_kept, "architectural"),
+    Property("xrstor_respects_xfd", K.xrstor_respects_xfd, "architectural"),
+    Property("xfd_matches_fpstate", K.xfd_matches_fpstate, "architectural"),
+    Property("xfd_state_matches_msr", K.xfd_state_matches_msr, "architectural"),
     Property("no_foreign_data_exposed", no_foreign_data_exposed, "exposure"),
 )
 

@@ -53,6 +53,15 @@ def value_version(value: int) -> int:
     return (value - _USER_BASE) % VALUES_PER_TASK
 
 
+def guest_value(task: int, version: int) -> int:
+    """Version `version` of the register contents the guest of vCPU task `task` wrote."""
+    return user_value(task, GUEST_VERSION + version)
+
+
+def is_guest_value(value: int) -> bool:
+    return value >= _USER_BASE and value_version(value) >= GUEST_VERSION
+
+
 def pkru_of(task: int, version: int = 0) -> int:
     """The protection-key rights a user task's program set up for itself (WRPKRU toggles the version)."""
     return 1 + 2 * task + version
@@ -87,12 +96,17 @@ PC_KTHREAD = 4  # kernel thread / idle body
 PC_KTHREAD_KFPU = 5  # kernel thread inside a kernel-FPU section
 PC_IRQ_FROM_USER = 6  # user mode interrupted; a softirq runs on top of it
 PC_DEAD = 7
+PC_KVM_RUN = 8  # in KVM_RUN's vcpu_run() loop, host kernel, preemptible, the guest fpstate swapped in
+PC_GUEST = 9  # in guest mode (VMX non-root), between VM entry and VM exit
+PC_OFFLINE = 10  # an idle task whose CPU is offline (hotplug): nothing runs there until it is brought up
+PC_XFD_NM = 11  # in handle_xfd_event() from user mode, IRQs enabled, before fpstate_realloc()'s lock
 PATH_BASE = 16
 PATH_STRIDE = 16  # at most 16 steps a path (pc is one byte: 16 + 5 * 16 < 255)
 PATH_EXEC, PATH_SIGNAL, PATH_SIGRETURN, PATH_SIGRETURN_IA32, PATH_EXIT = 0, 1, 2, 3, 4  # exit stays last
 PATH_NAMES = ("exec", "signal", "sigreturn", "sigreturn-ia32", "exit")
 PC_NAMES = ("user", "syscall", "syscall:kernel_fpu", "exit_to_user_mode_loop", "kthread",
-            "kthread:kernel_fpu", "irq-from-user", "dead")
+            "kthread:kernel_fpu", "irq-from-user", "dead", "kvm_run", "guest", "offline", "xfd-#NM")
+KVM_PCS = (PC_KVM_RUN, PC_GUEST)  # inside KVM_RUN: fpu->fpstate points at the guest's fpstate
 
 # CPU execution context on top of the current task.
 CTX_TASK = 0
@@ -140,7 +154,8 @@ H_CLOBBERED = 5  # ghost marker: task whose image was saved from foreign registe
 H_PTRACE = 6  # remaining ptrace regset-write budget
 H_SIGNALS = 7  # remaining signal-delivery budget
 H_STALE_READ = 8  # ghost marker: task whose state a reader (coredump, ptrace, fsave header) saw stale
-HEADER = 9
+H_XFD_NM = 9  # ghost marker: task whose AMX state an XRSTOR loaded with XFD armed (#NM in the kernel)
+HEADER = 10
 
 # CPU record.
 C_FPREGS = 0  # what the FPU/SSE/AVX registers hold (a value)
@@ -152,7 +167,10 @@ C_PREEMPT = 5  # preempt_count of the code running here
 C_BH = 6  # local_bh_disable() nesting (fpregs_lock() on !RT)
 C_IN_KFPU = 7  # in_kernel_fpu (v6.18: !kernel_fpu_allowed)
 C_TS = 8  # CR0.TS (only the lazy design sets it)
-CPU_W = 9
+C_XFD = 9  # MSR_IA32_XFD: XFD_ARMED (AMX tile data disabled, first use traps #NM) or 0
+C_XFD_STATE = 10  # the per-CPU xfd_state, the kernel's cache of MSR_IA32_XFD (5.16+)
+CPU_W = 11
+XFD_ARMED = 1  # XFEATURE_MASK_XTILE_DATA set in an XFD value (init_fpstate.xfd when AMX is enabled)
 
 # Task record: a task_struct slot with its struct fpu and thread_info flags.
 T_KIND = 0  # USER, KTHREAD, IDLE
@@ -177,7 +195,22 @@ G_VALUE = 0  # register contents the program last wrote or was given
 G_PKRU = 1  # the PKRU value the program runs with
 G_FRAME = 2  # what the program expects back from signal frame 0 .. MAX_SIGFRAMES-1
 GHOST_W = G_FRAME + MAX_SIGFRAMES
-TASK_W = GHOST_OFF + GHOST_W
+
+# Fields appended after the ghost (5.16+: KVM's fpstate swap, AMX/XFD). Kernel fields, then the ghost's.
+# fpu_swap_kvm_fpstate() swaps fpu->fpstate with guest_fpu.fpstate: the model exchanges the
+# (T_FPSTATE, T_XFD, T_XSIZE) triple with the T_SWAP_* one, and the ghost's G_VALUE with G_SWAP_VALUE,
+# so every hook that reads "current's fpstate" sees the guest's while a vCPU task is in KVM_RUN.
+EXT_OFF = GHOST_OFF + GHOST_W
+T_XFD = EXT_OFF + 0  # fpu->fpstate->xfd (XFD_ARMED or 0)
+T_XSIZE = EXT_OFF + 1  # fpu->fpstate is fpstate_realloc()'s large buffer (AMX tile data in the image)
+T_XPERM = EXT_OFF + 2  # ARCH_REQ_XCOMP_PERM granted: fpu->perm includes XFEATURE_XTILE_DATA
+T_SWAP_FPSTATE = EXT_OFF + 3  # the other fpstate's regs: guest_fpu.fpstate outside KVM_RUN, __task_fpstate inside
+T_SWAP_XFD = EXT_OFF + 4  # the other fpstate's xfd
+T_SWAP_XSIZE = EXT_OFF + 5  # the other fpstate's size
+EXT_W = 6
+G_SWAP_VALUE = EXT_OFF + EXT_W - GHOST_OFF  # ghost (offset from ghost()): what the other context expects
+TASK_W = EXT_OFF + EXT_W + 1
+GUEST_VERSION = 4  # guest_value(t, v) = user_value(t, GUEST_VERSION + v): task t's guest's data
 
 
 def cpu(c: int) -> int:
@@ -214,6 +247,8 @@ class CpuState(NamedTuple):
     bh_count: int
     in_kernel_fpu: int
     ts: int
+    xfd: int = 0
+    xfd_state: int = 0
 
 
 class TaskState(NamedTuple):
@@ -232,6 +267,12 @@ class TaskState(NamedTuple):
     sigdepth: int
     sigframe0: int
     sigframe1: int
+    xfd: int = 0
+    xsize: int = 0
+    xperm: int = 0
+    swap_fpstate: int = 0
+    swap_xfd: int = 0
+    swap_xsize: int = 0
 
 
 class Ghost(NamedTuple):
@@ -239,6 +280,7 @@ class Ghost(NamedTuple):
     pkru: int
     frame0: int
     frame1: int
+    swap_value: int = 0
 
 
 class KernelState(NamedTuple):
@@ -252,24 +294,28 @@ class KernelState(NamedTuple):
     ptrace_writes: int  # remaining ptrace regset-write budget
     signals: int  # remaining signal-delivery budget
     stale_read: int  # task a reader saw stale, or NULL
+    xfd_nm: int = NULL  # task whose AMX state was XRSTORed with XFD armed, or NULL
 
 
 def encode(ks: KernelState) -> bytes:
     nc, nt = len(ks.cpus), len(ks.tasks)
     tb = HEADER + nc * CPU_W
-    out = [tb, nt, *ks.budget, ks.fpstate_clobbered, ks.ptrace_writes, ks.signals, ks.stale_read]
+    out = [tb, nt, *ks.budget, ks.fpstate_clobbered, ks.ptrace_writes, ks.signals, ks.stale_read, ks.xfd_nm]
     for c in ks.cpus:
         out.extend(c)
     for t, g in zip(ks.tasks, ks.ghost):
-        out.extend(t)
-        out.extend(g)
+        out.extend(t[:GHOST_OFF])
+        out.extend(g[:GHOST_W])
+        out.extend(t[GHOST_OFF:])
+        out.extend(g[GHOST_W:])
     return bytes(out)
 
 
 def decode(s) -> KernelState:
     nc, nt = ncpus(s), ntasks(s)
     cpus = tuple(CpuState(*s[cpu(c): cpu(c) + CPU_W]) for c in range(nc))
-    tasks = tuple(TaskState(*s[task(s, t): task(s, t) + GHOST_OFF]) for t in range(nt))
-    ghosts = tuple(Ghost(*s[ghost(s, t): ghost(s, t) + GHOST_W]) for t in range(nt))
+    tasks = tuple(TaskState(*s[task(s, t): task(s, t) + GHOST_OFF], *s[task(s, t) + EXT_OFF: task(s, t) + EXT_OFF + EXT_W])
+                  for t in range(nt))
+    ghosts = tuple(Ghost(*s[ghost(s, t): ghost(s, t) + GHOST_W], s[ghost(s, t) + G_SWAP_VALUE]) for t in range(nt))
     return KernelState(cpus, tasks, ghosts, (s[H_FORKS], s[H_EXECS], s[H_EXITS]), s[H_CLOBBERED], s[H_PTRACE],
-                       s[H_SIGNALS], s[H_STALE_READ])
+                       s[H_SIGNALS], s[H_STALE_READ], s[H_XFD_NM])
