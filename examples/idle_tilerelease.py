@@ -1,5 +1,8 @@
 """A design that adds an event: the idle driver's fpu_idle_fpregs() (AMX TILERELEASE).
 
+The kernel model has this path under --amx (`kernel/actions_kvm.py`); this file shows how a
+design adds such an event of its own, always enabled, as intel_idle's call into it.
+
 Linux v6.18, arch/x86/kernel/fpu/core.c (read in the tip tree mirror):
 
     noinstr void fpu_idle_fpregs(void)
@@ -52,13 +55,13 @@ DESIGNS = [
     linux.DESIGN.variant(
         name="linux+idle-tilerelease",
         summary="linux with the idle driver's fpu_idle_fpregs() as an event",
-        extra_events=(design_event("fpu_idle_fpregs", "task", "kthread", current_is_idle, fpu_idle_fpregs,
+        extra_events=(design_event("intel_idle", "task", "kthread", current_is_idle, fpu_idle_fpregs,
                                    "cpuidle: fpu_idle_fpregs()", OUTCOMES),),
     ),
     linux.DESIGN.variant(
         name="linux+idle-tilerelease-keeps-owner",
         summary="the same, forgetting to invalidate fpu_fpregs_owner_ctx",
-        extra_events=(design_event("fpu_idle_fpregs", "task", "kthread", current_is_idle,
+        extra_events=(design_event("intel_idle", "task", "kthread", current_is_idle,
                                    fpu_idle_fpregs_keeps_owner, "cpuidle: fpu_idle_fpregs()", OUTCOMES),),
     ),
 ]
