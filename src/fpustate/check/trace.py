@@ -205,14 +205,16 @@ def state_summary(m: Model, s: bytes) -> str:
 
 
 def model_tag(m: Model) -> str:
-    """Six hex digits naming the design and every scenario field: printed before an index
-    path (`3f9c2a:1/10/11/3/2`), so that `--replay` refuses a path recorded on another design
-    or scenario instead of silently following other actions."""
+    """Six hex digits naming the design and the scenario (every field that differs from its
+    default, so a knob added later leaves older tags alone): printed before an index path
+    (`3f9c2a:1/10/11/3/2`), so that `--replay` refuses a path recorded on another design or
+    scenario instead of silently following other actions."""
     import hashlib
     from dataclasses import fields
 
     sc = m.scenario
-    text = "|".join([m.design.name, m.design.kernel] + [f"{f.name}={getattr(sc, f.name)!r}" for f in fields(sc)])
+    text = "|".join([m.design.name, m.design.kernel] + [f"{f.name}={getattr(sc, f.name)!r}" for f in fields(sc)
+                                                        if getattr(sc, f.name) != f.default])
     return hashlib.sha256(text.encode()).hexdigest()[:6]
 
 
