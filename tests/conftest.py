@@ -30,6 +30,18 @@ def checked():
     return run
 
 
+@pytest.fixture(scope="session")
+def bug_suite(tmp_path_factory):
+    """`fpustate bugs --json --html --junit`, run once per session (the suite is the slowest check):
+    (the parsed JSON, the HTML path, the JUnit path, the process)."""
+    import json
+
+    d = tmp_path_factory.mktemp("bugs")
+    html, junit = d / "bugs.html", d / "bugs.xml"
+    p = cli("bugs", "--json", "--html", str(html), "--junit", str(junit))
+    return json.loads(p.stdout) if p.stdout else None, html, junit, p
+
+
 def cli(*args: str) -> subprocess.CompletedProcess:
     """Run the fpustate command line in a subprocess."""
     return subprocess.run([sys.executable, "-m", "fpustate", *args], capture_output=True, text=True)

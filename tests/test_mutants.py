@@ -49,17 +49,12 @@ BUG_SUITE = {
 }
 
 
-def test_bug_suite_counterexamples_are_pinned():
+def test_bug_suite_counterexamples_are_pinned(bug_suite):
     """Every entry of `fpustate bugs` finds its bug with the pinned shortest counterexample, and its fixed design holds."""
-    from fpustate.check.bugs import BUGS, run_bug
-    from fpustate.check.trace import index_path
-
-    cache: dict = {}
-    got = {}
-    for bug in BUGS:
-        r = run_bug(bug, cache)
-        assert r.passed, bug.name
-        got[bug.mutant] = (len(r.found.path), index_path(r.explorer, r.found), r.mutant.states, r.found.detail)
+    rows, _, _, p = bug_suite
+    assert p.returncode == 0, p.stderr
+    got = {r["mutant"]: (r["steps"], r["index_path"].split(":")[1], r["states"], r["detail"]) for r in rows}
+    assert all(r["passed"] and r["fixed_holds"] for r in rows)
     assert got == BUG_SUITE
 
 

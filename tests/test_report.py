@@ -109,20 +109,19 @@ def test_check_junit_cases(tmp_path):
     assert root.get("tests") == str(2 * len(PROPERTIES)) and root.get("failures") == str(len(failures))
 
 
-def test_bugs_html_and_junit(browser, tmp_path):
+def test_bugs_html_and_junit(browser, bug_suite, tmp_path):
     """bugs --html shows every bug (a section per mutant, its property marked on the last step);
     bugs --junit has one passing test case per bug and validates."""
     from fpustate.check.bugs import BUGS
 
-    html, junit = tmp_path / "bugs.html", tmp_path / "bugs.xml"
-    p = cli("bugs", "--trace", "--html", str(html), "--junit", str(junit))
+    rows, html, junit, p = bug_suite
     assert p.returncode == 0, p.stderr
     page, errors, requests = open_page(browser, html)
     assert errors == [] and requests == []
     sections = page.locator("section[data-design]")
     assert sections.evaluate_all("els => els.map(e => e.dataset.design)") == [b.mutant for b in BUGS]
-    steps_printed = [int(n) for n in re.findall(r"violated after (\d+) steps", p.stdout)]
-    for bug, n in zip(BUGS, steps_printed, strict=True):
+    for bug, row in zip(BUGS, rows, strict=True):
+        n = row["steps"]
         s = page.locator(f'section[data-design="{bug.mutant}"]')
         assert s.locator("[data-step]").count() == n
         assert s.locator(f'[data-step="{n}"]').get_attribute("data-violation") == bug.prop

@@ -331,6 +331,7 @@ def _bug_json(b) -> dict:
     return {"bug": b.bug.name, "commit": b.bug.commit, "mutant": b.bug.mutant, "property": b.bug.prop,
             "scenario": b.bug.scenario, "found": b.found is not None,
             "steps": len(b.found.path) if b.found else None, "detail": b.found.detail if b.found else None,
+            "index_path": (f"{model_tag(b.explorer.model)}:{index_path(b.explorer, b.found)}" if b.found else None),
             "states": b.mutant.states, "seconds": round(b.mutant.seconds, 3), "fixed": b.bug.fixed,
             "fixed_holds": b.fixed.ok and b.fixed.complete, "fixed_states": b.fixed.states, "passed": b.passed}
 
