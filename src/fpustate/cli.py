@@ -17,6 +17,7 @@ import click
 
 from . import __version__
 from .check.explore import LOOK_PAST, Explorer, Result
+from .check.parallel import ENGINES, check_engine_flags, make_explorer
 from .check.trace import format_trace, index_path
 from .config import Scenario, scenario_from_env
 from .designs import DESIGNS, get
@@ -139,6 +140,19 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in console.export_text().splitlines())
 
 
+def _engine_options(f):
+    """--jobs, --engine and --ray-address: where the search runs (check and bugs)."""
+    f = click.option("--ray-address", metavar="ADDR", default=None,
+                     help="with --engine ray: an existing Ray cluster (e.g. ray://head:10001 or auto); "
+                          "default: start a local one")(f)
+    f = click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+                     help="local: processes on this machine; ray: Ray actors (pip install 'fpustate[ray]')")(f)
+    f = click.option("--jobs", type=int, default=0, metavar="N",
+                     help="partitions searched in parallel (default 0: every core, or every CPU of the Ray "
+                          "cluster; 1: the sequential search)")(f)
+    return f
+
+
 @main.command("check")
 @click.argument("design_names", nargs=-1, metavar="[DESIGN]...")
 @click.option("--scenario", "preset", default="default", metavar="NAME",
@@ -156,8 +170,13 @@ def _table(rows: list[list[str]]) -> str:
               help="check the design(s) a Python file defines (DESIGN or DESIGNS), e.g. a variant of linux")
 @click.option("--replay", "replay_path", metavar="PATH",
               help="replay an index path (e.g. 1/10/11/3/2) printed under a counterexample, for one DESIGN")
+@_engine_options
+@click.option("--walks", type=int, default=0, metavar="N",
+              help="instead of the exhaustive search, N random walks (for scenarios too big to exhaust)")
+@click.option("--depth", type=int, default=None, metavar="D", help="with --walks: steps per walk (default 100)")
+@click.option("--seed", type=int, default=None, metavar="S", help="with --walks: the walks' seed (default 0)")
 def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past, max_states, design_files,
-              replay_path, **knobs) -> None:
+              replay_path, jobs, engine, ray_address, walks, depth, seed, **knobs) -> None:
     """Explore every interleaving of DESIGN (default: all built-in designs)."""
     scenario = _scenario(preset, knobs)
     if look_past < 0 or max_states < 0:
@@ -178,12 +197,16 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
         if len(designs) != 1:
             raise UsageError("--replay needs exactly one DESIGN")
         sys.exit(_replay(make_model(designs[0], scenario), replay_path, properties))
+    if walks or depth is not None or seed is not None:
+        sys.exit(_check_walks(designs, loaded, scenario, properties, walks, depth, seed, jobs, engine, trace,
+                              trace_all, as_json))
+    check_engine_flags(jobs, engine, ray_address)
 
     results = []
     with _Progress() as progress:
         for d in designs:
             m = make_model(d, scenario)
-            ex = Explorer(m, properties)
+            ex = make_explorer(m, properties, jobs, engine, ray_address)
             try:
                 r = ex.run(progress=progress.callback(d.name), max_states=max_states, look_past=look_past)
             except Exception as e:  # a user-written hook failed: one line, exit 2
@@ -216,19 +239,106 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     sys.exit(0)
 
 
+def _check_walks(designs, loaded, scenario, properties, walks, depth, seed, jobs, engine, trace, trace_all,
+                 as_json) -> int:
+    """`check --walks N`: random walks per design; the exit status as for the exhaustive check."""
+    from .check.walks import run_walks
+
+    if walks <= 0:
+        raise UsageError("--depth and --seed go with --walks N (N of 1 or more)")
+    depth = 100 if depth is None else depth
+    if depth <= 0:
+        raise UsageError(f"--depth: {depth} steps; give 1 or more")
+    if engine != "local":
+        raise UsageError("--walks runs on this machine's cores (--jobs); --engine ray is for the exhaustive search")
+    check_engine_flags(jobs, engine, None)
+    from .check.parallel import default_jobs
+
+    results = []
+    for d in designs:
+        m = make_model(d, scenario)
+        try:
+            r = run_walks(m, properties, walks, depth, seed or 0, jobs or default_jobs())
+        except Exception as e:  # a user-written hook failed: one line, exit 2
+            if d not in loaded:
+                raise
+            raise hook_failure(e, d) from None
+        results.append((m, r))
+        if not r.complete:
+            break
+    if as_json:
+        click.echo(json.dumps([_walk_json(m, r) for m, r in results], indent=2))
+    else:
+        click.echo(f"scenario: {scenario.describe()}; {walks:,} random walks of up to {depth} steps, seed {seed or 0}")
+        click.echo(_walks_table(results))
+        for m, r in results:
+            if r.violation and (trace or trace_all):
+                click.echo("")
+                click.echo(format_trace(m, r.violation.path, initial_state(m), r.violation))
+                click.echo(f"  found by walk {r.walk} after {r.found_steps} steps, shrunk to {len(r.violation.path)}")
+                click.echo(f"  index path: {r.index_path}")
+    if any(r.violation for _, r in results):
+        return 1
+    if not all(r.complete for _, r in results):
+        click.echo("fpustate: interrupted; the results above are partial", err=True)
+        return 130
+    return 0
+
+
+def _walk_verdict(r) -> str:
+    if r.violation:
+        return "VIOLATED"
+    return f"no violation in {r.walks:,} walks" + ("" if r.complete else " (interrupted)")
+
+
+def _walks_table(results) -> str:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    numeric = ("walks", "steps walked", "seconds", "steps/s", "steps")
+    for name in ("design", "walks", "steps walked", "seconds", "steps/s", "verdict", "violated property", "steps"):
+        t.add_column(name, justify="right" if name in numeric else "left", no_wrap=True,
+                     min_width={"seconds": 7, "steps/s": 9}.get(name))
+    for _, r in results:
+        v = r.violation
+        t.add_row(r.design, f"{r.walks:,}", f"{r.steps:,}", f"{r.seconds:.1f}", f"{r.steps_per_second:,.0f}",
+                  _walk_verdict(r), v.prop.name if v else "-", str(len(v.path)) if v else "-")
+    console = Console(width=200, color_system=None, force_terminal=False, record=True, file=io.StringIO())
+    console.print(t)
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+
+
+def _walk_json(m, r) -> dict:
+    v = r.violation
+    return {"design": r.design, "kernel": m.design.kernel, "walks": r.walks, "steps_walked": r.steps,
+            "depth": r.depth, "seconds": round(r.seconds, 3), "complete": r.complete,
+            "verdict": "violated" if v else f"no violation in {r.walks} walks",
+            "violation": None if v is None else {
+                "property": v.prop.name, "detail": v.detail, "steps": len(v.path), "index_path": r.index_path,
+                "walk": r.walk, "steps_before_shrinking": r.found_steps}}
+
+
 @main.command("bugs")
 @click.option("--trace", is_flag=True, help="print each bug's shortest counterexample")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def bugs_cmd(trace, as_json) -> None:
+@_engine_options
+def bugs_cmd(trace, as_json, jobs, engine, ray_address) -> None:
     """Check the regression suite of real kernel FPU bugs: each mutant must violate its
     property, and each fixed design must hold every property on the same scenario."""
     from .check.bugs import BUGS, run_bug
+
+    check_engine_flags(jobs, engine, ray_address)
+
+    def explorer(m, properties):
+        return make_explorer(m, properties, jobs, engine, ray_address)
 
     cache: dict = {}
     results = []
     with _Progress() as progress:
         for bug in BUGS:
-            results.append(run_bug(bug, cache, progress.callback))
+            results.append(run_bug(bug, cache, progress.callback, explorer))
     if as_json:
         click.echo(json.dumps([_bug_json(b) for b in results], indent=2))
     else:

@@ -351,9 +351,10 @@ class ParallelExplorer:
 
     def run(self, progress: Optional[Callable[[int, int, int], None]] = None, max_states: int = 0,
             measure_memory: bool = False, look_past: int = LOOK_PAST) -> Result:
-        """As `Explorer.run` (`measure_memory` is not supported across processes: peak_bytes is 0)."""
-        start_time = time.perf_counter()
+        """As `Explorer.run` (`measure_memory` is not supported across processes: peak_bytes is 0).
+        The seconds count from when the partitions are up (a Ray cluster may take seconds to start)."""
         t = self._transport()
+        start_time = time.perf_counter()
         try:
             return self._search(t, start_time, progress, max_states, look_past)
         except PartitionFailure as e:
@@ -473,15 +474,20 @@ def _keys(blob: bytes) -> array:
     return a
 
 
-def make_explorer(model: Model, properties: Sequence[Property] = PROPERTIES, jobs: int = 0, engine: str = "local",
-                  ray_address: Optional[str] = None):
-    """The sequential Explorer for one local job, the partitioned search otherwise."""
+def check_engine_flags(jobs: int, engine: str, ray_address: Optional[str]) -> None:
+    """--jobs, --engine and --ray-address make sense together (UsageError otherwise)."""
     if engine not in ENGINES:
         raise UsageError(f"--engine: unknown engine {engine!r}; available: {', '.join(ENGINES)}")
     if jobs < 0:
         raise UsageError(f"--jobs: {jobs} is negative; give 1 or more (0: every core)")
     if ray_address and engine != "ray":
         raise UsageError("--ray-address needs --engine ray")
+
+
+def make_explorer(model: Model, properties: Sequence[Property] = PROPERTIES, jobs: int = 0, engine: str = "local",
+                  ray_address: Optional[str] = None):
+    """The sequential Explorer for one local job, the partitioned search otherwise."""
+    check_engine_flags(jobs, engine, ray_address)
     if engine == "local" and (jobs or default_jobs()) == 1:
         return Explorer(model, properties)
     return ParallelExplorer(model, properties, jobs, engine, ray_address)
