@@ -71,8 +71,8 @@ def test_walks_json():
 def test_shrink_keeps_the_violation_and_only_shrinks():
     """Shrinking returns a path no larger (shorter, or as long and smaller) that ends in the violation."""
     m = make_model(get("rfc2016-stale-flags"), NO_EXEC)
-    i = next(i for i in range(100) if one_walk(m, PROPERTIES, 1, i, 60)[1])
-    path, n = one_walk(m, PROPERTIES, 1, i, 60)[1]
+    i = next(i for i in range(100) if one_walk(m, PROPERTIES, 1, i, 60)[1] is not None)
+    path, n = one_walk(m, PROPERTIES, 1, i, 60)
     prop = PROPERTIES[n]
     small = shrink(m, prop, path)
     assert (len(small), small) <= (len(path), path)

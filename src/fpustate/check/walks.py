@@ -61,8 +61,9 @@ def _violated(m: Model, props: Sequence[Property], s: bytes) -> Optional[int]:
     return None
 
 
-def one_walk(m: Model, props: Sequence[Property], seed: int, i: int, depth: int) -> tuple[int, Optional[tuple]]:
-    """Walk number i: (steps taken, (index path, violated property position) or None)."""
+def one_walk(m: Model, props: Sequence[Property], seed: int, i: int, depth: int) -> tuple[list[int], Optional[int]]:
+    """Walk number i: its index path and the position of the property its last state
+    violates (None: it took `depth` steps, or reached a state without successors)."""
     rng = random.Random(f"fpustate-walk:{seed}:{i}")
     s = initial_state(m)
     path: list[int] = []
@@ -75,17 +76,17 @@ def one_walk(m: Model, props: Sequence[Property], seed: int, i: int, depth: int)
         s = succ[k][1]
         path.append(k)
         bad = _violated(m, props, s)
-    return len(path), (None if bad is None else (path, bad))
+    return path, bad
 
 
 def _chunk(m: Model, props: Sequence[Property], seed: int, depth: int, lo: int, hi: int) -> tuple:
     """Walks lo..hi-1 in order, stopping at the first violation: (walks, steps, found)."""
     steps = 0
     for i in range(lo, hi):
-        n, found = one_walk(m, props, seed, i, depth)
-        steps += n
-        if found is not None:
-            return i - lo + 1, steps, (i, *found)
+        path, bad = one_walk(m, props, seed, i, depth)
+        steps += len(path)
+        if bad is not None:
+            return i - lo + 1, steps, (i, path, bad)
     return hi - lo, steps, None
 
 
