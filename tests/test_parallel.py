@@ -7,7 +7,7 @@ import re
 import pytest
 from test_cli import GOLDEN, cli, mask_seconds
 
-from fpustate.check import parallel
+from fpustate.check import local_engine
 from fpustate.check.explore import Explorer
 from fpustate.check.parallel import ParallelExplorer, make_explorer
 from fpustate.check.trace import index_path
@@ -100,7 +100,7 @@ def test_hook_that_raises_in_a_partition(tmp_path):
 
 def test_interrupted_parallel_run_prints_partial_result(monkeypatch, capsys):
     """Ctrl-C during a partitioned check prints the layers done so far, marked partial, exit 130."""
-    real = parallel.LocalTransport.layer
+    real = local_engine.LocalTransport.layer
     calls = {"n": 0}
 
     def interrupting(self, *args):
@@ -109,7 +109,7 @@ def test_interrupted_parallel_run_prints_partial_result(monkeypatch, capsys):
             raise KeyboardInterrupt
         return real(self, *args)
 
-    monkeypatch.setattr(parallel.LocalTransport, "layer", interrupting)
+    monkeypatch.setattr(local_engine.LocalTransport, "layer", interrupting)
     assert run(["check", "linux", "--scenario", "small", "--jobs", "2"]) == 130
     out = capsys.readouterr()
     # Layers 0..4 were expanded, layer 5 was being expanded: the states known are layers 0..5.

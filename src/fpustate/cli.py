@@ -16,7 +16,7 @@ from typing import Optional
 import click
 
 from . import __version__
-from .check.explore import LOOK_PAST, Explorer, Result
+from .check.explore import LOOK_PAST, Result
 from .check.parallel import ENGINES, check_engine_flags, make_explorer
 from .check.trace import format_trace, index_path
 from .config import Scenario, scenario_from_env
@@ -242,7 +242,7 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
 def _check_walks(designs, loaded, scenario, properties, walks, depth, seed, jobs, engine, trace, trace_all,
                  as_json) -> int:
     """`check --walks N`: random walks per design; the exit status as for the exhaustive check."""
-    from .check.walks import run_walks
+    from .check import walks as W
 
     if walks <= 0:
         raise UsageError("--depth and --seed go with --walks N (N of 1 or more)")
@@ -258,7 +258,7 @@ def _check_walks(designs, loaded, scenario, properties, walks, depth, seed, jobs
     for d in designs:
         m = make_model(d, scenario)
         try:
-            r = run_walks(m, properties, walks, depth, seed or 0, jobs or default_jobs())
+            r = W.run_walks(m, properties, walks, depth, seed or 0, jobs or default_jobs())
         except Exception as e:  # a user-written hook failed: one line, exit 2
             if d not in loaded:
                 raise
@@ -267,10 +267,10 @@ def _check_walks(designs, loaded, scenario, properties, walks, depth, seed, jobs
         if not r.complete:
             break
     if as_json:
-        click.echo(json.dumps([_walk_json(m, r) for m, r in results], indent=2))
+        click.echo(json.dumps([W.as_json(m, r) for m, r in results], indent=2))
     else:
         click.echo(f"scenario: {scenario.describe()}; {walks:,} random walks of up to {depth} steps, seed {seed or 0}")
-        click.echo(_walks_table(results))
+        click.echo(W.table([r for _, r in results]))
         for m, r in results:
             if r.violation and (trace or trace_all):
                 click.echo("")
@@ -283,41 +283,6 @@ def _check_walks(designs, loaded, scenario, properties, walks, depth, seed, jobs
         click.echo("fpustate: interrupted; the results above are partial", err=True)
         return 130
     return 0
-
-
-def _walk_verdict(r) -> str:
-    if r.violation:
-        return "VIOLATED"
-    return f"no violation in {r.walks:,} walks" + ("" if r.complete else " (interrupted)")
-
-
-def _walks_table(results) -> str:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    numeric = ("walks", "steps walked", "seconds", "steps/s", "steps")
-    for name in ("design", "walks", "steps walked", "seconds", "steps/s", "verdict", "violated property", "steps"):
-        t.add_column(name, justify="right" if name in numeric else "left", no_wrap=True,
-                     min_width={"seconds": 7, "steps/s": 9}.get(name))
-    for _, r in results:
-        v = r.violation
-        t.add_row(r.design, f"{r.walks:,}", f"{r.steps:,}", f"{r.seconds:.1f}", f"{r.steps_per_second:,.0f}",
-                  _walk_verdict(r), v.prop.name if v else "-", str(len(v.path)) if v else "-")
-    console = Console(width=200, color_system=None, force_terminal=False, record=True, file=io.StringIO())
-    console.print(t)
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
-
-
-def _walk_json(m, r) -> dict:
-    v = r.violation
-    return {"design": r.design, "kernel": m.design.kernel, "walks": r.walks, "steps_walked": r.steps,
-            "depth": r.depth, "seconds": round(r.seconds, 3), "complete": r.complete,
-            "verdict": "violated" if v else f"no violation in {r.walks} walks",
-            "violation": None if v is None else {
-                "property": v.prop.name, "detail": v.detail, "steps": len(v.path), "index_path": r.index_path,
-                "walk": r.walk, "steps_before_shrinking": r.found_steps}}
 
 
 @main.command("bugs")

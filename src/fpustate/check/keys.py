@@ -1,10 +1,12 @@
-"""The two state-key functions the parallel engine and the walks need, in one place.
+"""The two state-key functions the parallel engine needs, in one place.
 
 Issue 9 gives them to `check/symmetry.py` (`canonicalizer`) and `check/store.py`
 (`fingerprint`). Until those land, this shim defines the same names with the
 same signatures: no symmetry reduction (the canonical form of a state is the
-state itself) and a deterministic 64-bit BLAKE2b fingerprint. Switching to the
-real ones is a change of the import in `parallel.py` only.
+state itself) and a deterministic 64-bit BLAKE2b fingerprint. `parallel.py` and
+`ray_engine.py` import them from here only, so switching to the real ones is
+replacing this file's two definitions by
+`from .symmetry import canonicalizer` and `from .store import fingerprint`.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ shortest, and a run without violation proves nothing: the verdict says
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import random
 import signal
@@ -219,3 +220,40 @@ def _violation(m: Model, prop: Property, path: list[int]) -> Violation:
         a, s = successors(m, s)[k]
         steps.append((Action(*a), s))
     return Violation(prop, prop.check(m, s), -1, len(path), steps)
+
+
+def verdict(r: WalkResult) -> str:
+    """Never "holds": walks prove nothing."""
+    if r.violation:
+        return "VIOLATED"
+    return f"no violation in {r.walks:,} walks" + ("" if r.complete else " (interrupted)")
+
+
+def table(results: Sequence[WalkResult]) -> str:
+    """The walks' table: one row per design."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    numeric = ("walks", "steps walked", "seconds", "steps/s", "steps")
+    for name in ("design", "walks", "steps walked", "seconds", "steps/s", "verdict", "violated property", "steps"):
+        t.add_column(name, justify="right" if name in numeric else "left", no_wrap=True,
+                     min_width={"seconds": 7, "steps/s": 9}.get(name))
+    for r in results:
+        v = r.violation
+        t.add_row(r.design, f"{r.walks:,}", f"{r.steps:,}", f"{r.seconds:.1f}", f"{r.steps_per_second:,.0f}",
+                  verdict(r), v.prop.name if v else "-", str(len(v.path)) if v else "-")
+    console = Console(width=200, color_system=None, force_terminal=False, record=True, file=io.StringIO())
+    console.print(t)
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+
+
+def as_json(m: Model, r: WalkResult) -> dict:
+    v = r.violation
+    return {"design": r.design, "kernel": m.design.kernel, "walks": r.walks, "steps_walked": r.steps,
+            "depth": r.depth, "seconds": round(r.seconds, 3), "complete": r.complete,
+            "verdict": "violated" if v else f"no violation in {r.walks} walks",
+            "violation": None if v is None else {
+                "property": v.prop.name, "detail": v.detail, "steps": len(v.path), "index_path": r.index_path,
+                "walk": r.walk, "steps_before_shrinking": r.found_steps}}
