@@ -92,3 +92,14 @@ def test_bad_walk_flags_are_one_line(args, message):
     """Walk flags that make no sense are one line on stderr, exit 2."""
     p = cli("check", "linux", *args)
     assert (p.returncode, p.stdout, p.stderr.strip()) == (2, "", message)
+
+
+def test_hook_that_raises_in_a_walk_process(tmp_path):
+    """A design hook failing in a walk process is the same one-line error as in the exhaustive check."""
+    f = tmp_path / "d.py"
+    f.write_text("from fpustate.designs import linux\n"
+                 "def begin(k, c, ctx):\n    raise RuntimeError('oops')\n"
+                 "DESIGN = linux.DESIGN.variant(name='x', kernel_fpu_begin=begin)\n")
+    p = cli("check", "--design-file", str(f), "--walks", "100", "--jobs", "2")
+    assert (p.returncode, p.stdout) == (2, "")
+    assert p.stderr.strip() == "fpustate: design 'x': a hook raised RuntimeError: oops in begin() at d.py:3"

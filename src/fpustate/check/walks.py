@@ -104,6 +104,20 @@ def _run_chunk(bounds: tuple[int, int]) -> tuple:
     return _chunk(*_job, *bounds)
 
 
+def _reproducing(results, m: Model, props: Sequence[Property], seed: int, depth: int, chunks: list):
+    """The chunks' results in order; a chunk that failed in a walk process is run again here,
+    so a failing design hook raises with its own traceback (as it does with --jobs 1)."""
+    it = iter(results)
+    for bounds in chunks:
+        try:
+            yield next(it)
+        except StopIteration:
+            return
+        except Exception:
+            yield _chunk(m, props, seed, depth, *bounds)  # raises the hook's error here
+            raise
+
+
 def _replay(m: Model, prop: Property, actions: Sequence[tuple]) -> Optional[list[int]]:
     """Follow `actions`, skipping those not enabled; the index path up to the first state
     violating `prop`, or None if none does."""
@@ -187,7 +201,8 @@ def run_walks(m: Model, props: Sequence[Property], walks: int, depth: int, seed:
             results = pool.imap(_run_chunk, chunks)
         else:
             results = (_chunk(m, props, seed, depth, lo, hi) for lo, hi in chunks)
-        for n, st, f in results:  # in chunk order: the first violation is the first walk's
+        for n, st, f in _reproducing(results, m, props, seed, depth, chunks):
+            # in chunk order: the first violation is the first walk's
             done += n
             steps += st
             if progress is not None:
