@@ -44,3 +44,14 @@ def test_ray_max_states_cut(local_ray):
     m = make_model(get("rfc2016-stale-flags"), SMALL)
     assert outcome(ParallelExplorer(m, jobs=2, engine="ray"), max_states=3000) == outcome(Explorer(m), max_states=3000)
 
+
+
+def test_ray_checks_a_design_file(local_ray):
+    """A design from --design-file (a module the actors cannot import) is shipped to them and checked alike."""
+    from pathlib import Path
+
+    from fpustate.designs.loader import load_design_file
+
+    (design,) = load_design_file(str(Path(__file__).parents[1] / "examples" / "forgetful_linux.py"))
+    m = make_model(design, SMALL)
+    assert outcome(ParallelExplorer(m, jobs=2, engine="ray")) == outcome(Explorer(m))

@@ -31,6 +31,19 @@ def _ray():
     return ray
 
 
+def _ship_user_modules(ray, model: Model) -> None:
+    """A design from --design-file lives in a module no worker can import: pickle it by value."""
+    import importlib.machinery
+    import sys
+
+    for hook in vars(model.design).values():
+        name = getattr(hook, "__module__", None) or ""
+        mod = sys.modules.get(name)
+        if mod is not None and getattr(mod, "__file__", None) \
+                and importlib.machinery.PathFinder.find_spec(name.split(".")[0]) is None:
+            ray.cloudpickle.register_pickle_by_value(mod)
+
+
 class RayTransport:
     """N partition actors on a Ray cluster (the one at `address`, a local one, or the one
     this process already joined)."""
@@ -49,6 +62,7 @@ class RayTransport:
         if not n:
             n = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.n = n
+        _ship_user_modules(ray, model)
         actor = ray.remote(num_cpus=1)(Partition)
         self.actors = [actor.remote(model, properties, key, self.spread, i, n) for i in range(n)]
 
