@@ -130,7 +130,7 @@ def test_interrupted_run_prints_partial_result(monkeypatch, capsys):
         return real(m, s)
 
     monkeypatch.setattr(explore, "successors", interrupting)
-    assert run(["check", "linux"]) == 130
+    assert run(["check", "linux", "--jobs", "1"]) == 130  # the sequential search (test_parallel: --jobs 2)
     out = capsys.readouterr()
     assert re.search(r"^linux\s+[\d,]+\s+[\d,]+\s+\d+\s+\S+\s+\S+\s+incomplete \(interrupted\)", out.out, re.M)
     assert out.err.strip() == "fpustate: interrupted; the results above are partial"

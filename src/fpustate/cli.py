@@ -16,7 +16,8 @@ from typing import Optional
 import click
 
 from . import __version__, output, usercode
-from .check.explore import LOOK_PAST, Explorer, Result
+from .check.explore import LOOK_PAST, Result
+from .check.parallel import ENGINES, check_engine_flags, make_explorer
 from .check.trace import format_trace, index_path, model_tag
 from .check.verdict import EXIT_CAPPED, EXIT_INTERRUPTED, check_status, incomplete, json_verdict, verdict
 from .config import PRESETS, Scenario, knob_help, scenario_from_env
@@ -147,6 +148,19 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in console.export_text().splitlines())
 
 
+def _engine_options(f):
+    """--jobs, --engine and --ray-address: where the search runs (check and bugs)."""
+    f = click.option("--ray-address", metavar="ADDR", default=None,
+                     help="with --engine ray: an existing Ray cluster (e.g. ray://head:10001 or auto); "
+                          "default: start a local one")(f)
+    f = click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+                     help="local: processes on this machine; ray: Ray actors (pip install 'fpustate[ray]')")(f)
+    f = click.option("--jobs", type=int, default=0, metavar="N",
+                     help="partitions searched in parallel (default 0: every core, or every CPU of the Ray "
+                          "cluster; 1: the sequential search)")(f)
+    return f
+
+
 @main.command("check")
 @click.argument("design_names", nargs=-1, metavar="[DESIGN]...")
 @click.option("--scenario", "preset", default="default", metavar="NAME",
@@ -172,8 +186,13 @@ def _table(rows: list[list[str]]) -> str:
               help="also write a self-contained HTML page: the table and a CPU-lane timeline per counterexample")
 @click.option("--junit", "junit_path", metavar="FILE",
               help="also write JUnit XML: one test case per design and property, the counterexample as failure")
+@_engine_options
+@click.option("--walks", type=int, default=0, metavar="N",
+              help="instead of the exhaustive search, N random walks (for scenarios too big to exhaust)")
+@click.option("--depth", type=int, default=None, metavar="D", help="with --walks: steps per walk (default 100)")
+@click.option("--seed", type=int, default=None, metavar="S", help="with --walks: the walks' seed (default 0)")
 def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past, max_states, design_files,
-              replay_path, html_path, junit_path, **knobs) -> None:
+              replay_path, html_path, junit_path, jobs, engine, ray_address, walks, depth, seed, **knobs) -> None:
     """Explore every interleaving of DESIGN (default: all built-in designs).
 
     \b
@@ -213,12 +232,18 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
                 raise
             raise usercode.hook_error(e, designs[0]) from None
         sys.exit(status)
+    if walks or depth is not None or seed is not None:
+        if html_path or junit_path:
+            raise UsageError("--html and --junit report an exhaustive check; drop them with --walks")
+        sys.exit(_check_walks(designs, loaded, scenario, properties, walks, depth, seed, jobs, engine, trace,
+                              trace_all, as_json))
+    check_engine_flags(jobs, engine, ray_address)
 
     results = []
     with _Progress() as progress:
         for d in designs:
             m = make_model(d, scenario)
-            ex = Explorer(m, properties)
+            ex = make_explorer(m, properties, jobs, engine, ray_address)
             try:
                 r = ex.run(progress=progress.callback(d.name), max_states=max_states, look_past=look_past)
             except (Exception, SystemExit) as e:  # a user-written hook failed: one line, exit 2
@@ -254,24 +279,75 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     sys.exit(check_status([r for _, _, r in results]))
 
 
+def _check_walks(designs, loaded, scenario, properties, walks, depth, seed, jobs, engine, trace, trace_all,
+                 as_json) -> int:
+    """`check --walks N`: random walks per design; the exit status as for the exhaustive check."""
+    from .check import walks as W
+
+    if walks <= 0:
+        raise UsageError("--depth and --seed go with --walks N (N of 1 or more)")
+    depth = 100 if depth is None else depth
+    if depth <= 0:
+        raise UsageError(f"--depth: {depth} steps; give 1 or more")
+    if engine != "local":
+        raise UsageError("--walks runs on this machine's cores (--jobs); --engine ray is for the exhaustive search")
+    check_engine_flags(jobs, engine, None)
+    from .check.parallel import default_jobs
+
+    results = []
+    for d in designs:
+        m = make_model(d, scenario)
+        try:
+            r = W.run_walks(m, properties, walks, depth, seed or 0, jobs or default_jobs())
+        except (Exception, SystemExit) as e:  # a user-written hook failed: one line, exit 2
+            if d not in loaded:
+                raise
+            raise usercode.hook_error(e, d) from None
+        results.append((m, r))
+        if not r.complete:
+            break
+    if as_json:
+        click.echo(json.dumps([W.as_json(m, r) for m, r in results], indent=2))
+    else:
+        click.echo(f"scenario: {scenario.describe()}; {walks:,} random walks of up to {depth} steps, seed {seed or 0}")
+        click.echo(W.table([r for _, r in results]))
+        for m, r in results:
+            if r.violation and (trace or trace_all):
+                click.echo("")
+                click.echo(format_trace(m, r.violation.path, initial_state(m), r.violation))
+                click.echo(f"  found by walk {r.walk} after {r.found_steps} steps, shrunk to {len(r.violation.path)}")
+                click.echo(f"  index path: {model_tag(m)}:{r.index_path}")
+    if any(r.violation for _, r in results):
+        return 1
+    if not all(r.complete for _, r in results):
+        click.echo("fpustate: interrupted; the results above are partial", err=True)
+        return 130
+    return 0
+
+
 @main.command("bugs")
 @click.option("--trace", is_flag=True, help="print each bug's shortest counterexample")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--html", "html_path", metavar="FILE",
               help="also write a self-contained HTML page: the table and every bug's counterexample timeline")
 @click.option("--junit", "junit_path", metavar="FILE", help="also write JUnit XML: one test case per bug")
-def bugs_cmd(trace, as_json, html_path, junit_path) -> None:
+@_engine_options
+def bugs_cmd(trace, as_json, html_path, junit_path, jobs, engine, ray_address) -> None:
     """Check the regression suite of real kernel FPU bugs: each mutant must violate its
     property, and each fixed design must hold every property on the same scenario."""
     from .check.bugs import BUGS, run_bug
 
     _check_outputs(html=html_path, junit=junit_path)
+    check_engine_flags(jobs, engine, ray_address)
+
+    def explorer(m, properties):
+        return make_explorer(m, properties, jobs, engine, ray_address)
 
     cache: dict = {}
     results = []
     with _Progress() as progress:
         for bug in BUGS:
-            results.append(run_bug(bug, cache, progress.callback))
+            results.append(run_bug(bug, cache, progress.callback, explorer))
             if results[-1].mutant.interrupted or results[-1].fixed.interrupted:
                 break  # Ctrl-C: report what we have
     if html_path:

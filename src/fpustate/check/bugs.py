@@ -90,12 +90,14 @@ class BugResult(NamedTuple):
         return self.found is not None and self.fixed.ok and self.fixed.complete
 
 
-def run_bug(bug: Bug, fixed_cache: dict, progress: Optional[Callable] = None) -> BugResult:
+def run_bug(bug: Bug, fixed_cache: dict, progress: Optional[Callable] = None,
+            explorer: Callable = Explorer) -> BugResult:
     """Find the bug in its mutant (shortest counterexample of its property), and check the
-    fixed design on the same scenario (cached: several entries share one)."""
+    fixed design on the same scenario (cached: several entries share one). `explorer(model,
+    properties)` makes the search (`parallel.make_explorer` for --jobs and --engine)."""
     scenario = Scenario(**bug.scenario)
     m = make_model(get(bug.mutant), scenario)
-    ex = Explorer(m, (BY_NAME[bug.prop],))
+    ex = explorer(m, (BY_NAME[bug.prop],))
     r = ex.run(progress=progress and progress(bug.mutant), look_past=0)
     found = r.violations[0] if r.violations else None
     if found:
@@ -103,7 +105,7 @@ def run_bug(bug: Bug, fixed_cache: dict, progress: Optional[Callable] = None) ->
     key = (bug.fixed, scenario)
     if key not in fixed_cache:
         t0 = time.perf_counter()
-        fr = Explorer(make_model(get(bug.fixed), scenario), PROPERTIES).run(
+        fr = explorer(make_model(get(bug.fixed), scenario), PROPERTIES).run(
             progress=progress and progress(bug.fixed), look_past=0)
         fr.seconds = time.perf_counter() - t0
         fixed_cache[key] = fr

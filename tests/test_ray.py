@@ -1,0 +1,57 @@
+"""`--engine ray`: the partitioned search on Ray actors gives what the local engine gives."""
+
+from __future__ import annotations
+
+import pytest
+from fpustate.check.explore import Explorer
+from fpustate.check.parallel import ParallelExplorer
+from fpustate.check.trace import index_path
+from fpustate.config import Scenario
+from fpustate.designs import get
+from fpustate.kernel.machine import make_model
+
+ray = pytest.importorskip("ray", reason="Ray is in the test extra: pip install -e '.[test]'")
+
+SMALL = Scenario(kthreads=0, execs=0)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def outcome(ex, **kw) -> tuple:
+    r = ex.run(**kw)
+    for v in r.violations:
+        ex.trace(v)
+    return (r.states, r.transitions, r.depth, r.complete, r.stopped_after_violation, r.expanded,
+            [(v.prop.name, v.state_index, v.depth, v.detail, index_path(ex, v)) for v in r.violations])
+
+
+@pytest.mark.parametrize("design", ["rfc2016-stale-flags", "linux"])
+def test_ray_matches_local_and_sequential(local_ray, design):
+    """On a local 2-CPU Ray, every count, verdict and counterexample equals the local engine's and --jobs 1's."""
+    m = make_model(get(design), SMALL)
+    on_ray = outcome(ParallelExplorer(m, jobs=2, engine="ray"))
+    assert on_ray == outcome(ParallelExplorer(m, jobs=2))
+    assert on_ray == outcome(Explorer(m))
+
+
+def test_ray_max_states_cut(local_ray):
+    """--max-states stops the Ray search where the sequential one stops."""
+    m = make_model(get("rfc2016-stale-flags"), SMALL)
+    assert outcome(ParallelExplorer(m, jobs=2, engine="ray"), max_states=3000) == outcome(Explorer(m), max_states=3000)
+
+
+
+def test_ray_checks_a_design_file(local_ray):
+    """A design from --design-file (a module the actors cannot import) is shipped to them and checked alike."""
+    from pathlib import Path
+
+    from fpustate.designs.loader import load_design_file
+
+    (design,) = load_design_file(str(Path(__file__).parents[1] / "examples" / "forgetful_linux.py"))
+    m = make_model(design, SMALL)
+    assert outcome(ParallelExplorer(m, jobs=2, engine="ray")) == outcome(Explorer(m))
