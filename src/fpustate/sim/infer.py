@@ -334,6 +334,8 @@ class Inference(KvmInference):
 
     def _xfeatures(self, out: list, rec: Record, text: Optional[str] = None) -> None:
         """Pass on the XSTATE_BV of pid's state when it changes."""
+        if self.in_kvm and rec.pid in self.in_kvm:
+            return  # the guest's XSTATE_BV: both fpstates are priced with the vCPU thread's own
         if text is None:
             payload = rec.payload
             i = payload.find(" xfeatures: ")
@@ -394,7 +396,7 @@ class Inference(KvmInference):
         view = self.view
         if load == "1":
             why = view.restore_unexplained(pid, c)
-            if why is not None and fields[5] == "0" and self.xf.get(pid, "0") != "0":
+            if why is not None and fields[5] == "0" and self.xf.get(pid, "0") != "0" and pid not in self.in_kvm:
                 # The image it restores is init_fpstate's (XSTATE_BV 0), its own was not: an exec
                 # the trace lacks (fpu_reset_fpregs() copies init_fpstate and sets the flag, silently).
                 self.inferred[EXEC_UNRECORDED] += 1
