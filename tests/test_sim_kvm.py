@@ -238,3 +238,15 @@ def test_bound_is_below_every_kvm_design(batches):
     """On random KVM and AMX schedules the bound's saves, loads and cycles never exceed linux's or its KVM mutants'."""
     res = simulate_ops("random", "-", batches, 2, KVM_DESIGNS, PROFILE, False, amx=True)
     _assert_bounded(res)
+
+
+def test_html_page_has_kvm_headers_only_for_kvm_runs():
+    """simulate --html gives each run its own header row: the KVM counters only for the run with KVM events."""
+    import re
+
+    from fpustate.report.html import simulate_page
+
+    runs = [simulate_trace(SYNTHETIC, [LINUX], PROFILE), simulate_workload("pingpong", [LINUX], PROFILE, length=20)]
+    tables = re.findall(r'<table class="summary">(.*?)</table>', simulate_page(runs, PROFILE), re.S)
+    assert ["VM entries" in t for t in tables] == [True, False]
+    assert [t.count("<th") for t in tables] == [19, 13]

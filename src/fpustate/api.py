@@ -192,7 +192,10 @@ def simulate(traces: Iterable[str] = (), workloads: Iterable[str] = (),
              cpus: int = 0) -> Simulation:
     """Replay scheduler `traces` (paths) and synthetic `workloads` (names) through `designs` and
     the clairvoyant bound, as `fpustate simulate`: saves, restores, skipped restores, #NM traps,
-    CR0.TS writes and cycles under the cost `profile` (a built-in name or a TOML file)."""
+    CR0.TS writes and cycles under the cost `profile` (a built-in name or a TOML file). A run
+    with KVM or AMX events (the `kvm` workload, a trace with `kvm_fpu`) needs designs with the
+    5.16+ hooks: with the default `designs` the others are left out (each run's
+    `skipped_designs` says why), named ones are refused."""
     import os
 
     from .sim.costs import load_profile
