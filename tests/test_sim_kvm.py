@@ -61,7 +61,7 @@ def test_synthetic_trace_counters_by_hand():
     guest on CPU 1: 7), saves of dirty states needed again (QEMU evicted by the guest, the
     guest evicted by bash, QEMU moving to CPU 1, the guest needed on CPU 1: 4)."""
     res = simulate_trace(SYNTHETIC, [LINUX], PROFILE)
-    (name, s), b = res.designs[0], res.bound
+    s, b = res.designs[0][1], res.bound
     assert (res.records, res.ops, res.kvm) == (28, 25, True)
     assert {k: s[k] for k in ("saves", "restores", "restores_skipped", "kvm_loads", "kvm_puts", "vm_entries",
                               "vm_exits", "xfd_traps", "xfd_msr_writes")} == dict(
