@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from fpustate.designs import DESIGNS  # noqa: E402
 from fpustate.sim.costs import load_profile  # noqa: E402
 from fpustate.sim.events import TraceReader  # noqa: E402
-from fpustate.sim.run import simulate_trace  # noqa: E402
+from fpustate.sim.run import simulate_trace, simulate_workload  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "traces"
 SIM_DESIGNS = ("eager", "lazy", "strawman", "linux")
@@ -71,6 +71,9 @@ def main() -> None:
                   f"with the bound: {events / dtb:>8,.0f} events/s")
         dt = best(lambda: simulate_trace(path, [DESIGNS[n] for n in SIM_DESIGNS], profile))
         print(f"{'end to end, all 4 designs':<28} {events / dt:>10,.0f} events/s (parsed once)")
+        res = simulate_workload("kvm", [DESIGNS["linux"]], profile, fpu_use=0.5, length=5_000)
+        dt = best(lambda: simulate_workload("kvm", [DESIGNS["linux"]], profile, fpu_use=0.5, length=5_000))
+        print(f"{'kvm workload, linux':<28} {res.ops / dt:>10,.0f} operations/s (with the bound)")
         for copies in (max(1, args.copies // 4), args.copies):
             p = build(copies)
             tracemalloc.start()

@@ -301,7 +301,7 @@ def test_simulate_cli_table_and_plot(tmp_path):
     (["simulate"], "fpustate: simulate: give a TRACE file or --workload NAME"),
     (["simulate", "nosuch.txt"], "fpustate: nosuch.txt: no such trace file"),
     (["simulate", "--workload", "nope"], "fpustate: --workload: unknown workload 'nope'; available: pingpong, "
-                                         "hackbench, kthread-bounce, crypto, signals, ptrace"),
+                                         "hackbench, kthread-bounce, crypto, signals, ptrace, kvm"),
     (["simulate", "--workload", "pingpong", "--profile", "nope"],
      "fpustate: --profile: 'nope' is neither a built-in profile (haswell, spr-kernel-avg, spr-user-hot, zen2-kvm) "
      "nor a readable file"),

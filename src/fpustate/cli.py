@@ -459,14 +459,16 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
             raise UsageError(f"{t}: no such trace file" if not os.path.exists(t) else
                              f"{t}: not a regular file (the trace is read twice: pass a file, not a pipe)")
     results = []
+    skip = not design_names and not design_files  # the default designs: those without KVM are left out of KVM runs
     try:
         with _FileProgress() as progress:
             for t in traces:
-                results.append(simulate_trace(t, designs, profile, fpu_use, seed, progress.callback(t), cpus))
+                results.append(simulate_trace(t, designs, profile, fpu_use, seed, progress.callback(t), cpus,
+                                              skip_without_kvm=skip))
                 if results[-1].interrupted:
                     break
             for w in workloads if not (results and results[-1].interrupted) else ():
-                results.append(simulate_workload(w, designs, profile, fpu_use, seed, length))
+                results.append(simulate_workload(w, designs, profile, fpu_use, seed, length, skip_without_kvm=skip))
                 if results[-1].interrupted:
                     break
     except FpustateError:
@@ -476,6 +478,8 @@ def simulate_cmd(traces, workloads, design_names, design_files, profile_name, fp
         if culprit is None:
             raise
         raise usercode.hook_error(e, culprit) from None
+    for line in dict.fromkeys(line for r in results for line in r.skipped_designs):
+        click.echo(f"fpustate: skipped: {line}", err=True)
     if plot_path:
         report.plot(results, plot_path)
     if html_path and results:

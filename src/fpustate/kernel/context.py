@@ -54,7 +54,7 @@ class Probe(Protocol):
 
 
 OPS = ("save", "restore", "restore_init", "skip", "sigframe_save", "sigframe_restore", "nm", "cr0_ts",
-       "kvm_load", "kvm_put", "xfd_nm", "vm_entry", "vm_exit")
+       "kvm_load", "kvm_put", "xfd_nm", "vm_entry", "vm_exit", "xfd_msr")
 
 
 class Traced(bytearray):
@@ -157,6 +157,8 @@ def xfd_set_state(k: bytearray, c: int, xfd: int) -> None:
     """xfd_set_state() (10e4b5166df9, 6.9): wrmsrq(MSR_IA32_XFD, xfd) and the per-CPU xfd_state with it."""
     q = HEADER + c * CPU_W
     k[q + C_XFD] = k[q + C_XFD_STATE] = xfd
+    if k.__class__ is Traced:
+        k.probe("xfd_msr", c, NULL)
 
 
 def xfd_update_state(k: bytearray, c: int, t: int) -> None:

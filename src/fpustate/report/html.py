@@ -115,15 +115,16 @@ def simulate_page(results, profile) -> str:
     """The `fpustate simulate` page: per trace or workload the table, then the plot against the bound."""
     from ..sim import report
 
-    headers = ["design"] + [h for h, _ in report.COLUMNS] + ["cycles", "µs", "vs bound"]
     runs = []
     for res in results:
-        rows = [[r["design"], *("-" if r[k] is None else f"{r[k]:,}" for _, k in report.COLUMNS),
+        cols = report.columns(res)  # the KVM counters only for runs with KVM events
+        rows = [[r["design"], *("-" if r[k] is None else f"{r[k]:,}" for _, k in cols),
                  f"{r['cycles']:,}", f"{r['ns'] / 1000:,.1f}", r["gap"]] for r in report.rows(res)]
         text = report.table(res, profile).splitlines()
         end = next(i for i, line in enumerate(text) if line.lstrip().startswith("clairvoyant bound"))
-        runs.append(dict(source=res.source, info=text[:2], rows=rows, notes="\n".join(text[end + 1:])))
-    return _render("simulate.html.j2", title="fpustate simulate", profile=profile, runs=runs, headers=headers,
+        runs.append(dict(source=res.source, info=text[:2], rows=rows, notes="\n".join(text[end + 1:]),
+                         headers=["design"] + [h for h, _ in cols] + ["cycles", "µs", "vs bound"]))
+    return _render("simulate.html.j2", title="fpustate simulate", profile=profile, runs=runs,
                    plot=Markup(plot_svg(results)) if results else None)
 
 

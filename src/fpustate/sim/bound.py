@@ -10,6 +10,19 @@ an evicted dirty state becomes a *pending* save, charged when the task needs
 its state again and dropped if it exits or its state is replaced first
 (exec, ptrace write). Memory is per live task, not per event.
 
+A KVM vCPU thread has two FPU contexts (cost-model.md 4: "a task with two contexts"): its
+own (QEMU's, key `pid`) and its guest's (key `~pid`), and inside KVM_RUN the guest's is the
+one its CPU works for. Entering or leaving KVM_RUN moves nothing by itself: the bound loads
+the guest's state only at a VM entry after which the guest uses the FPU, and the host's only
+when the host uses it again; an evicted dirty context is a pending save like any other. The
+kernel swaps both eagerly (fpu_swap_kvm_fpstate() saves the live one and XRSTORs the other),
+so every design pays at least that much. VM entries and exits, XFD #NM traps and XFD MSR
+writes are not counted: the first two cost every design the same and are not FPU work, and
+a design could avoid the last two by allocating the tile buffer when permission is granted;
+the first AMX use is a use (a load if the task's state is not in the registers), after which
+the task's saves and loads are priced with its tile data. The guest's state is priced with
+its vCPU thread's XSTATE_BV, as the designs' replay prices it.
+
 Loads are restores plus init loads, so designs that load init directly (the
 4.x exec and signal paths) and designs that restore an init image compare
 fairly. Signal frames cost what every design pays (one XSAVE to the frame at
@@ -23,6 +36,7 @@ from collections import Counter
 from ..kernel.design import K_TASK
 from . import ops as O
 from .costs import Profile
+from .replay_kvm import AMX_XFEATURES
 
 
 class Bound:
@@ -33,7 +47,8 @@ class Bound:
         self.stale: set[int] = set()  # pids whose registers copy was replaced (exec, ptrace, signal)
         self.pending: set[int] = set()  # dirty states evicted without a save, charged on next need
         self.init_state: set[int] = set()  # pids whose next load is of the init state
-        self.current: list = [None] * ncpus
+        self.current: list = [None] * ncpus  # the context CPU c works for (a guest's is ~pid)
+        self.kvm: set[int] = set()  # vCPU threads inside KVM_RUN
         self.counts = Counter(saves=0, restores=0, sigframe_saves=0, sigframe_restores=0)
         self.profile = profile
         self.cycles = 0.0
@@ -109,8 +124,20 @@ class Bound:
             self._drop(prev)
             self.stale.discard(prev)
         self.current[c] = op.pid if op.kind == O.USER else None
+        if self.kvm and op.pid in self.kvm:
+            self.current[c] = ~op.pid
+
+    def _host(self, c: int) -> None:
+        """Current leaves KVM_RUN before it returns to user mode, takes a signal, execs or exits
+        (as the replay does: the ioctl returns first)."""
+        t = self.current[c]
+        if t is not None and t < 0:
+            self.kvm.discard(~t)
+            self.current[c] = ~t
 
     def op_return(self, op: O.Op) -> None:
+        if self.kvm:
+            self._host(op.cpu)
         if op.arg:  # and uses the FPU
             self.op_use(op)
 
@@ -130,13 +157,15 @@ class Bound:
             self._evict(op.cpu)
 
     def op_fork(self, op: O.Op) -> None:
+        self._host(op.cpu)
         t = self.current[op.cpu]
         if t is not None and op.kind == O.USER:
             self._need_in_memory(t)  # the child gets a copy of the parent's state
             if t in self.xfeatures:
-                self.xfeatures[op.pid] = self.xfeatures[t]
+                self.xfeatures[op.pid] = self.xfeatures[~op.pid] = self.xfeatures[t]
 
     def op_exec(self, op: O.Op) -> None:
+        self._host(op.cpu)
         t = self.current[op.cpu]
         if t is not None:
             self._drop(t)
@@ -148,12 +177,15 @@ class Bound:
         self.stale.add(op.pid)
 
     def op_exit(self, op: O.Op) -> None:
+        self._host(op.cpu)
         t = self.current[op.cpu]
         if t is not None:
             self._drop(t)
+            self._drop(~t)  # its guest's state dies with the vCPU fd (or with the process)
 
     def op_signal(self, op: O.Op) -> None:
         c = op.cpu
+        self._host(c)
         t = self.current[c]
         if t is not None:
             if self.where.get(t) != c:
@@ -167,6 +199,7 @@ class Bound:
 
     def op_sigreturn(self, op: O.Op) -> None:
         c = op.cpu
+        self._host(c)
         t = self.current[c]
         if t is not None:
             self._drop(t)
@@ -188,7 +221,36 @@ class Bound:
         self.where[op.pid], self.dirty[c] = c, True
 
     def op_xfeatures(self, op: O.Op) -> None:
-        self.xfeatures[op.pid] = op.arg
+        self.xfeatures[op.pid] = self.xfeatures[~op.pid] = op.arg
+
+    # ------------------------------------------------------------ KVM and AMX
+    def op_kvm_load(self, op: O.Op) -> None:
+        c = op.cpu
+        t = self.current[c]
+        if t is not None and t >= 0:
+            self.kvm.add(t)
+            self.current[c] = ~t
+
+    def op_kvm_put(self, op: O.Op) -> None:
+        self._host(op.cpu)
+
+    def op_vm_entry(self, op: O.Op) -> None:
+        t = self.current[op.cpu]
+        if op.arg and t is not None and t < 0:  # the guest uses the FPU
+            self.op_use(op)
+
+    def op_vm_exit(self, op: O.Op) -> None:
+        pass
+
+    def op_xfd_nm(self, op: O.Op) -> None:
+        """The first tile instruction: a use; from then on its state carries the tile data."""
+        c = op.cpu
+        self._host(c)
+        t = self.current[c]
+        if t is not None:
+            self.op_use(op)
+            xf = self.xfeatures.get(t, self.profile.default_xfeatures) | AMX_XFEATURES
+            self.xfeatures[t] = self.xfeatures[~t] = xf
 
     def summary(self) -> dict:
         out = dict(self.counts)

@@ -6,6 +6,9 @@ when a trace does not show one, a linear cost `base + per_kib * KiB` per
 XSAVE/XRSTOR kind (KiB of live state: the components whose XSTATE_BV bit is
 set, plus the legacy area and header), and the #NM and CR0.TS trap costs.
 AMX tile data (8 KiB) therefore makes a save or restore markedly dearer.
+`trap.xfd_msr_write` (one WRMSR of MSR_IA32_XFD, 5.16+ AMX machines) is
+optional: profiles written before it existed get cost-model.md 3.5's suggested
+400 cycles.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ..errors import UsageError
 COMPONENT_BYTES = {2: 256, 5: 64, 6: 512, 7: 1024, 9: 8, 17: 64, 18: 8192}
 LEGACY_BYTES = 512 + 64  # x87 + SSE legacy area and the XSAVE header: always written
 
+XFD_MSR_WRITE = 400.0  # cost-model.md 3.5: xfd_msr_write_cycles, the suggested default (range 100-500)
 KINDS = ("save", "restore", "restore_init", "sigframe_save", "sigframe_restore")
 
 
@@ -40,6 +44,7 @@ class Profile(NamedTuple):
     linear: dict  # kind -> (base, per_kib)
     nm: float
     cr0_write: float
+    xfd_msr_write: float = XFD_MSR_WRITE
 
     def cost(self, kind: str, xfeatures: int) -> float:
         base, per_kib = self.linear[kind]
@@ -78,7 +83,9 @@ def load_profile(name_or_path: str) -> Profile:
         return Profile(str(data["name"]), " ".join(str(data["source"]).split()),
                        _number(where, "ghz", data["ghz"], MIN_GHZ, MAX_GHZ), xfeatures, linear,
                        _number(where, "trap.nm", data["trap"]["nm"], 0.0, MAX_CYCLES),
-                       _number(where, "trap.cr0_write", data["trap"]["cr0_write"], 0.0, MAX_CYCLES))
+                       _number(where, "trap.cr0_write", data["trap"]["cr0_write"], 0.0, MAX_CYCLES),
+                       _number(where, "trap.xfd_msr_write", data["trap"].get("xfd_msr_write", XFD_MSR_WRITE), 0.0,
+                               MAX_CYCLES))
     except KeyError as e:
         raise UsageError(f"{where}: missing {e.args[0]!r}; copy a built-in profile "
                          f"(e.g. {builtin_profiles()[0]}) and edit it") from None

@@ -28,6 +28,8 @@ Two inferences, chosen per trace and named in the output:
   slice returns to user mode once, right after it is switched in, and uses the FPU with
   probability `fpu_use` (seeded, so runs are reproducible).
 
+KVM's `kvm_fpu`, `kvm_entry` and `kvm_exit` records are read by `sim.infer_kvm`.
+
 A record whose pid is not the task the model has on that CPU (a switch the tracer lost, as
 on CPUs whose switches out of idle were never recorded) gets a synthesized switch.
 """
@@ -42,6 +44,7 @@ from typing import Iterable, Iterator, Optional
 from ..kernel.design import K_TASK
 from . import ops as O
 from .events import Record
+from .infer_kvm import KVM_EVENTS, KvmInference
 from .kernel_view import BOOT_LIVE, EXEC_UNRECORDED, KFPU_NO_SAVE, KernelView
 from .payload import MalformedRecord, field, parse_switch, prev_state
 
@@ -75,10 +78,11 @@ FPU_KNOWN = frozenset((
     "x86_fpu_activate_state", "x86_fpu_deactivate_state"))
 
 
-class Inference:
-    """Turns records into operations for one trace; `fpu_events` picks the inference."""
+class Inference(KvmInference):
+    """Turns records into operations for one trace; `fpu_events` picks the inference; `kvm`:
+    the trace has KVM events (an x86_fpu_regs_activated may be a KVM fpstate swap's)."""
 
-    def __init__(self, fpu_events: bool, fpu_use: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, fpu_events: bool, fpu_use: float = 1.0, seed: int = 0, kvm: bool = False) -> None:
         self.fpu_events = fpu_events
         self.fpu_use = fpu_use
         self.rng = random.Random(seed)
@@ -97,6 +101,10 @@ class Inference:
         self.view = KernelView()  # the traced kernel's TIF_NEED_FPU_LOAD, last_cpu and owners
         self.start: dict[int, tuple] = {}  # cpu -> (pid, kind, line): current at the trace's start, not booted yet
         self.inferred = Counter()  # why -> events the trace implied but has no tracepoint for (kernel_view)
+        self.kvm = kvm  # activations are held one record (sim.infer_kvm); set by the first kvm_fpu too
+        self.held: dict[int, Record] = {}  # cpu -> an activation waiting for the next record there
+        self.in_kvm: set[int] = set()  # vCPU threads inside KVM_RUN (between kvm_fpu load and unload)
+        self.in_guest: set[int] = set()  # ... and in guest mode
 
     def kind_of(self, pid: int, comm: str) -> int:
         k = self.kind.get(pid)
@@ -114,6 +122,10 @@ class Inference:
     def feed(self, rec: Record) -> list[O.Op]:
         """The operations one record implies (a switch is held back one record on its CPU, to
         see whether the kernel saved the outgoing task's registers)."""
+        if self.held:
+            held = self.held.pop(rec.cpu, None)
+            if held is not None:
+                return self._held_then(held, rec)
         self.records += 1
         event = rec.event
         pend = self.pending.pop(rec.cpu, None) if self.pending else None
@@ -157,6 +169,9 @@ class Inference:
         if event.startswith(FPU_EVENTS):
             self._fpu(out, rec)
             return out
+        if event in KVM_EVENTS:
+            self._kvm_event(out, rec)
+            return out
         if event not in KNOWN:
             self.skipped[event] += 1
             return out
@@ -191,6 +206,8 @@ class Inference:
                     if c in self.start:
                         self._boot(out, c, False)
                     out.append(O.Op(O.EXIT, c, pid, line=rec.line))
+                    self.in_kvm.discard(pid)  # (KVM_RUN returned first: the replay leaves it)
+                    self.in_guest.discard(pid)
             elif event == "sched_migrate_task":
                 pid = int(field(rec.payload, " pid="))
                 dest = int(field(rec.payload, "dest_cpu="))
@@ -205,6 +222,8 @@ class Inference:
 
     def finish(self) -> list[O.Op]:
         out: list[O.Op] = []
+        for c in sorted(self.held):  # the trace ends right after an activation
+            self._activated(out, self.held.pop(c), False)
         for c in sorted(self.pending):  # the trace ends before the record that shows the save
             self._switch(out, self.pending[c], O.UNKNOWN)
         self.pending.clear()
@@ -234,7 +253,7 @@ class Inference:
             if self.fpu_events and self.kind.get(cur) == O.USER and not self.in_user.get(cur):
                 # The tracer lost this switch, and with it the user task's own events: assume it
                 # ran in user mode, as a user task switched out while runnable usually has.
-                out.append(_new(O.Op, (O.RETURN, c, cur, 1, O.USER, O.UNKNOWN, rec.line)))
+                out.append(self._resume(c, cur, O.UNKNOWN, rec.line))
                 self.in_user[cur] = True
             self._switch(out, (rec, cur, O.PREV_RUNNABLE, pid, self.kind_of(pid, rec.comm)), O.UNKNOWN)
 
@@ -259,12 +278,14 @@ class Inference:
                 view.forget(prev)
         if self.fpu_events and saved is True and self.kind.get(prev) == O.USER and not self.in_user.get(prev):
             # Its registers were live at the switch, yet no restore was seen: it returned to
-            # user mode with the restore skipped.
-            out.append(_new(O.Op, (O.RETURN, c, prev, 1, O.USER, 0, rec.line)))  # returns and uses the FPU
+            # user mode with the restore skipped (inside KVM_RUN: it entered the guest).
+            out.append(self._resume(c, prev, 0, rec.line))  # returns and uses the FPU
         kernel = O.UNKNOWN if saved is O.UNKNOWN else int(bool(saved))
         if self.kind.get(prev) != O.USER:
             kernel = O.UNKNOWN
         self.in_user[prev] = False
+        if self.in_guest:
+            self.in_guest.discard(prev)  # an interrupt in guest mode was a VM exit first (the replay's too)
         out.append(_new(O.Op, (O.SWITCH, c, nxt, state, kind, kernel, rec.line)))
         self.cur[c] = nxt
         self._slice_start(out, c, nxt)
@@ -301,18 +322,20 @@ class Inference:
         self.synthesized += 1
         self.view.switched_unseen(pid)
         out.append(_new(O.Op, (O.SWITCH, dest, pid, O.PREV_RUNNABLE, O.USER, O.UNKNOWN, line)))
-        out.append(_new(O.Op, (O.RETURN, dest, pid, 1, O.USER, O.UNKNOWN, line)))
+        out.append(self._resume(dest, pid, O.UNKNOWN, line))
         out.append(_new(O.Op, (O.SWITCH, dest, 0, O.PREV_BLOCKED, O.IDLE, O.UNKNOWN, line)))
 
     def _slice_start(self, out: list, c: int, pid: int) -> None:
         self.in_user[pid] = False
         if not self.fpu_events and self.kind.get(pid) == O.USER:
             use = self.fpu_use >= 1.0 or self.rng.random() < self.fpu_use
-            out.append(_new(O.Op, (O.RETURN, c, pid, int(use), O.USER, O.UNKNOWN, 0)))
+            out.append(self._resume(c, pid, O.UNKNOWN, 0, int(use)))
             self.in_user[pid] = True
 
     def _xfeatures(self, out: list, rec: Record, text: Optional[str] = None) -> None:
         """Pass on the XSTATE_BV of pid's state when it changes."""
+        if self.in_kvm and rec.pid in self.in_kvm:
+            return  # the guest's XSTATE_BV: both fpstates are priced with the vCPU thread's own
         if text is None:
             payload = rec.payload
             i = payload.find(" xfeatures: ")
@@ -351,10 +374,15 @@ class Inference:
         if self.kind.get(rec.pid) == O.USER:
             self.view.activated(rec.pid, c)
 
-    def _activated(self, out: list, rec: Record) -> None:
+    def _activated(self, out: list, rec: Record, hold: bool = True) -> None:
         """x86_fpu_regs_activated: a restore at the return to user mode, a signal frame's restore
-        (under fpregs_lock), or a signal path's fpregs_mark_activate() (load: 0)."""
+        (under fpregs_lock), or a signal path's fpregs_mark_activate() (load: 0); in a trace with
+        KVM events it waits for the next record on its CPU (a KVM swap's: sim.infer_kvm), and
+        inside KVM_RUN a restore is the VM entry's."""
         pid, c = rec.pid, rec.cpu
+        if hold and self.kvm:
+            self.held[c] = rec
+            return
         if self.cur.get(c) != pid:
             self._sync(out, rec, pid)
         self.kind[pid] = O.USER
@@ -368,7 +396,7 @@ class Inference:
         view = self.view
         if load == "1":
             why = view.restore_unexplained(pid, c)
-            if why is not None and fields[5] == "0" and self.xf.get(pid, "0") != "0":
+            if why is not None and fields[5] == "0" and self.xf.get(pid, "0") != "0" and pid not in self.in_kvm:
                 # The image it restores is init_fpstate's (XSTATE_BV 0), its own was not: an exec
                 # the trace lacks (fpu_reset_fpregs() copies init_fpstate and sets the flag, silently).
                 self.inferred[EXEC_UNRECORDED] += 1
@@ -380,7 +408,11 @@ class Inference:
         view.activated(pid, c)
         self._xfeatures(out, rec, fields[5])
         locked = rec.flags[:1] == "b"
-        if load == "1" and locked:
+        if self.in_kvm and pid in self.in_kvm:  # vcpu_enter_guest()'s (or kvm_fpu_get()'s) reload
+            if load == "1":
+                out.append(self._resume(c, pid, 1, rec.line))
+                self.in_user[pid] = True
+        elif load == "1" and locked:
             self.sig_restore[pid] = 1  # fpregs_restore_userregs() under fpregs_lock: a signal frame follows
         elif load == "1":
             out.append(_new(O.Op, (O.RETURN, c, pid, 1, O.USER, 1, rec.line)))  # returns and uses the FPU

@@ -27,8 +27,15 @@ PTRACE_SET = 9  # a tracer writes stopped task pid's xstate (PTRACE_SETREGSET)
 MIGRATE = 10  # pid is moved to CPU arg (sched_migrate_task)
 XFEATURES = 11  # the trace showed pid's XSTATE_BV (arg): what its saves and restores move
 BOOT = 12  # the trace starts with pid current on cpu, in user mode, its registers live there
+# KVM and AMX (5.16+; only designs with `Design.fpu_ext` replay them, see sim.replay_kvm):
+KVM_LOAD = 13  # current (a vCPU thread) enters KVM_RUN: kvm_load_guest_fpu() (tracepoint kvm_fpu "load")
+KVM_PUT = 14  # current leaves KVM_RUN for userspace: kvm_put_guest_fpu() (kvm_fpu "unload")
+VM_ENTRY = 15  # current, in KVM_RUN, enters the guest (vcpu_enter_guest); arg 1: the guest then uses the FPU
+VM_EXIT = 16  # current's guest exits to the host's vcpu_run() loop (kvm_exit)
+XFD_NM = 17  # current, in user mode, runs its first AMX tile instruction with XFD armed: #NM (XFD_ERR)
 NAMES = ("switch", "return", "use", "kfpu", "fork", "exec", "exit", "signal", "sigreturn", "ptrace_set", "migrate",
-         "xfeatures", "boot")
+         "xfeatures", "boot", "kvm_load", "kvm_put", "vm_entry", "vm_exit", "xfd_nm")
+KVM_CODES = frozenset((KVM_LOAD, KVM_PUT, VM_ENTRY, VM_EXIT, XFD_NM))  # need a design with fpu_ext
 
 # How the previous task left the CPU at a switch.
 PREV_RUNNABLE, PREV_BLOCKED, PREV_DEAD = 0, 1, 2
@@ -47,4 +54,4 @@ class Op(NamedTuple):
 
 
 __all__ = ["Op", "SWITCH", "RETURN", "USE", "KFPU", "FORK", "EXEC", "EXIT", "SIGNAL", "SIGRETURN", "PTRACE_SET",
-           "MIGRATE", "XFEATURES", "BOOT", "NAMES", "PREV_RUNNABLE", "PREV_BLOCKED", "PREV_DEAD", "USER", "KTHREAD", "IDLE", "UNKNOWN"]
+           "MIGRATE", "XFEATURES", "BOOT", "KVM_LOAD", "KVM_PUT", "VM_ENTRY", "VM_EXIT", "XFD_NM", "KVM_CODES", "NAMES", "PREV_RUNNABLE", "PREV_BLOCKED", "PREV_DEAD", "USER", "KTHREAD", "IDLE", "UNKNOWN"]

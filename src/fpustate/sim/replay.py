@@ -55,7 +55,9 @@ from ..kernel.state import (
     PATH_SIGNAL,
     PATH_SIGRETURN,
     PC_EXIT_LOOP,
+    PC_GUEST,
     PC_KTHREAD,
+    PC_KVM_RUN,
     PC_SYSCALL,
     PC_USER,
     PKRU_INIT,
@@ -74,33 +76,35 @@ from ..kernel.state import (
     T_RUN,
     T_SIGDEPTH,
     T_SIGFRAME,
+    T_XFD,
     TASK_W,
     USER,
+    XFD_ARMED,
     cpu,
     ghost,
     path_pc,
     task,
-    user_value,
 )
 from . import ops as O
 from .costs import Profile
-
-USER_DATA = user_value(0, 0)  # register contents are not tracked by the simulator: one token for all
+from .replay_kvm import KVM_COUNTERS, USER_DATA, KvmReplay
 POOL = 96  # task slots besides the per-CPU idle tasks
 COUNTERS = ("saves", "kfpu_saves", "restores", "restores_skipped", "init_loads", "sigframe_saves",
-            "sigframe_restores", "nm_traps", "cr0_writes")
-DECISIONS = ("switch", "return", "signal")  # conformance decision kinds
+            "sigframe_restores", "nm_traps", "cr0_writes") + KVM_COUNTERS
+DECISIONS = ("switch", "return", "signal", "vm_entry")  # conformance decision kinds
 
 
 def _untraced(op: str, c: int, t: int) -> None:
     return None
 
 
-class Replay:
-    """One design on one machine, fed operation by operation; also the tracepoint probe."""
+class Replay(KvmReplay):
+    """One design on one machine, fed operation by operation; also the tracepoint probe.
+    With `amx`, MSR_IA32_XFD is armed on every CPU and in every user task's fpstate (an AMX
+    machine, 5.16+); the KVM and AMX operations are in `sim.replay_kvm`."""
 
     def __init__(self, design: Design, ncpus: int, profile: Profile, conformance: bool = False,
-                 pool: int = POOL) -> None:
+                 pool: int = POOL, amx: bool = False) -> None:
         self.name = design.name
         self.origin = design  # the design as given (fpustate.usercode blames a failing user design)
         design = design.simulation or design
@@ -126,6 +130,9 @@ class Replay:
                 design.boot_task(k, t, NULL)
         for c in range(ncpus):
             design.boot_cpu(k, c)
+        self.amx = False
+        if amx:
+            self.boot_amx()
         k.probe = self
         self.slot_of: dict[int, int] = {}
         self.pid_of: list[Optional[int]] = [None] * nt
@@ -145,6 +152,8 @@ class Replay:
         self._probe = {op: (counter, None if kind is None else {}) for op, (counter, kind) in PROBE_OPS.items()}
         self._probe["nm"] = ("nm_traps", float(profile.nm))
         self._probe["cr0_ts"] = ("cr0_writes", float(profile.cr0_write))
+        self._probe["xfd_nm"] = ("xfd_traps", float(profile.nm))  # the #NM exception path; fpstate_realloc() unpriced
+        self._probe["xfd_msr"] = ("xfd_msr_writes", float(profile.xfd_msr_write))
         if not profile.linear["restore_init"][1]:
             self._probe["restore_init"] = ("init_loads", float(profile.linear["restore_init"][0]))
         self._handlers = [getattr(self, name) for name in HANDLER_NAMES]
@@ -193,6 +202,8 @@ class Replay:
             k[p + T_CPU], k[p + T_LAST_CPU], k[p + T_NEED_LOAD] = NULL, NULL, 1
             k[p + T_FPSTATE] = USER_DATA if user else INIT
             k[p + T_FPSTATE_ACTIVE] = 1 if user else 0
+            if user and self.amx:  # fpstate_reset(): xfd = init_fpstate.xfd
+                k[p + T_XFD] = XFD_ARMED
             g = ghost(k, t)
             k[g + G_VALUE] = k[p + T_FPSTATE]
             k[g + G_PKRU] = k[p + T_PKRU] = PKRU_INIT
@@ -245,11 +256,14 @@ class Replay:
     def _leave_user(self, c: int, t: int, preempted: bool) -> None:
         """Current t stops running user code: an interrupt (ending in the work loop) or a syscall."""
         p = task(self.k, t)
-        if self.k[p + T_PC] == PC_USER:
+        pc = self.k[p + T_PC]
+        if pc == PC_USER:
             if preempted:
                 enter_exit_loop(self.m, self.k, c, t)
             else:
                 self.k[p + T_PC] = PC_SYSCALL
+        elif pc == PC_KVM_RUN or pc == PC_GUEST:  # a signal, exec or exit: KVM_RUN returns first
+            self._kvm_put(c, t)
 
     def _to_user(self, c: int, t: int) -> None:
         """The return to user mode: the design's IRQs-off tail (after the work loop or a syscall)."""
@@ -258,6 +272,8 @@ class Replay:
         pc = k[p + T_PC]
         if pc == PC_USER or k[p + T_KIND] != USER:
             return
+        if pc == PC_KVM_RUN or pc == PC_GUEST:  # back to user mode: KVM_RUN returned (kvm_put_guest_fpu)
+            self._kvm_put(c, t)
         if pc == PC_EXIT_LOOP:
             snapshot = k[p + T_LOCAL]
         else:  # the syscall's exit takes its flags snapshot and leaves at once
@@ -284,6 +300,8 @@ class Replay:
         if kind == USER:
             if k[pp + T_PC] == PC_USER:
                 self._leave_user(c, prev, prev_state == O.PREV_RUNNABLE)
+            elif k[pp + T_PC] == PC_GUEST:  # the interrupt that leads to the switch is a VM exit first
+                self._vm_exit(c, prev)
             if prev_state == O.PREV_DEAD and k[pp + T_PC] < EXIT_PC:
                 self._run_path(c, prev, PATH_EXIT)  # the trace showed the death, not the exit
         run = RUN_STATE[prev_state] if kind != IDLE else RUNNABLE
@@ -355,8 +373,11 @@ class Replay:
         p = task(k, t)
         from_user = k[p + T_PC] == PC_USER
         ctx = op.arg
+        if k[p + T_PC] == PC_GUEST:  # an interrupt in guest mode is a VM exit first
+            self._vm_exit(c, t)
         if ctx == K_TASK:
-            self._leave_user(c, t, False)
+            if from_user:  # (in KVM_RUN it is KVM's own code: the vCPU thread stays in the ioctl)
+                self._leave_user(c, t, False)
             from_user = False
         if not d.irq_fpu_usable(k, c, ctx, from_user):
             return
@@ -484,4 +505,10 @@ PROBE_OPS = {  # tracepoint -> (counter, cost-profile entry or None)
     "sigframe_restore": ("sigframe_restores", "sigframe_restore"),
     "nm": ("nm_traps", None),
     "cr0_ts": ("cr0_writes", None),
+    "kvm_load": ("kvm_loads", None),  # the FPU work inside (save, restore) is counted by its own tracepoints
+    "kvm_put": ("kvm_puts", None),
+    "vm_entry": ("vm_entries", None),  # VMLAUNCH/VMRESUME and the exit cost every design the same: not FPU work
+    "vm_exit": ("vm_exits", None),
+    "xfd_nm": ("xfd_traps", None),
+    "xfd_msr": ("xfd_msr_writes", None),
 }

@@ -22,8 +22,24 @@ COLUMNS = (  # (header, counter key)
     ("#NM", "nm_traps"),
     ("CR0.TS", "cr0_writes"),
 )
+KVM_COLUMNS = (  # shown for a kvm workload or a trace with KVM events, or when any is nonzero
+    ("KVM_RUN in", "kvm_loads"),  # kvm_load_guest_fpu(): the fpstate swap into the guest (kvm_fpu load)
+    ("KVM_RUN out", "kvm_puts"),  # kvm_put_guest_fpu() (kvm_fpu unload)
+    ("VM entries", "vm_entries"),
+    ("VM exits", "vm_exits"),
+    ("XFD #NM", "xfd_traps"),  # first AMX use: handle_xfd_event() -> fpstate_realloc()
+    ("XFD MSR", "xfd_msr_writes"),  # xfd_update_state() / xfd_set_state() writes of MSR_IA32_XFD
+)
 DECISION_NAMES = {"switch": "save at switch-out", "return": "restore at return to user",
-                  "signal": "restore for a signal frame"}
+                  "signal": "restore for a signal frame", "vm_entry": "restore at VM entry"}
+
+
+def columns(res: SimResult) -> tuple:
+    """The counter columns of a result: the KVM ones only when it has KVM events (so the
+    outputs of traces and workloads without them are what they were)."""
+    if res.kvm or any(s.get(k) for _, s in res.designs for _, k in KVM_COLUMNS):
+        return COLUMNS + KVM_COLUMNS
+    return COLUMNS
 
 
 def _gap(cycles: int, bound: int) -> str:
@@ -36,13 +52,15 @@ def rows(res: SimResult) -> list[dict]:
     """One row per design and one for the bound: every counter, cycles, µs, gap to the bound."""
     out = []
     b = res.bound
+    cols = columns(res)
     for name, s in res.designs:
-        out.append(dict(design=name, **{k: s[k] for _, k in COLUMNS}, cycles=s["cycles"], ns=s["ns"],
+        out.append(dict(design=name, **{k: s[k] for _, k in cols}, cycles=s["cycles"], ns=s["ns"],
                         gap=_gap(s["cycles"], b["cycles"])))
-    out.append(dict(design="clairvoyant bound", saves=b["saves"], kfpu_saves=None, restores=b["restores"],
-                    restores_skipped=None, init_loads=None, sigframe_saves=b["sigframe_saves"],
-                    sigframe_restores=b["sigframe_restores"], nm_traps=None, cr0_writes=None,
-                    cycles=b["cycles"], ns=b["ns"], gap="-"))
+    row = dict(design="clairvoyant bound", saves=b["saves"], kfpu_saves=None, restores=b["restores"],
+               restores_skipped=None, init_loads=None, sigframe_saves=b["sigframe_saves"],
+               sigframe_restores=b["sigframe_restores"], nm_traps=None, cr0_writes=None)
+    row.update({k: None for _, k in cols[len(COLUMNS):]})  # the bound leaves KVM and XFD events uncounted
+    out.append(dict(row, cycles=b["cycles"], ns=b["ns"], gap="-"))
     return out
 
 
@@ -60,17 +78,21 @@ def table(res: SimResult, profile: Profile) -> str:
                            initial_indent="  ", subsequent_indent="    ")
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     t.add_column("design", no_wrap=True)
-    for header, _ in COLUMNS:
+    cols = columns(res)
+    for header, _ in cols:
         t.add_column(header, justify="right", no_wrap=True)
     for header in ("cycles", "µs", "vs bound"):
         t.add_column(header, justify="right", no_wrap=True)
     for r in rows(res):
-        cells = ["-" if r[k] is None else f"{r[k]:,}" for _, k in COLUMNS]
+        cells = ["-" if r[k] is None else f"{r[k]:,}" for _, k in cols]
         t.add_row(r["design"], *cells, f"{r['cycles']:,}", f"{r['ns'] / 1000:,.1f}", r["gap"])
     console = Console(width=240, color_system=None, force_terminal=False, record=True, file=io.StringIO())
     console.print(t)
     lines += ["  " + line.rstrip() for line in console.export_text().splitlines()]
     lines.append("  (the bound's restores include every init load; compare them with restores + init loads)")
+    if len(cols) > len(COLUMNS):
+        lines.append("  (KVM_RUN in/out: fpu_swap_kvm_fpstate() into and out of the guest; the bound counts no VM "
+                     "or XFD events and loads a guest only for its FPU use)")
     if res.conformance:
         parts = []
         for kind, (agree, total) in res.conformance.items():
@@ -110,7 +132,8 @@ def as_json(res: SimResult, profile: Profile) -> dict:
 
 def as_csv(results: list[SimResult]) -> str:
     buf = io.StringIO()
-    fields = ["source", "design"] + [k for _, k in COLUMNS] + ["cycles", "ns", "gap"]
+    cols = max((columns(r) for r in results), key=len, default=COLUMNS)
+    fields = ["source", "design"] + [k for _, k in cols] + ["cycles", "ns", "gap"]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for res in results:

@@ -17,8 +17,10 @@ from .bound import Bound
 from .costs import Profile
 from .events import READ_ERRORS, TraceError, TraceReader, _open, read_error
 from .infer import FPU_EVENTS, Inference, MalformedRecord
+from .infer_kvm import KVM_EVENTS
 from .kernel_view import INFERRED_KINDS
 from .replay import Replay
+from .replay_kvm import KVM_COUNTERS, KvmUnsupported, kvm_unsupported
 
 MAX_CPUS = 27  # the state vector stores the task records' offset in one byte
 PEEK = 2_000  # records read ahead to find the CPU count and whether x86_fpu events are present
@@ -42,11 +44,22 @@ class SimResult:
     lost: int = 0
     seconds: float = 0.0
     interrupted: bool = False  # Ctrl-C: the counts cover the part replayed so far
+    kvm: bool = False  # a kvm workload or a trace with KVM events: the KVM counters are shown
+    skipped_designs: list = field(default_factory=list)  # one line each: designs without KVM, left out
 
 
-def peek(path: str) -> tuple[bool, int]:
-    """(x86_fpu events present, number of CPUs) from the header (`#P:N`, `cpus=N`) and the first
-    PEEK records."""
+def kvm_designs(designs: list[Design], skip: bool) -> tuple[list[Design], list[str]]:
+    """The designs that can replay KVM and AMX operations (`Design.fpu_ext`), and a line for
+    each one that cannot: left out when `skip` (the default design list), refused otherwise."""
+    lines = [kvm_unsupported(d) for d in designs if d.fpu_ext is None]
+    if lines and not skip:
+        raise UsageError(lines[0] + "; leave it out or pass --design linux")
+    return [d for d in designs if d.fpu_ext is not None], lines
+
+
+def peek(path: str) -> tuple[bool, int, bool]:
+    """(x86_fpu events present, number of CPUs, KVM events present) from the header (`#P:N`,
+    `cpus=N`) and the first PEEK records."""
     ncpus = 0
     with _open(path) as f:
         try:
@@ -56,22 +69,24 @@ def peek(path: str) -> tuple[bool, int]:
     m = NCPUS_RE.search(head)
     if m:
         ncpus = int(m.group(1) or m.group(2))
-    fpu = False
+    fpu = kvm = False
     for rec in islice(TraceReader(path), PEEK):
         fpu = fpu or rec.event.startswith(FPU_EVENTS)
+        kvm = kvm or rec.event in KVM_EVENTS
         ncpus = max(ncpus, rec.cpu + 1)
-    return fpu, max(ncpus, 1)
+    return fpu, max(ncpus, 1), kvm
 
 
 def simulate_ops(source: str, inference: str, items: Iterable, ncpus: int, designs: list[Design],
                  profile: Profile, conformance: bool, progress: Optional[Callable] = None,
                  expand: Optional[Callable] = None, finish: Optional[Callable] = None,
-                 with_bound: bool = True) -> SimResult:
+                 with_bound: bool = True, amx: bool = False) -> SimResult:
     """Feed operations to every design and the bound. `items` are batches of operations, or
-    trace records that `expand` turns into batches (one pass, nothing stored per event)."""
+    trace records that `expand` turns into batches (one pass, nothing stored per event).
+    `amx`: an AMX machine (MSR_IA32_XFD armed at boot)."""
     import time
 
-    replays = [Replay(d, ncpus, profile, conformance=conformance and d.name == "linux") for d in designs]
+    replays = [Replay(d, ncpus, profile, conformance=conformance and d.name == "linux", amx=amx) for d in designs]
     bound = Bound(ncpus, profile)
     # Every operation goes to each design's replay and to the bound. With one design its
     # handler table is called directly (the common, fast case).
@@ -109,13 +124,19 @@ def simulate_ops(source: str, inference: str, items: Iterable, ncpus: int, desig
             n += len(batch)
     except KeyboardInterrupt:
         interrupted = True  # report what was replayed
+    except KvmUnsupported as e:  # a KVM event after the first PEEK records, for a design without the hooks
+        raise UsageError(f"{source}:{e.line}: {e} (the first {PEEK:,} records had no KVM event; "
+                         "pass --design linux)") from None
     res = SimResult(source, inference, 0, n, ncpus, seconds=time.perf_counter() - t0, interrupted=interrupted)
     res.designs = [(r.name, r.summary()) for r in replays]
     res.bound = bound.summary() if with_bound else {}
     res.synthesized = max((r.synthesized for r in replays), default=0)
+    res.kvm = any(s[k] for _, s in res.designs for k in KVM_COUNTERS)
     for r in replays:
         if r.conformance:
             res.conformance = {kind: tuple(r.tally[kind]) for kind in ("switch", "return", "signal")}
+            if r.tally["vm_entry"][1]:  # (only traces with KVM events decide it: older outputs unchanged)
+                res.conformance["vm_entry"] = tuple(r.tally["vm_entry"])
             res.disagreements = sorted(r.disagreements)[:20]
     return res
 
@@ -129,15 +150,21 @@ def _late_cpu(source: str, op) -> str:
 
 
 def simulate_trace(path: str, designs: list[Design], profile: Profile, fpu_use: float = 1.0, seed: int = 0,
-                   progress: Optional[Callable] = None, cpus: int = 0, with_bound: bool = True) -> SimResult:
-    """Parse `path` once and replay it through every design and the bound."""
+                   progress: Optional[Callable] = None, cpus: int = 0, with_bound: bool = True,
+                   skip_without_kvm: bool = False) -> SimResult:
+    """Parse `path` once and replay it through every design and the bound. A trace with KVM
+    events (`kvm_fpu`, `kvm_entry`, `kvm_exit`) in its first PEEK records needs designs with the
+    5.16+ hooks: the others are left out (`skip_without_kvm`) or refused."""
     import time
 
-    fpu, ncpus = peek(path)
+    fpu, ncpus, kvm = peek(path)
+    skipped: list[str] = []
+    if kvm:
+        designs, skipped = kvm_designs(designs, skip_without_kvm)
     ncpus = max(ncpus, cpus)
     if ncpus > MAX_CPUS:
         raise TraceError(f"{path}: the trace has {ncpus} CPUs; the simulator models at most {MAX_CPUS}")
-    inference = Inference(fpu, fpu_use, seed)
+    inference = Inference(fpu, fpu_use, seed, kvm)
     how = ("x86_fpu tracepoints (every user slice uses the FPU)" if fpu else
            f"heuristics: kernel threads by name and parentage, every user slice returns to user mode, "
            f"FPU use per slice {fpu_use:g} (seed {seed})")
@@ -152,6 +179,8 @@ def simulate_trace(path: str, designs: list[Design], profile: Profile, fpu_use: 
         where, _, what = str(e).partition(": ")
         raise TraceError(f"{path}:{where.removeprefix('line ')}: {what}") from None
     res.seconds = time.perf_counter() - t0
+    res.kvm = res.kvm or kvm or inference.kvm
+    res.skipped_designs = skipped
     res.records = inference.records
     if not res.records:
         raise TraceError(f"{path}: no trace records found; expected tracefs, trace-cmd report or perf script text")
@@ -164,15 +193,22 @@ def simulate_trace(path: str, designs: list[Design], profile: Profile, fpu_use: 
 
 
 def simulate_workload(name: str, designs: list[Design], profile: Profile, fpu_use: float = 1.0, seed: int = 0,
-                      length: int = 20_000) -> SimResult:
-    """Generate a seeded synthetic workload and replay it through every design and the bound."""
+                      length: int = 20_000, skip_without_kvm: bool = False) -> SimResult:
+    """Generate a seeded synthetic workload and replay it through every design and the bound.
+    The kvm workload needs designs with the 5.16+ hooks: the others are left out
+    (`skip_without_kvm`) or refused."""
     from .workloads import WORKLOADS, generate
 
     if name not in WORKLOADS:
         raise UsageError(f"--workload: unknown workload {name!r}; available: {', '.join(WORKLOADS)}")
     w = WORKLOADS[name]
+    skipped: list[str] = []
+    if w.kvm:
+        designs, skipped = kvm_designs(designs, skip_without_kvm)
     how = f"generated: {w.summary}; FPU use per slice {fpu_use:g} (seed {seed}, {length:,} rounds)"
     res = simulate_ops(f"workload {name}", how, generate(name, seed, fpu_use, length), w.cpus, designs, profile,
-                       conformance=False)
+                       conformance=False, amx=w.kvm)
+    res.kvm = res.kvm or w.kvm
+    res.skipped_designs = skipped
     res.records = res.ops
     return res

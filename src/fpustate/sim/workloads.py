@@ -23,6 +23,7 @@ class Workload(NamedTuple):
     cpus: int
     summary: str
     make: Callable  # (rng, fpu_use, length) -> Iterator[list[Op]]
+    kvm: bool = False  # KVM and AMX operations: only designs with the 5.16+ hooks replay it (an AMX machine)
 
 
 def _user_slice(rng: random.Random, c: int, pid: int, fpu_use: float) -> list[Op]:
@@ -119,6 +120,59 @@ def ptrace(rng, fpu_use: float, length: int) -> Iterator[list[Op]]:
         yield batch
 
 
+def kvm(rng, fpu_use: float, length: int) -> Iterator[list[Op]]:
+    """Two vCPU threads of one VM on 2 CPUs, with QEMU's I/O thread, an AMX compute process, a
+    kworker and idle (cost-model.md 4, "KVM vCPU threads"; v6.18 arch/x86/kvm/x86.c). A vCPU
+    thread's slice: back from a userspace exit it runs QEMU code and re-enters KVM_RUN
+    (kvm_load_guest_fpu); in the run loop it enters the guest one to three times (the guest
+    uses the FPU with probability fpu_use), each ending in a VM exit, some interrupted by a
+    softirq that uses the FPU (an interrupt in guest mode is a VM exit first); some exits go to
+    userspace (MMIO, I/O: kvm_put_guest_fpu, QEMU runs, KVM_RUN again). It leaves the CPU
+    preempted inside the run loop (sometimes straight from guest mode) or halted in
+    kvm_vcpu_block(), and any CPU may pick it up next (migration). The AMX process's first
+    tile instruction traps (#NM with XFD_ERR, fpstate_realloc()); its tiles are live after."""
+    vcpus, io, amx = (701, 702), 703, 704
+    tasks = (*vcpus, io, amx, KWORKER, 0)
+    kinds = {KWORKER: O.KTHREAD, 0: O.IDLE}
+    in_kvm = {v: False for v in vcpus}
+    running: list = [None, None]
+    leave = [O.PREV_RUNNABLE, O.PREV_RUNNABLE]  # how the task on each CPU will leave it
+    tiles = False
+
+    def use() -> int:
+        return 1 if rng.random() < fpu_use else 0
+
+    for i in range(length):
+        c = rng.randrange(2) if i >= 2 else i
+        free = [t for t in tasks if t != running[c] and (t == 0 or t != running[1 - c])]
+        nxt = rng.choices(free, [3 if t in vcpus else 1 for t in free])[0]
+        batch = [Op(O.SWITCH, c, nxt, leave[c], kinds.get(nxt, O.USER))]
+        running[c], leave[c] = nxt, O.PREV_RUNNABLE if rng.random() < 0.7 else O.PREV_BLOCKED
+        if nxt in vcpus:
+            if not in_kvm[nxt]:
+                batch += [Op(O.RETURN, c, nxt, use()), Op(O.KVM_LOAD, c, nxt)]
+                in_kvm[nxt] = True
+            for _ in range(rng.randrange(1, 4)):
+                batch.append(Op(O.VM_ENTRY, c, nxt, use()))
+                if rng.random() < 0.15:  # an interrupt in guest mode; its softirq uses the FPU
+                    batch.append(Op(O.KFPU, c, nxt, K_SOFTIRQ))
+                batch.append(Op(O.VM_EXIT, c, nxt))
+                if rng.random() < 0.2:  # a userspace exit: QEMU handles it and calls KVM_RUN again
+                    batch += [Op(O.KVM_PUT, c, nxt), Op(O.RETURN, c, nxt, use()), Op(O.KVM_LOAD, c, nxt)]
+            if rng.random() < 0.3:  # preempted by the timer interrupt in guest mode
+                batch.append(Op(O.VM_ENTRY, c, nxt, use()))
+        elif nxt == io:
+            batch.append(Op(O.RETURN, c, nxt, use()))
+            if rng.random() < 0.3:  # virtio-blk with dm-crypt: kernel_fpu_begin() in its syscall
+                batch += [Op(O.KFPU, c, nxt, K_TASK), Op(O.RETURN, c, nxt, use())]
+        elif nxt == amx:
+            batch.append(Op(O.RETURN, c, nxt, 1))
+            if not tiles:
+                batch.append(Op(O.XFD_NM, c, nxt))
+                tiles = True
+        yield batch
+
+
 WORKLOADS = {w.name: w for w in (
     Workload("pingpong", 1, "pipe ping-pong between two processes on one CPU", pingpong),
     Workload("hackbench", 2, "40 tasks contending for 2 CPUs, forked at start, exiting at the end", hackbench),
@@ -126,6 +180,8 @@ WORKLOADS = {w.name: w for w in (
     Workload("crypto", 1, "kernel_fpu_begin() in syscalls and softirqs (crypto, checksums)", crypto),
     Workload("signals", 1, "two tasks signalling each other: frame, handler, sigreturn", signals),
     Workload("ptrace", 1, "a debugger single-stepping a tracee", ptrace),
+    Workload("kvm", 2, "two vCPU threads (KVM_RUN, VM entries and exits, userspace exits, preemption and "
+             "migration in the run loop) beside QEMU's I/O thread and an AMX process (first-use #NM)", kvm, True),
 )}
 
 
