@@ -9,16 +9,11 @@ hooks. What the hooks execute is counted through the model's tracepoints
 and CR0.TS write, each charged by the cost profile with the live state of
 the task concerned.
 
-Task slots are a pool. A pid gets a slot the first time it is seen and
-gives it back when it dies; when the pool is full, a task that is neither
-running nor named by any CPU's fpu_fpregs_owner_ctx is parked (its record
-copied out), which is exact: nothing in the kernel model refers to it.
-Memory therefore depends on the number of live tasks, not on trace length.
+Task slots are a pool (`sim.pool`); the probe that counts and charges is `sim.meter`.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Optional
 
 from ..config import Scenario
@@ -38,16 +33,13 @@ from ..kernel.state import (
     C_CTX,
     C_CURR,
     C_FPREGS,
-    C_OWNER,
     CPU_W,
     CTX_TASK,
     DEAD,
-    G_PKRU,
     G_VALUE,
     GHOST_OFF,
     HEADER,
     IDLE,
-    INIT,
     MAX_SIGFRAMES,
     NULL,
     PATH_EXEC,
@@ -60,37 +52,30 @@ from ..kernel.state import (
     PC_KVM_RUN,
     PC_SYSCALL,
     PC_USER,
-    PKRU_INIT,
     RUNNABLE,
     RUNNING,
     SLEEPING,
     T_CPU,
-    T_FPSTATE,
-    T_FPSTATE_ACTIVE,
     T_KIND,
     T_LAST_CPU,
     T_LOCAL,
     T_NEED_LOAD,
     T_PC,
-    T_PKRU,
     T_RUN,
     T_SIGDEPTH,
     T_SIGFRAME,
-    T_XFD,
     TASK_W,
     USER,
-    XFD_ARMED,
-    cpu,
     ghost,
     path_pc,
     task,
 )
 from . import ops as O
 from .costs import Profile
-from .replay_kvm import KVM_COUNTERS, USER_DATA, KvmReplay
+from .meter import Meter
+from .pool import USER_DATA, TaskPool
+from .replay_kvm import KvmReplay
 POOL = 96  # task slots besides the per-CPU idle tasks
-COUNTERS = ("saves", "kfpu_saves", "restores", "restores_skipped", "init_loads", "sigframe_saves",
-            "sigframe_restores", "nm_traps", "cr0_writes") + KVM_COUNTERS
 DECISIONS = ("switch", "return", "signal", "vm_entry")  # conformance decision kinds
 
 
@@ -98,7 +83,7 @@ def _untraced(op: str, c: int, t: int) -> None:
     return None
 
 
-class Replay(KvmReplay):
+class Replay(TaskPool, Meter, KvmReplay):
     """One design on one machine, fed operation by operation; also the tracepoint probe.
     With `amx`, MSR_IA32_XFD is armed on every CPU and in every user task's fpstate (an AMX
     machine, 5.16+); the KVM and AMX operations are in `sim.replay_kvm`."""
@@ -139,105 +124,14 @@ class Replay(KvmReplay):
         self.parked: dict[int, bytes] = {}
         self.free = list(range(m.idle_base - 1, -1, -1))
         self.xfeatures: dict[int, int] = {}  # slot -> XSTATE_BV of its live state
-        self.counts = Counter({name: 0 for name in COUNTERS})
-        self.cycles = 0.0
+        self.init_meter(profile)
         self.in_kfpu = False
         self.conformance = conformance
         self.tally = {kind: [0, 0] for kind in DECISIONS}  # kind -> [agreed, decided]
         self.disagreements: list[tuple] = []
         self.synthesized = 0  # operations the trace implied but did not show (missed switches)
-        self.default_xf = profile.default_xfeatures
         self._no_snapshot = not design.stale_snapshot  # only stale-snapshot designs decide from one
-        # tracepoint -> (counter, cycles: None, a fixed float, or a cache XSTATE_BV -> cycles)
-        self._probe = {op: (counter, None if kind is None else {}) for op, (counter, kind) in PROBE_OPS.items()}
-        self._probe["nm"] = ("nm_traps", float(profile.nm))
-        self._probe["cr0_ts"] = ("cr0_writes", float(profile.cr0_write))
-        self._probe["xfd_nm"] = ("xfd_traps", float(profile.nm))  # the #NM exception path; fpstate_realloc() unpriced
-        self._probe["xfd_msr"] = ("xfd_msr_writes", float(profile.xfd_msr_write))
-        if not profile.linear["restore_init"][1]:
-            self._probe["restore_init"] = ("init_loads", float(profile.linear["restore_init"][0]))
         self._handlers = [getattr(self, name) for name in HANDLER_NAMES]
-
-    # ------------------------------------------------------------ tracepoint probe
-    def __call__(self, op: str, c: int, t: int) -> None:
-        """The model's probe: count one FPU operation and charge its cycles."""
-        counter, costs = self._probe[op]
-        counts = self.counts
-        counts[counter] += 1
-        if costs is None:
-            return
-        if costs.__class__ is float:  # a fixed cost (#NM, CR0 write, init load)
-            self.cycles += costs
-            return
-        xf = self.xfeatures.get(t, self.default_xf)
-        cost = costs.get(xf)
-        if cost is None:
-            cost = costs[xf] = self.profile.cost(PROBE_OPS[op][1], xf)
-        self.cycles += cost
-        if self.in_kfpu and op == "save":
-            counts["kfpu_saves"] += 1
-
-    # ------------------------------------------------------------ task slots
-    def slot(self, pid: int, kind: int, c: int) -> int:
-        """The slot of pid, creating (or unparking) its record; pid 0 is CPU c's idle task."""
-        if pid == 0:
-            return self.m.idle_of(c)
-        t = self.slot_of.get(pid)
-        if t is not None:
-            return t
-        if not self.free:
-            self._park_one()
-        t = self.free.pop()
-        k = self.k
-        p = task(k, t)
-        record = self.parked.pop(pid, None)
-        if record is not None:
-            k[p: p + TASK_W] = record
-        else:
-            k[p: p + TASK_W] = bytes(TASK_W)
-            user = kind == USER
-            # A task that existed before the trace began: in the kernel, its state in memory.
-            k[p + T_KIND], k[p + T_RUN] = kind, RUNNABLE
-            k[p + T_PC] = PC_SYSCALL if user else PC_KTHREAD
-            k[p + T_CPU], k[p + T_LAST_CPU], k[p + T_NEED_LOAD] = NULL, NULL, 1
-            k[p + T_FPSTATE] = USER_DATA if user else INIT
-            k[p + T_FPSTATE_ACTIVE] = 1 if user else 0
-            if user and self.amx:  # fpstate_reset(): xfd = init_fpstate.xfd
-                k[p + T_XFD] = XFD_ARMED
-            g = ghost(k, t)
-            k[g + G_VALUE] = k[p + T_FPSTATE]
-            k[g + G_PKRU] = k[p + T_PKRU] = PKRU_INIT
-            self.design.boot_task(k, t, NULL)
-        self.slot_of[pid] = t
-        self.pid_of[t] = pid
-        return t
-
-    def _park_one(self) -> None:
-        k, m = self.k, self.m
-        owners = {k[cpu(c) + C_OWNER] for c in range(self.ncpus)}
-        for t in range(m.idle_base):
-            p = task(k, t)
-            if (self.pid_of[t] is not None and k[p + T_CPU] == NULL and t not in owners
-                    and k[p + T_PC] in (PC_SYSCALL, PC_EXIT_LOOP, PC_KTHREAD)):
-                self.parked[self.pid_of[t]] = bytes(k[p: p + TASK_W])
-                self._release(t)
-                return
-        raise UsageError(f"more than {m.idle_base} tasks are running or hold a CPU's registers at once; "
-                         "the simulator's task pool is full")
-
-    def _release(self, t: int) -> None:
-        pid = self.pid_of[t]
-        if pid is not None:
-            del self.slot_of[pid]
-        self.pid_of[t] = None
-        self.xfeatures.pop(t, None)
-        k = self.k
-        p = task(k, t)
-        k[p + T_RUN], k[p + T_CPU] = DEAD, NULL
-        self.free.append(t)
-
-    def current(self, c: int) -> int:
-        return self.k[HEADER + c * CPU_W + C_CURR]
 
     # ------------------------------------------------------------ operations
     def apply(self, op: O.Op) -> None:
@@ -486,29 +380,8 @@ class Replay(KvmReplay):
         self.design.boot_task(k, t, c)
         self.design.boot_cpu(k, c)
 
-    def summary(self) -> dict:
-        out = dict(self.counts)
-        out["cycles"] = round(self.cycles)
-        out["ns"] = round(self.cycles / self.profile.ghz)
-        return out
 
 
 HANDLER_NAMES = tuple("op_" + name for name in O.NAMES)  # indexed by operation code
 RUN_STATE = {O.PREV_RUNNABLE: RUNNABLE, O.PREV_BLOCKED: SLEEPING, O.PREV_DEAD: DEAD}
 EXIT_PC = path_pc(PATH_EXIT, 0)
-PROBE_OPS = {  # tracepoint -> (counter, cost-profile entry or None)
-    "save": ("saves", "save"),
-    "restore": ("restores", "restore"),
-    "skip": ("restores_skipped", None),
-    "restore_init": ("init_loads", "restore_init"),
-    "sigframe_save": ("sigframe_saves", "sigframe_save"),
-    "sigframe_restore": ("sigframe_restores", "sigframe_restore"),
-    "nm": ("nm_traps", None),
-    "cr0_ts": ("cr0_writes", None),
-    "kvm_load": ("kvm_loads", None),  # the FPU work inside (save, restore) is counted by its own tracepoints
-    "kvm_put": ("kvm_puts", None),
-    "vm_entry": ("vm_entries", None),  # VMLAUNCH/VMRESUME and the exit cost every design the same: not FPU work
-    "vm_exit": ("vm_exits", None),
-    "xfd_nm": ("xfd_traps", None),
-    "xfd_msr": ("xfd_msr_writes", None),
-}

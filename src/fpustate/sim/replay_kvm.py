@@ -45,11 +45,10 @@ from ..kernel.state import (
     XFD_ARMED,
     ghost,
     task,
-    user_value,
 )
 from . import ops as O
+from .pool import USER_DATA
 
-USER_DATA = user_value(0, 0)  # register contents are not tracked by the simulator: one token (sim.replay's)
 AMX_XFEATURES = 1 << 17 | 1 << 18  # XTILECFG and XTILEDATA (cost-model.md 3.1): live after the first use
 KVM_COUNTERS = ("kvm_loads", "kvm_puts", "vm_entries", "vm_exits", "xfd_traps", "xfd_msr_writes")
 
