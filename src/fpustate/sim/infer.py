@@ -37,7 +37,6 @@ on CPUs whose switches out of idle were never recorded) gets a synthesized switc
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
 from typing import Iterable, Iterator, Optional
 
@@ -46,36 +45,12 @@ from . import ops as O
 from .events import Record
 from .infer_kvm import KVM_EVENTS, KvmInference
 from .kernel_view import BOOT_LIVE, EXEC_UNRECORDED, KFPU_NO_SAVE, KernelView
-from .payload import MalformedRecord, field, parse_switch, prev_state
-
-KTHREAD_RE = re.compile(
-    r"(swapper|kworker|ksoftirqd|migration|rcu_|rcub|rcuc|rcuo|cpuhp|jbd2|irq/|kswapd|kcompactd|khugepaged|"
-    r"kdamond|kthreadd|watchdog|idle_inject|oom_reaper|writeback|kblockd|kintegrityd|ata_sff|scsi_|"
-    r"usb-storage|khungtaskd|kauditd|kdevtmpfs|netns|mm_percpu_wq|ext4-|xfs|btrfs|kstrp|nvme|loop\d|"
-    r"card\d|dhd_|kgsl|mmcqd|hwrng|ecryptfs|crypto|edac|kthrotld|acpi_thermal|ipv6_addrconf|devfreq|vmstat|"
-    r"md\d|raid\d|dm_|kcryptd|kverityd|spi\d|i2c|psimon|kpktgend|krfcommd|bioset|napi/|sugov:|kpsmoused|"
-    r"ttm|zswap|blkcg_punt|inet_frag|tpm_dev|kstrp|hci\d|cfg80211|kthrotld|pool_workqueue|mld|"
-    r"khvcd|ksmd|kdmflush|kmpath|ipmi|kipmi|nfsd|lockd|rpciod|xprtiod|cifsd|ksgxd|kaluad|ib_|iw_cm)")
-
-FPU_EVENTS = "x86_fpu_"
-KNOWN = {"sched_switch", "sched_wakeup", "sched_waking", "sched_wakeup_new", "sched_migrate_task",
-         "sched_process_fork", "sched_process_exec", "sched_process_exit", "sched_process_free",
-         "sched_process_wait", "sched_stat_runtime", "sched_stat_wait", "sched_stat_sleep",
-         "sched_stat_iowait", "sched_stat_blocked"}
-
+from .payload import FPU_EVENTS, FPU_KNOWN, KNOWN, KTHREAD_RE, QUIET, MalformedRecord, field, parse_switch, prev_state
 
 _new = tuple.__new__  # builds an Op without the NamedTuple constructor's keyword handling (hot path)
 
 
-QUIET = frozenset(("sched_wakeup", "sched_waking", "sched_wakeup_new", "sched_process_free", "sched_process_wait",
-                   "sched_stat_runtime", "sched_stat_wait", "sched_stat_sleep", "sched_stat_iowait",
-                   "sched_stat_blocked"))  # known events that change nothing the designs see
 NOTHING: tuple = ()
-FPU_KNOWN = frozenset((
-    "x86_fpu_regs_activated", "x86_fpu_regs_deactivated", "x86_fpu_copy_dst", "x86_fpu_dropped",
-    "x86_fpu_before_save", "x86_fpu_after_save", "x86_fpu_xstate_check_failed", "x86_fpu_before_restore",
-    "x86_fpu_after_restore", "x86_fpu_init_state", "x86_fpu_copy_src", "x86_fpu_state",
-    "x86_fpu_activate_state", "x86_fpu_deactivate_state"))
 
 
 class Inference(KvmInference):
