@@ -38,6 +38,10 @@ class Scenario:
     readers: bool = False  # syscalls may read the current task's own state (coredump, fsave header)
     signals: int = 0  # signal-delivery budget; each delivered frame may be returned from
     corrupt_frames: bool = False  # the program may overwrite a signal frame's xsave header
+    # The program may put XSAVE components in their init state: XRSTOR from its own memory with
+    # XSTATE_BV[FP/SSE] or XSTATE_BV[PKRU] clear, WRPKRU(0); a tracer may write a buffer with
+    # XSTATE_BV[PKRU] clear. Off by default: each is one more branch at every user-mode state.
+    user_xstate: bool = False
 
     def __post_init__(self) -> None:
         limits = {

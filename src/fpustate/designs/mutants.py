@@ -21,6 +21,7 @@ from ..kernel.state import (
     NULL,
     T_FPSTATE,
     T_FPSTATE_ACTIVE,
+    T_FPSTATE_HDR,
     T_LAST_CPU,
     T_LOCAL,
     T_NEED_LOAD,
@@ -138,12 +139,12 @@ SIGRETURN_BH = eager.DESIGN.variant(
 
 
 # ---------------------------------------------------------------- CVE-2017-15537
-def xstateregs_set_before_814fb7bb7db5(k: bytearray, t: int, value: int, pkru: int) -> None:
+def xstateregs_set_before_814fb7bb7db5(k: bytearray, t: int, value: int, hdr: int, pkru: int) -> None:
     """ptrace: xstateregs_set() before "x86/fpu: Don't let userspace set bogus xcomp_bv"
     (814fb7bb7db5, v4.14, CVE-2017-15537): the buffer is copied in without checking the
     header, so a nonzero xcomp_bv lands in the image and the next XRSTOR of it faults."""
     k[task(k, t) + T_LAST_CPU] = NULL
-    k[task(k, t) + T_FPSTATE] = value
+    k[task(k, t) + T_FPSTATE], k[task(k, t) + T_FPSTATE_HDR] = value, hdr
     if pkru != NULL:
         k[task(k, t) + T_PKRU] = pkru
 

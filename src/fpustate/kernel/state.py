@@ -19,8 +19,21 @@ stored, so a vector can hold up to 254 task slots (the cost simulator's).
 
 Register and memory contents are abstract *values* from a small domain:
 `INIT` (the architectural init state), `KERNEL` (scratch data of an in-kernel
-FPU user), `GARBAGE` (half-written by a faulting XRSTOR) and
-`user_value(t, v)`, version `v` of the data user task slot `t` wrote.
+FPU user), `GARBAGE` (registers half-written by an XRSTOR that faulted midway)
+and `user_value(t, v)`, version `v` of the data user task slot `t` wrote.
+
+Every XSAVE image (a task's fpstate, a signal frame) carries a header apart
+from its data, as the hardware keeps it: XSTATE_BV bits for the FP/SSE group
+and for PKRU, and whether XCOMP_BV/the reserved bytes are valid (`HDR_BAD`:
+XRSTOR raises #GP and loads nothing). A clear XSTATE_BV bit makes XRSTOR load
+the component's *hardware* init value: `INIT` for the registers, 0 for PKRU
+(`PKRU_HW_INIT`, all keys enabled, not the kernel's `init_pkru_value`). The
+registers' own header (XINUSE) is a function of their values (`xinuse`):
+XSAVE writes XSTATE_BV = XINUSE, so an XSAVE always writes a valid header.
+(The SDM lets a CPU keep XINUSE set for a component in its init value; AMD's
+init tracker clears XINUSE[PKRU] on any WRPKRU(0), the case ae6012d72fa6 is
+about, and the model takes that behaviour.) init_fpstate's header is 0: every
+component in its init state.
 """
 
 from __future__ import annotations
@@ -30,11 +43,17 @@ from typing import NamedTuple
 # ---------------------------------------------------------------- values
 INIT = 0  # init_fpstate contents: no task's data
 KERNEL = 1  # data of a kernel_fpu_begin() user (crypto keys, RAID syndromes)
-GARBAGE = 2  # registers left half-written by a faulting XRSTOR
+GARBAGE = 2  # registers left half-written by an XRSTOR that faulted midway (not a header state)
 _USER_BASE = 3
 VALUES_PER_TASK = 8  # stride of the value encoding; Scenario.values <= 8 are used
 
-PKRU_INIT = 0  # init_pkru_value; PKRU of user task t is pkru_of(t)
+PKRU_INIT = 0  # init_pkru_value (the kernel's default); PKRU of user task t is pkru_of(t)
+PKRU_HW_INIT = 254  # PKRU = 0, the hardware init value: what XRSTOR loads when XSTATE_BV[PKRU] is clear
+
+# XSAVE header bits of an image (a byte per image).
+XFEATURE_MASK_FPSSE = 1  # XSTATE_BV bits of the FP/SSE (and AVX) group: clear = init state
+XFEATURE_MASK_PKRU = 2  # XSTATE_BV[PKRU]: clear = PKRU in its hardware init state (0)
+HDR_BAD = 4  # XCOMP_BV or reserved header bytes invalid: XRSTOR raises #GP and loads nothing
 
 NULL = 255  # fpu_fpregs_owner_ctx == NULL, last_cpu == -1, "not on a CPU"
 
@@ -59,7 +78,23 @@ def pkru_of(task: int, version: int = 0) -> int:
 
 
 def pkru_owner(pkru: int) -> int:
-    return (pkru - 1) // 2 if pkru != PKRU_INIT else NULL
+    return (pkru - 1) // 2 if pkru not in (PKRU_INIT, PKRU_HW_INIT, NULL) else NULL
+
+
+def xinuse(fpregs: int, pkru: int) -> int:
+    """The XSTATE_BV an XSAVE writes for registers holding `fpregs` and `pkru`: a component's
+    bit is set unless it is in its init state (XINUSE). Never HDR_BAD."""
+    return (XFEATURE_MASK_FPSSE if fpregs != INIT else 0) | (XFEATURE_MASK_PKRU if pkru != PKRU_HW_INIT else 0)
+
+
+def xrstor_value(data: int, hdr: int) -> int:
+    """What XRSTOR loads into the FP/SSE registers from an image (header valid)."""
+    return data if hdr & XFEATURE_MASK_FPSSE else INIT
+
+
+def xrstor_pkru(slot: int, hdr: int) -> int:
+    """What XRSTOR loads into PKRU from an image's PKRU slot (header valid)."""
+    return slot if hdr & XFEATURE_MASK_PKRU else PKRU_HW_INIT
 
 
 def pkru_version(pkru: int) -> int:
@@ -177,7 +212,18 @@ G_VALUE = 0  # register contents the program last wrote or was given
 G_PKRU = 1  # the PKRU value the program runs with
 G_FRAME = 2  # what the program expects back from signal frame 0 .. MAX_SIGFRAMES-1
 GHOST_W = G_FRAME + MAX_SIGFRAMES
-TASK_W = GHOST_OFF + GHOST_W
+
+# The XSAVE headers and the second PKRU home, appended after the ghost fields (kernel state
+# and user memory, except G_FRAME_PKRU, a ghost field).
+_X = GHOST_OFF + GHOST_W
+T_FPSTATE_HDR = _X  # fpu->fpstate->regs.xsave.header: XSTATE_BV bits | HDR_BAD
+T_XPKRU = _X + 1  # the PKRU slot of the xsave buffer (5.14+; before, T_PKRU is that slot)
+T_SIGFRAME_HDR = _X + 2  # header of frame 0 .. MAX_SIGFRAMES-1
+T_SIGFRAME_PKRU = T_SIGFRAME_HDR + MAX_SIGFRAMES  # the PKRU slot of frame 0 .. MAX_SIGFRAMES-1
+T_SIG_PKRU = T_SIGFRAME_PKRU + MAX_SIGFRAMES  # handle_signal()'s pkru local (6.12+ sig_prepare_pkru()); NULL outside
+G_FRAME_PKRU = T_SIG_PKRU + 1 - GHOST_OFF  # ghost: PKRU the program expects back from frame i (NULL: it corrupted it)
+X_FIELDS = G_FRAME_PKRU + GHOST_OFF + MAX_SIGFRAMES - _X
+TASK_W = _X + X_FIELDS
 
 
 def cpu(c: int) -> int:
@@ -232,6 +278,13 @@ class TaskState(NamedTuple):
     sigdepth: int
     sigframe0: int
     sigframe1: int
+    fpstate_hdr: int = 0
+    xpkru: int = 0
+    sigframe_hdr0: int = 0
+    sigframe_hdr1: int = 0
+    sigframe_pkru0: int = 0
+    sigframe_pkru1: int = 0
+    sig_pkru: int = NULL
 
 
 class Ghost(NamedTuple):
@@ -239,6 +292,8 @@ class Ghost(NamedTuple):
     pkru: int
     frame0: int
     frame1: int
+    frame_pkru0: int = 0
+    frame_pkru1: int = 0
 
 
 class KernelState(NamedTuple):
@@ -261,15 +316,19 @@ def encode(ks: KernelState) -> bytes:
     for c in ks.cpus:
         out.extend(c)
     for t, g in zip(ks.tasks, ks.ghost):
-        out.extend(t)
-        out.extend(g)
+        out.extend(t[:GHOST_OFF])
+        out.extend(g[:GHOST_W])
+        out.extend(t[GHOST_OFF:])
+        out.extend(g[GHOST_W:])
     return bytes(out)
 
 
 def decode(s) -> KernelState:
     nc, nt = ncpus(s), ntasks(s)
     cpus = tuple(CpuState(*s[cpu(c): cpu(c) + CPU_W]) for c in range(nc))
-    tasks = tuple(TaskState(*s[task(s, t): task(s, t) + GHOST_OFF]) for t in range(nt))
-    ghosts = tuple(Ghost(*s[ghost(s, t): ghost(s, t) + GHOST_W]) for t in range(nt))
+    tasks = tuple(TaskState(*s[task(s, t): task(s, t) + GHOST_OFF], *s[task(s, t) + _X: task(s, t) + G_FRAME_PKRU + GHOST_OFF])
+                  for t in range(nt))
+    ghosts = tuple(Ghost(*s[ghost(s, t): ghost(s, t) + GHOST_W],
+                         *s[ghost(s, t) + G_FRAME_PKRU: ghost(s, t) + G_FRAME_PKRU + MAX_SIGFRAMES]) for t in range(nt))
     return KernelState(cpus, tasks, ghosts, (s[H_FORKS], s[H_EXECS], s[H_EXITS]), s[H_CLOBBERED], s[H_PTRACE],
                        s[H_SIGNALS], s[H_STALE_READ])

@@ -74,6 +74,11 @@ from ..kernel.state import (
     T_RUN,
     T_SIGDEPTH,
     T_SIGFRAME,
+    T_SIGFRAME_HDR,
+    T_FPSTATE_HDR,
+    T_SIG_PKRU,
+    T_XPKRU,
+    xinuse,
     TASK_W,
     USER,
     cpu,
@@ -192,7 +197,8 @@ class Replay:
             k[p + T_FPSTATE_ACTIVE] = 1 if user else 0
             g = ghost(k, t)
             k[g + G_VALUE] = k[p + T_FPSTATE]
-            k[g + G_PKRU] = k[p + T_PKRU] = PKRU_INIT
+            k[g + G_PKRU] = k[p + T_PKRU] = k[p + T_XPKRU] = PKRU_INIT
+            k[p + T_FPSTATE_HDR], k[p + T_SIG_PKRU] = xinuse(k[p + T_FPSTATE], PKRU_INIT), NULL
             self.design.boot_task(k, t, NULL)
         self.slot_of[pid] = t
         self.pid_of[t] = pid
@@ -435,7 +441,7 @@ class Replay:
             return
         self._leave_user(c, t, False)
         if k[p + T_SIGDEPTH] == 0:  # a frame set up before the trace began
-            k[p + T_SIGDEPTH], k[p + T_SIGFRAME] = 1, USER_DATA
+            k[p + T_SIGDEPTH], k[p + T_SIGFRAME], k[p + T_SIGFRAME_HDR] = 1, USER_DATA, xinuse(USER_DATA, PKRU_INIT)
         self._run_path(c, t, PATH_SIGRETURN)
         k[p + T_SIGDEPTH] -= 1
         self._to_user(c, t)
@@ -444,7 +450,7 @@ class Replay:
         t = self.slot_of.get(op.pid)
         if t is None or self.k[task(self.k, t) + T_CPU] != NULL:
             return  # PTRACE_SETREGSET needs a stopped tracee
-        self.design.xstateregs_set(self.k, t, USER_DATA, NULL)
+        self.design.xstateregs_set(self.k, t, USER_DATA, xinuse(USER_DATA, PKRU_INIT), NULL)
 
     def op_migrate(self, op: O.Op) -> None:
         """sched_migrate_task has no FPU effect of its own: where the task runs next shows at
