@@ -67,12 +67,12 @@ def test_json_output():
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["check", "nosuch"], "fpustate: unknown design 'nosuch'; available: eager, lazy, rfc2016, rfc2016-stale-flags, strawman, linux; mutants: linux-irq-fpu-usable, linux-exec-invalidation, linux-sigframe-owner-cache, linux-sigreturn-no-deactivate, eager-sigreturn-bh, eager-xcomp-bv, linux-kvm-save-ignores-need-load, linux-xfd-cache-hotplug"),
+        (["check", "nosuch"], "fpustate: unknown design 'nosuch'; available: eager, lazy, rfc2016, rfc2016-stale-flags, strawman, linux; mutants: linux-sigframe-pkru-xstate-bv, linux-ptrace-pkru-init, linux-irq-fpu-usable, linux-exec-invalidation, linux-sigframe-owner-cache, linux-sigreturn-no-deactivate, eager-sigreturn-bh, eager-xcomp-bv, linux-kvm-save-ignores-need-load, linux-xfd-cache-hotplug"),
         (["check", "--cpus", "9"], "fpustate: scenario: --cpus must be a whole number from 1 to 4, got 9"),
         (["check", "--scenario", "huge"], "fpustate: --scenario: unknown preset 'huge'; available: default, small, lifecycle, pkru, signals, ptrace, kvm, amx"),
         (["check", "--property", "nope"], "fpustate: --property: unknown property 'nope'; available: user_sees_own_registers, "
          "need_load_or_valid, fpregs_state_valid_sound, fpstate_not_clobbered, state_survives, sigframe_holds_user_state, "
-         "readers_see_current_state, kernel_uaccess_uses_own_pkru, guest_sees_own_registers, inactive_fpstate_kept, "
+         "xrstor_image_valid, readers_see_current_state, kernel_uaccess_uses_own_pkru, guest_sees_own_registers, inactive_fpstate_kept, "
          "xrstor_respects_xfd, xfd_matches_fpstate, xfd_state_matches_msr, no_foreign_data_exposed"),
     ],
 )

@@ -32,16 +32,23 @@ BUG_SUITE = {
     # mutant: (steps, index path, states explored, the violation)
     "rfc2016-stale-flags": (5, "1/10/11/3/2", 5194, "cpu0: B runs in user mode with registers A.0, expected B.0"),
     "lazy": (6, "1/1/0/8/3/4", 1595, "cpu0: A runs in user mode while the registers hold kernel-data"),
-    "eager-xcomp-bv": (6, "1/3/10/8/3/4", 3077, "cpu0: A runs in user mode with registers A.0, expected init"),
-    "eager-sigreturn-bh": (14, "2/1/1/1/1/2/1/1/1/0/0/1/1/3", 40327,
+    # States explored change with the XSAVE header and PKRU in frames (issue 8 C/D); every path is the same:
+    # eager-xcomp-bv 3,077 (an image's header and PKRU slot split states), eager-sigreturn-bh 40,327 (v4.19's
+    # sigreturn loads PKRU from the frame), linux-sigframe-owner-cache 11,724, linux-sigreturn-no-deactivate
+    # 41,771 (PKRU 0 during delivery, the frame's PKRU), linux-irq-fpu-usable 1,970 and linux-exec-invalidation
+    # 96,708 (exec's init image has XSTATE_BV 0).
+    "eager-xcomp-bv": (6, "1/3/10/8/3/4", 3189, "cpu0: A runs in user mode with registers A.0, expected init"),
+    "eager-sigreturn-bh": (14, "2/1/1/1/1/2/1/1/1/0/0/1/1/3", 38894,
                            "cpu0: A runs in user mode with registers init, expected A.0"),
     # The linux entries' paths are longer since v6.18's lock sections are split at their FPU
     # instructions and lock/unlock (granularity issue); each tells the same story.
-    "linux-sigframe-owner-cache": (12, "2/2/1/0/0/2/0/0/0/2/0/0", 11724, "A's signal frame 0 holds kernel-data, expected A.0"),
-    "linux-sigreturn-no-deactivate": (18, "1/3/5/5/3/3/5/3/3/5/4/6/7/3/2/1/0/6", 41771,
+    "linux-sigframe-owner-cache": (12, "2/2/1/0/0/2/0/0/0/2/0/0", 12920, "A's signal frame 0 holds kernel-data, expected A.0"),
+    "linux-sigreturn-no-deactivate": (18, "1/3/5/5/3/3/5/3/3/5/4/6/7/3/2/1/0/6", 63828,
                                       "cpu0: fpregs_state_valid(A, 0) holds but the registers contain garbage, not A.0"),
-    "linux-irq-fpu-usable": (7, "1/4/1/0/1/2/4", 1970, "cpu0: A runs in user mode with registers A.0, expected init"),
-    "linux-exec-invalidation": (11, "1/8/7/14/11/6/6/8/13/3/4", 96708,
+    "linux-irq-fpu-usable": (7, "1/4/1/0/1/2/4", 1972, "cpu0: A runs in user mode with registers A.0, expected init"),
+    "linux-sigframe-pkru-xstate-bv": (7, "2/2/0/0/2/0/0", 1494, "A's signal frame 0 restores PKRU 0, expected A-keys"),
+    "linux-ptrace-pkru-init": (5, "4/3/6/3/3", 689, "cpu0: A runs with PKRU A-keys, expected 0"),
+    "linux-exec-invalidation": (11, "1/8/7/14/11/6/6/8/13/3/4", 101500,
                                 "cpu0: A runs in user mode with registers A.0, expected init"),
     "linux-kvm-save-ignores-need-load": (6, "1/6/0/3/6/2", 1843, "cpu0: A's guest runs with registers kernel-data, expected init"),
     "linux-xfd-cache-hotplug": (13, "6/11/9/10/7/7/6/8/9/5/9/8/9", 30311,
@@ -75,14 +82,47 @@ def test_sigframe_owner_cache_story():
     assert lines == [
         "IRQ from user mode, work pending -> exit_to_user_mode_loop",
         "signal delivery: copy_fpstate_to_sigframe: owner load hoisted, fpregs_lock",
-        "signal delivery: copy_fpregs_to_sigframe: XSAVE to the frame -> page fault, retry",
+        # (the step names gained update_pkru_in_sigframe and pkru_write_default with PKRU in frames)
+        "signal delivery: copy_fpregs_to_sigframe: XSAVE to the frame, update_pkru_in_sigframe -> page fault, retry",
         "signal delivery: fpregs_unlock; __clear_user() faults the frame in, retry",
         "IRQ: kernel_fpu_begin_mask() .. kernel_fpu_end()",
         "signal delivery: copy_fpstate_to_sigframe: owner load hoisted, fpregs_lock",
         "signal delivery: fpregs_restore_userregs: XRSTOR unless fpregs_state_valid (stale owner)",
-        "signal delivery: copy_fpregs_to_sigframe: XSAVE to the frame",
+        "signal delivery: copy_fpregs_to_sigframe: XSAVE to the frame, update_pkru_in_sigframe",
         "signal delivery: fpregs_unlock()",
         "signal delivery: fpu__clear_user_states: fpregs_lock",
-        "signal delivery: fpu__clear_user_states: restore_fpregs_from_init_fpstate",
+        "signal delivery: fpu__clear_user_states: restore_fpregs_from_init_fpstate, pkru_write_default",
         "signal delivery: fpu__clear_user_states: fpregs_mark_activate, fpregs_unlock",
     ]
+
+
+def test_sigframe_pkru_xstate_bv_bug_ae6012d72fa6():
+    """ae6012d72fa6: without set_xfeature_in_sigframe(PKRU) the frame XSAVE taken under sig_prepare_pkru()'s
+    PKRU 0 leaves XSTATE_BV[PKRU] clear, so the frame restores PKRU 0; linux holds on the same scenario."""
+    _, res, _ = run("linux-sigframe-pkru-xstate-bv", Scenario(kthreads=0, execs=0, values=1, signals=1))
+    v = res.violations[0]
+    assert v.prop.name == "sigframe_holds_user_state"
+    assert [(a.code, a.arg) for a, _ in v.path] == [
+        ("irq_from_user", 0),
+        ("signal_step", 0),  # sig_prepare_pkru(): PKRU = 0; fpregs_lock
+        ("signal_step", 3),  # XSAVE: XSTATE_BV[PKRU] = XINUSE = 0; the slot gets A's keys, the bit stays clear
+        ("signal_step", 4),
+        ("signal_step", 6),
+        ("signal_step", 7),  # restore_fpregs_from_init_fpstate, pkru_write_default
+        ("signal_step", 8),  # the frame is on the stack: XRSTOR of it would load PKRU 0
+    ]
+    _, fixed, _ = run("linux", Scenario(kthreads=0, execs=0, values=1, signals=1))
+    assert fixed.ok and fixed.complete
+
+
+def test_ptrace_pkru_init_bug_d7e5aceace51():
+    """d7e5aceace51: a ptrace buffer with XSTATE_BV[PKRU] clear must give the tracee PKRU 0, as XRSTOR would;
+    without the fix the tracee keeps its keys; linux holds on the same scenario."""
+    sc = Scenario(cpus=1, kthreads=0, execs=0, values=1, ptrace_writes=1, user_xstate=True)
+    _, res, _ = run("linux-ptrace-pkru-init", sc)
+    v = res.violations[0]
+    assert (v.prop.name, v.detail) == ("kernel_uaccess_uses_own_pkru", "cpu0: A runs with PKRU A-keys, expected 0")
+    assert [(a.code, a.arg) for a, _ in v.path] == [
+        ("syscall", 0), ("sleep", 1), ("ptrace_set", 3), ("wake", 0), ("preempt", 0)]
+    _, fixed, _ = run("linux", sc)
+    assert fixed.ok and fixed.complete

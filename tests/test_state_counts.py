@@ -16,13 +16,16 @@ SMALL_COUNTS = {
     "linux": (27000, 197312, 23),
 }
 
+# Before the XSAVE image header (issue 8 C): eager 71,961, lazy 12,373, strawman 12,430, linux 73,855
+# (fork's XSAVE and exec's init image give the child's and the new program's images their own headers and
+# PKRU slots; lazy and strawman stop after their violation, a few states later).
 LIFECYCLE_COUNTS = {
-    "eager": 71961,
-    "lazy": 12373,
+    "eager": 74364,
+    "lazy": 12427,
     "rfc2016": 16307,
     "rfc2016-stale-flags": 17987,
-    "strawman": 12430,
-    "linux": 73855,  # 71,293 before exec's fpregs_lock() section was split
+    "strawman": 12434,
+    "linux": 76663,  # 71,293 before exec's fpregs_lock() section was split
 }
 
 
@@ -40,7 +43,7 @@ def test_lifecycle_counts_one_cpu(design):
     assert res.states == LIFECYCLE_COUNTS[design]
 
 
-@pytest.mark.parametrize("design,states", [("linux", 520720), ("eager", 803120)])  # linux: 494,032 before exec was split
+@pytest.mark.parametrize("design,states", [("linux", 546496), ("eager", 803120)])  # linux: 494,032 before exec was split, 520,720 before the image header (exec's init image has XSTATE_BV 0)
 def test_default_scenario_counts_of_correct_designs(design, states):
     """The correct designs are explored to the fixpoint on the default scenario, with pinned counts."""
     _, res, _ = run(design, Scenario())

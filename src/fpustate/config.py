@@ -59,6 +59,9 @@ KNOB_HELP = {  # field -> what it models, for --help
              "5.16+ designs only",
     "amx": "AMX tile data behind XFD: ARCH_REQ_XCOMP_PERM, the first-use #NM, fpstate_realloc(), the per-CPU "
            "xfd_state cache, idle TILERELEASE; 5.16+ designs only",
+    "user_xstate": "the program may put XSAVE components in their init state (XRSTOR from its own memory with "
+                   "XSTATE_BV[FP/SSE] or [PKRU] clear, WRPKRU(0)) and a tracer may write a buffer with "
+                   "XSTATE_BV[PKRU] clear",
     "hotplug": "CPUs other than CPU 0 may go offline and come back online (per-CPU FPU state and MSRs reset); "
                "5.16+ designs only",
 }
@@ -99,6 +102,10 @@ class Scenario:
     vcpus: int = 0  # the first N user tasks are KVM vCPU threads (KVM_RUN, guest mode, KVM_GET/SET_XSAVE)
     amx: bool = False  # AMX tile data behind XFD: ARCH_REQ_XCOMP_PERM, first-use #NM, fpstate_realloc()
     hotplug: bool = False  # CPUs other than CPU 0 may go offline and come back (fpu__init_cpu())
+    # The program may put XSAVE components in their init state: XRSTOR from its own memory with
+    # XSTATE_BV[FP/SSE] or XSTATE_BV[PKRU] clear, WRPKRU(0); a tracer may write a buffer with
+    # XSTATE_BV[PKRU] clear. Off by default: each is one more branch at every user-mode state.
+    user_xstate: bool = False
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in LIMITS.items():

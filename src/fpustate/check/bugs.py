@@ -28,6 +28,7 @@ SIGNALS = dict(kthreads=0, execs=0, values=1, signals=1)
 PTRACE = dict(kthreads=0, execs=0, ptrace_writes=1)
 KVM = dict(kthreads=0, execs=0, values=1, vcpus=1)  # the `kvm` preset
 AMX = dict(kthreads=0, execs=0, values=1, amx=True, hotplug=True)  # the `amx` preset
+PTRACE_XSTATE = dict(PTRACE, cpus=1, values=1, user_xstate=True)  # a buffer may have XSTATE_BV[PKRU] clear
 
 
 class Bug(NamedTuple):
@@ -62,6 +63,12 @@ BUGS: tuple[Bug, ...] = (
     Bug("Prevent FPU state corruption", "59f5ede3bc0f", "linux-irq-fpu-usable",
         "user_sees_own_registers", "linux", dict(kthreads=0, values=1),
         "a hardirq uses the FPU inside exec's fpregs_lock() section and saves the old program's registers over init"),
+    Bug("Ensure updated PKRU value is XRSTOR'd", "ae6012d72fa6", "linux-sigframe-pkru-xstate-bv",
+        "sigframe_holds_user_state", "linux", SIGNALS,
+        "sig_prepare_pkru()'s PKRU 0 makes the frame XSAVE write XSTATE_BV[PKRU] = 0; sigreturn loads PKRU 0"),
+    Bug("Emulate XRSTOR's behavior if the xfeatures PKRU bit is not set", "d7e5aceace51", "linux-ptrace-pkru-init",
+        "kernel_uaccess_uses_own_pkru", "linux", PTRACE_XSTATE,
+        "a ptrace buffer with XSTATE_BV[PKRU] clear leaves thread.pkru alone; the tracee keeps its old keys"),
     Bug("Invalidate FPU state correctly on exec()", "1f69383b203e", "linux-exec-invalidation",
         "user_sees_own_registers", "linux", {},
         "exec invalidates only the current CPU; migrating back revives the old program's registers"),

@@ -26,24 +26,27 @@ from ..kernel.context import (
     restore_fpregs_from_fpstate,
     restore_fpregs_from_init_fpstate,
     save_fpregs_to_fpstate,
-    sigframe_read,
-    sigframe_write,
+    copy_fpstate_to_sigframe_image,
+    copy_sigframe_to_fpstate,
+    xrstor_from_sigframe,
+    xsave_to_sigframe,
 )
 from ..kernel.state import (
     C_BH,
     C_CURR,
-    C_FPREGS,
     C_IN_KFPU,
     C_PKRU,
     C_PREEMPT,
-    GARBAGE,
     G_PKRU,
+    HDR_BAD,
+    PKRU_HW_INIT,
     G_VALUE,
     INIT,
     NULL,
     PKRU_INIT,
     T_FPSTATE,
     T_FPSTATE_ACTIVE,
+    T_FPSTATE_HDR,
     T_LAST_CPU,
     T_NEED_LOAD,
     T_PKRU,
@@ -146,14 +149,15 @@ def fpu__clear_init(k: bytearray, c: int, t: int) -> None:
     k[ghost(k, t) + G_PKRU] = PKRU_INIT
 
 
-def xstateregs_set(k: bytearray, t: int, value: int, pkru: int) -> None:
-    """ptrace: xstateregs_set(): fpu__prepare_write() (last_cpu = -1), then copy the buffer,
-    PKRU component included; since 814fb7bb7db5 (v4.14) a header with a nonzero xcomp_bv is
-    rejected."""
+def xstateregs_set(k: bytearray, t: int, value: int, hdr: int, pkru: int) -> None:
+    """ptrace: xstateregs_set(): fpu__prepare_write() (last_cpu = -1), then
+    copy_user_to_xstate(): data, header and the PKRU component (the xsave buffer is PKRU's only
+    home; with XSTATE_BV[PKRU] clear the next XRSTOR loads 0); since 814fb7bb7db5 (v4.14) a
+    header with a nonzero xcomp_bv is rejected."""
     k[task(k, t) + T_LAST_CPU] = NULL
-    if value == GARBAGE:
+    if hdr & HDR_BAD:
         return
-    k[task(k, t) + T_FPSTATE] = value
+    k[task(k, t) + T_FPSTATE], k[task(k, t) + T_FPSTATE_HDR] = value, hdr
     if pkru != NULL:
         k[task(k, t) + T_PKRU] = pkru
 
@@ -165,15 +169,15 @@ def copy_fpstate_to_sigframe(k: bytearray, c: int, t: int, fault: bool):
     if k[task(k, t) + T_FPSTATE_ACTIVE]:
         if fault:
             return 1
-        sigframe_write(k, t, k[cpu(c) + C_FPREGS])
+        xsave_to_sigframe(k, c, t)
     else:
-        sigframe_write(k, t, v4_8.fpstate_image(k, t))
+        copy_fpstate_to_sigframe_image(k, t, v4_8.fpstate_image(k, t))
     return 2
 
 
 def copy_fpregs_to_sigframe(k: bytearray, c: int, t: int):
     """The XSAVE to the frame, restarted after its page fault was handled."""
-    sigframe_write(k, t, k[cpu(c) + C_FPREGS])
+    xsave_to_sigframe(k, c, t)
 
 
 def user_fpu_begin(k: bytearray, c: int, t: int):
@@ -183,13 +187,10 @@ def user_fpu_begin(k: bytearray, c: int, t: int):
 
 
 def copy_user_to_fpregs_zeroing(k: bytearray, c: int, t: int):
-    """sigreturn, 64-bit frame: XRSTOR from the frame, preemptible (a page fault restarts it;
-    the switch back reloaded the registers). A bad header fails: fpu__clear()."""
-    frame = sigframe_read(k, t)
-    if frame == GARBAGE:
-        return 2
-    k[cpu(c) + C_FPREGS] = frame
-    return DONE
+    """sigreturn, 64-bit frame: XRSTOR from the frame with the frame's xfeatures, PKRU included
+    (XSTATE_BV[PKRU] clear loads 0), preemptible (a page fault restarts it; the switch back
+    reloaded the registers). A bad header #GPs: fpu__clear()."""
+    return DONE if xrstor_from_sigframe(k, c, t) else 2
 
 
 def sigreturn_fpu__drop(k: bytearray, c: int, t: int):
@@ -199,10 +200,12 @@ def sigreturn_fpu__drop(k: bytearray, c: int, t: int):
 
 
 def copy_from_user_validate(k: bytearray, c: int, t: int):
-    """sigreturn, ia32 frame: __copy_from_user() of the frame into the image and
-    validate_xstate_header(); a bad header gets fpstate_init() (and -1, SIGSEGV)."""
-    frame = sigframe_read(k, t)
-    k[task(k, t) + T_FPSTATE] = INIT if frame == GARBAGE else frame
+    """sigreturn, ia32 frame: __copy_from_user() of the frame into the image (header and PKRU
+    component included) and validate_xstate_header(); a bad header gets fpstate_init() (init
+    data, XSTATE_BV = 0: the restore then loads PKRU 0) and -1, SIGSEGV."""
+    if not copy_sigframe_to_fpstate(k, t, pkru_slot=T_PKRU):
+        p = task(k, t)
+        k[p + T_FPSTATE], k[p + T_FPSTATE_HDR], k[p + T_PKRU] = INIT, 0, PKRU_HW_INIT
 
 
 def local_bh_disable_initialized(k: bytearray, c: int, t: int):

@@ -43,21 +43,25 @@ from ..kernel.state import (
     C_PKRU,
     CPU_W,
     CTX_SOFTIRQ_KFPU,
-    GARBAGE,
     G_PKRU,
+    HDR_BAD,
     HEADER,
     NULL,
+    PKRU_HW_INIT,
     PKRU_INIT,
     T_FPSTATE,
+    T_FPSTATE_HDR,
     T_KIND,
     T_LAST_CPU,
     T_NEED_LOAD,
     T_PKRU,
     T_XFD,
+    T_XPKRU,
     T_XSIZE,
     TASK_W,
     USER,
     XFD_ARMED,
+    XFEATURE_MASK_PKRU,
     cpu,
     ghost,
     task,
@@ -179,17 +183,25 @@ def fpu__drop(k: bytearray, c: int, t: int) -> None:
         fpregs_deactivate(k, c)
 
 
-def xstateregs_set(k: bytearray, t: int, value: int, pkru: int) -> None:
+def xstateregs_set(k: bytearray, t: int, value: int, hdr: int, pkru: int,
+                   pkru_init_is_zero: bool = True) -> None:
     """ptrace: xstateregs_set(): fpu_force_restore() (__fpu_invalidate_fpregs_state(), so the
     tracee's stale register copy on its former CPU is not reused), then
-    copy_uabi_from_kernel_to_xstate(), which validates the header and rejects a bogus one,
-    and (since 6.2, 4a804c4f8356) writes the buffer's PKRU into thread.pkru."""
+    copy_uabi_from_kernel_to_xstate() -> copy_uabi_to_xstate(fpstate, kbuf, NULL,
+    &target->thread.pkru) (arch/x86/kernel/fpu/{regset,xstate}.c, tip v6.18), which validates
+    the header and rejects a bogus one, copies data and header into the image, and writes
+    PKRU's *first* home, thread.pkru: the buffer's PKRU if XSTATE_BV[PKRU] is set (4a804c4f8356,
+    v6.2), else 0 as XRSTOR would (d7e5aceace51, v6.2; `pkru_init_is_zero`)."""
     __fpu_invalidate_fpregs_state(k, t)
-    if value == GARBAGE:
+    if hdr & HDR_BAD:
         return  # validate_user_xstate_header(): -EINVAL, image unchanged
-    k[task(k, t) + T_FPSTATE] = value
-    if pkru != NULL:
-        k[task(k, t) + T_PKRU] = pkru
+    p = task(k, t)
+    k[p + T_FPSTATE], k[p + T_FPSTATE_HDR] = value, hdr
+    if hdr & XFEATURE_MASK_PKRU:
+        if pkru != NULL:
+            k[p + T_PKRU] = k[p + T_XPKRU] = pkru
+    elif pkru_init_is_zero:
+        k[p + T_PKRU] = PKRU_HW_INIT
 
 
 def fpu_sync_fpstate(k: bytearray, c: int, t: int) -> None:

@@ -48,6 +48,10 @@ from ..kernel.state import (
     T_FPSTATE,
     T_NEED_LOAD,
     T_SWAP_FPSTATE,
+    T_SWAP_HDR,
+    T_FPSTATE_HDR,
+    PKRU_HW_INIT,
+    xinuse,
     T_SWAP_XFD,
     T_SWAP_XSIZE,
     T_XFD,
@@ -64,9 +68,10 @@ from .linux_paths import fpregs_mark_activate
 
 def swap_fpstate_pointer(k: bytearray, t: int) -> None:
     """fpu->fpstate = guest_fps (fpu->__task_fpstate = the task's own), or back: the model swaps
-    the (image, xfd, size) of the two fpstates, and the ghost's expectations with them."""
+    the (image, header, xfd, size) of the two fpstates, and the ghost's expectations with them."""
     p, g = task(k, t), ghost(k, t)
-    for a, b in ((T_FPSTATE, T_SWAP_FPSTATE), (T_XFD, T_SWAP_XFD), (T_XSIZE, T_SWAP_XSIZE)):
+    for a, b in ((T_FPSTATE, T_SWAP_FPSTATE), (T_FPSTATE_HDR, T_SWAP_HDR), (T_XFD, T_SWAP_XFD),
+                 (T_XSIZE, T_SWAP_XSIZE)):
         k[p + a], k[p + b] = k[p + b], k[p + a]
     k[g + G_VALUE], k[g + G_SWAP_VALUE] = k[g + G_SWAP_VALUE], k[g + G_VALUE]
 
@@ -104,8 +109,11 @@ def fpu_copy_guest_fpstate_to_uabi(s, t: int) -> int:
 
 def fpu_copy_uabi_to_guest_fpstate(k: bytearray, t: int, value: int) -> None:
     """KVM_SET_XSAVE: fpu_copy_uabi_to_guest_fpstate() -> copy_uabi_from_kernel_to_xstate() into
-    guest_fpu.fpstate (not in use: no register copy to invalidate, the next swap XRSTORs it)."""
-    k[task(k, t) + T_SWAP_FPSTATE] = value
+    guest_fpu.fpstate (not in use: no register copy to invalidate, the next swap XRSTORs it). The
+    buffer's header is validated and kept: its XSTATE_BV says whether the data is in use."""
+    p = task(k, t)
+    k[p + T_SWAP_FPSTATE] = value
+    k[p + T_SWAP_HDR] = xinuse(value, PKRU_HW_INIT)
 
 
 def xstate_request_perm(k: bytearray, t: int) -> None:
@@ -127,6 +135,7 @@ def handle_xfd_event(k: bytearray, c: int, t: int) -> None:
     if k[p + T_NEED_LOAD]:
         fpregs_restore_userregs(k, c, t)
     k[p + T_FPSTATE], k[p + T_XSIZE], k[p + T_XFD] = INIT, 1, 0  # vzalloc'ed, xstate_init_xcomp_bv()
+    k[p + T_FPSTATE_HDR] = 0  # a zeroed buffer: every component in its init state
     xfd_update_state(k, c, t)
     fpregs_unlock(k, c)
 

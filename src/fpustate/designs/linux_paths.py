@@ -10,11 +10,23 @@ that follow it up to the next instruction, or an fpregs_lock()/fpregs_unlock(). 
 lock disables bottom halves (and so preemption), not interrupts: a hardirq may arrive
 between any two steps, and only the design's irq_fpu_usable() (`!softirq_count()`)
 keeps it from using the FPU there. Step functions return the index of the next step.
+
+PKRU (6.12+, 70044df250d0 and its fixes 6a1853bdf178 and ae6012d72fa6, simplified by
+d1e420772cd1): get_sigframe() (arch/x86/kernel/signal.c) calls sig_prepare_pkru(), which
+keeps the user's PKRU in a local and writes 0 (all keys enabled, so the XSAVE can reach
+an alternate signal stack under any key); the XSAVE to the frame then sees PKRU in its
+init state and writes XSTATE_BV[PKRU] = 0, and xsave_to_user_sigframe() ->
+update_pkru_in_sigframe() sets XSTATE_BV[PKRU] again and writes the local into the
+frame's PKRU slot; fpu__clear_user_states() -> restore_fpregs_from_init_fpstate() ends in
+pkru_write_default(). sigreturn's XRSTOR from the frame loads PKRU with the rest.
 """
 
 from __future__ import annotations
 
 from ..kernel.context import (
+    copy_sigframe_to_fpstate,
+    xrstor_from_sigframe,
+    xsave_to_sigframe,
     __cpu_invalidate_fpregs_state,
     __fpu_invalidate_fpregs_state,
     fpregs_activate,
@@ -24,11 +36,33 @@ from ..kernel.context import (
     restore_fpregs_from_fpstate,
     restore_fpregs_from_init_fpstate,
     save_fpregs_to_fpstate,
-    sigframe_read,
-    sigframe_write,
 )
 from ..kernel.design import DONE, Step
-from ..kernel.state import C_FPREGS, G_VALUE, GARBAGE, INIT, T_FPSTATE, T_LAST_CPU, T_NEED_LOAD, cpu, ghost, task
+from ..kernel.state import (
+    C_FPREGS,
+    C_PKRU,
+    G_VALUE,
+    GARBAGE,
+    INIT,
+    NULL,
+    PKRU_HW_INIT,
+    PKRU_INIT,
+    T_FPSTATE,
+    T_FPSTATE_HDR,
+    T_LAST_CPU,
+    T_NEED_LOAD,
+    T_PKRU,
+    T_SIG_PKRU,
+    T_SIGDEPTH,
+    T_SIGFRAME_HDR,
+    T_SIGFRAME_PKRU,
+    T_XPKRU,
+    XFEATURE_MASK_PKRU,
+    cpu,
+    ghost,
+    task,
+    xrstor_pkru,
+)
 
 
 def fpregs_mark_activate(k: bytearray, c: int, t: int) -> None:
@@ -66,8 +100,10 @@ def fpu_reset_fpregs_invalidate(k: bytearray, c: int, t: int):
 
 
 def fpu_reset_fpregs_copy_init(k: bytearray, c: int, t: int):
-    """fpu_reset_fpregs(): memcpy() init_fpstate into the memory image (registers untouched)."""
-    k[task(k, t) + T_FPSTATE] = INIT
+    """fpu_reset_fpregs(): memcpy() init_fpstate into the memory image (registers untouched):
+    init data, header XSTATE_BV = 0, PKRU slot 0."""
+    p = task(k, t)
+    k[p + T_FPSTATE], k[p + T_FPSTATE_HDR], k[p + T_XPKRU] = INIT, 0, PKRU_HW_INIT
 
 
 def fpu_reset_fpregs_set_flag(k: bytearray, c: int, t: int):
@@ -88,20 +124,34 @@ def clear_user_states_steps(base: int) -> tuple[Step, ...]:
     """fpu__clear_user_states() as steps base..base+2: lock, XRSTOR init, mark active and unlock."""
     def restore_init(k, c, t):
         restore_fpregs_from_init_fpstate(k, c)
+        k[cpu(c) + C_PKRU] = PKRU_INIT  # pkru_write_default()
 
     def mark_activate_unlock(k, c, t):
         fpregs_mark_activate(k, c, t)
         fpregs_unlock(k, c)
+        k[task(k, t) + T_SIG_PKRU] = NULL  # handle_signal()'s pkru local is gone
         return DONE
 
     return (Step("fpu__clear_user_states: fpregs_lock", lock(base + 1)),
-            Step("fpu__clear_user_states: restore_fpregs_from_init_fpstate", restore_init),
+            Step("fpu__clear_user_states: restore_fpregs_from_init_fpstate, pkru_write_default", restore_init),
             Step("fpu__clear_user_states: fpregs_mark_activate, fpregs_unlock", mark_activate_unlock))
 
 
 # ---------------------------------------------------------------- signal delivery
+def sig_prepare_pkru(k: bytearray, c: int, t: int) -> None:
+    """get_sigframe(): pkru = sig_prepare_pkru() (switch_to_permissive_pkey_reg() in later
+    trees): keep the user's PKRU in handle_signal()'s local, write_pkru(0)."""
+    q = cpu(c)
+    k[task(k, t) + T_SIG_PKRU] = k[q + C_PKRU]
+    k[q + C_PKRU] = PKRU_HW_INIT
+
+
 def sigframe_lock(k: bytearray, c: int, t: int):
-    """copy_fpstate_to_sigframe(), retry: fpregs_lock(); restore first if TIF_NEED_FPU_LOAD."""
+    """get_sigframe(): sig_prepare_pkru() once, before the retry loop (merged into this step:
+    a preemption between the two only stashes and reloads the PKRU it wrote);
+    copy_fpstate_to_sigframe(), retry: fpregs_lock(); restore first if TIF_NEED_FPU_LOAD."""
+    if k[task(k, t) + T_SIG_PKRU] == NULL:
+        sig_prepare_pkru(k, c, t)
     fpregs_lock(k, c)
     return 1 if k[task(k, t) + T_NEED_LOAD] else 3
 
@@ -121,34 +171,54 @@ def fpregs_restore_userregs_activate(k: bytearray, c: int, t: int):
     fpregs_mark_activate(k, c, t)
 
 
-def copy_fpregs_to_sigframe(k: bytearray, c: int, t: int, fault: bool):
-    """pagefault_disable(); XSAVE straight into the user frame. A fault writes nothing."""
-    if fault:
-        return 5
-    sigframe_write(k, t, k[cpu(c) + C_FPREGS])
-    return 4
+def update_pkru_in_sigframe(k: bytearray, t: int, set_xfeature: bool = True) -> None:
+    """update_pkru_in_sigframe() (arch/x86/kernel/fpu/xstate.h): set_xfeature_in_sigframe(buf,
+    XFEATURE_MASK_PKRU) (ae6012d72fa6, v6.13; `set_xfeature`), then __put_user() the user's
+    PKRU, handle_signal()'s local, into the frame's PKRU slot."""
+    p = task(k, t)
+    i = k[p + T_SIGDEPTH]
+    if set_xfeature:
+        k[p + T_SIGFRAME_HDR + i] |= XFEATURE_MASK_PKRU
+    k[p + T_SIGFRAME_PKRU + i] = k[p + T_SIG_PKRU]
 
 
-SIGNAL_STEPS = (
-    Step("copy_fpstate_to_sigframe: fpregs_lock", sigframe_lock),
-    Step("fpregs_restore_userregs: XRSTOR unless fpregs_state_valid", fpregs_restore_userregs_xrstor),
-    Step("fpregs_restore_userregs: fpregs_activate, last_cpu, clear TIF_NEED_FPU_LOAD", fpregs_restore_userregs_activate),
-    Step("copy_fpregs_to_sigframe: XSAVE to the frame", copy_fpregs_to_sigframe, may_fault=True),
-    Step("fpregs_unlock", unlock(6)),
-    Step("fpregs_unlock; __clear_user() faults the frame in, retry", unlock(0)),
-) + clear_user_states_steps(6)
+def xsave_to_user_sigframe(set_xfeature: bool = True):
+    """copy_fpregs_to_sigframe() -> xsave_to_user_sigframe(buf, pkru): pagefault_disable(); XSAVE
+    straight into the user frame, then update_pkru_in_sigframe(). A fault writes nothing."""
+    def copy_fpregs_to_sigframe(k: bytearray, c: int, t: int, fault: bool):
+        if fault:
+            return 5
+        xsave_to_sigframe(k, c, t)
+        update_pkru_in_sigframe(k, t, set_xfeature)
+        return 4
+    return copy_fpregs_to_sigframe
+
+
+def signal_steps(set_xfeature: bool = True) -> tuple[Step, ...]:
+    return (
+        Step("copy_fpstate_to_sigframe: fpregs_lock", sigframe_lock),
+        Step("fpregs_restore_userregs: XRSTOR unless fpregs_state_valid", fpregs_restore_userregs_xrstor),
+        Step("fpregs_restore_userregs: fpregs_activate, last_cpu, clear TIF_NEED_FPU_LOAD",
+             fpregs_restore_userregs_activate),
+        Step("copy_fpregs_to_sigframe: XSAVE to the frame, update_pkru_in_sigframe",
+             xsave_to_user_sigframe(set_xfeature), may_fault=True),
+        Step("fpregs_unlock", unlock(6)),
+        Step("fpregs_unlock; __clear_user() faults the frame in, retry", unlock(0)),
+    ) + clear_user_states_steps(6)
+
+
+SIGNAL_STEPS = signal_steps()
 
 
 # ---------------------------------------------------------------- sigreturn, 64-bit frame
 def xrstor_from_user_sigframe(k: bytearray, c: int, t: int, fault: bool):
-    """restore_fpregs_from_user(): pagefault_disable(); XRSTOR straight from the frame. On
-    failure (a #PF, or a header XRSTOR rejects) the registers may be partly written."""
-    frame = sigframe_read(k, t)
-    if fault or frame == GARBAGE:
+    """restore_fpregs_from_user(): pagefault_disable(); XRSTOR straight from the frame, PKRU
+    included (XSTATE_BV[PKRU] clear loads 0). A #PF midway may leave the registers partly
+    written; a header XRSTOR rejects raises #GP before anything is loaded."""
+    if fault:
         k[cpu(c) + C_FPREGS] = GARBAGE
-        return 3 if fault else 4
-    k[cpu(c) + C_FPREGS] = frame
-    return 2
+        return 3
+    return 2 if xrstor_from_sigframe(k, c, t) else 4
 
 
 def mark_activate_unlock(k: bytearray, c: int, t: int):
@@ -202,18 +272,20 @@ def restore_sig_invalidate_unlock(k: bytearray, c: int, t: int):
 
 
 def copy_sigframe_from_user_to_xstate(k: bytearray, c: int, t: int):
-    """Copy the frame into the image and validate its header (preemptible); a bad header
-    fails and fpu__restore_sig() resets the state."""
-    frame = sigframe_read(k, t)
-    if frame == GARBAGE:
+    """copy_sigframe_from_user_to_xstate() -> copy_uabi_to_xstate(fpstate, NULL, buf,
+    &tsk->thread.pkru) (preemptible): validate the header (a bad one fails and
+    fpu__restore_sig() resets the state), copy data, header and PKRU slot into the image, and
+    set thread.pkru to the frame's PKRU, or 0 if XSTATE_BV[PKRU] is clear (d7e5aceace51)."""
+    if not copy_sigframe_to_fpstate(k, t):
         return 7
-    k[task(k, t) + T_FPSTATE] = frame
+    p = task(k, t)
+    k[p + T_PKRU] = xrstor_pkru(k[p + T_XPKRU], k[p + T_FPSTATE_HDR])
     return None
 
 
 def os_xrstor_safe(k: bytearray, c: int, t: int):
-    """os_xrstor_safe() of the image."""
-    restore_fpregs_from_fpstate(k, c, t, fault_loads_init=True)
+    """os_xrstor_safe(fpu->fpstate, fpu_kernel_cfg.max_features): the image, PKRU included."""
+    restore_fpregs_from_fpstate(k, c, t, fault_loads_init=True, xpkru=True)
 
 
 SIGRETURN_IA32_STEPS = (

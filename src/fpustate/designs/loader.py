@@ -29,7 +29,7 @@ ARITY = {
     "kernel_fpu_end": ("k", "cpu", "ctx"),
     "fpu_clone": ("k", "cpu", "parent", "child"),
     "regs_live": ("state", "t", "cpu"),
-    "xstateregs_set": ("k", "t", "value", "pkru"),
+    "xstateregs_set": ("k", "t", "value", "hdr", "pkru"),
     "fpu_sync_fpstate": ("k", "cpu", "task"),
     "xstateregs_get": ("state", "t"),
     "boot_cpu": ("k", "cpu"),

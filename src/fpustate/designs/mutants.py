@@ -21,6 +21,7 @@ from ..kernel.state import (
     NULL,
     T_FPSTATE,
     T_FPSTATE_ACTIVE,
+    T_FPSTATE_HDR,
     T_LAST_CPU,
     T_LOCAL,
     T_NEED_LOAD,
@@ -138,12 +139,12 @@ SIGRETURN_BH = eager.DESIGN.variant(
 
 
 # ---------------------------------------------------------------- CVE-2017-15537
-def xstateregs_set_before_814fb7bb7db5(k: bytearray, t: int, value: int, pkru: int) -> None:
+def xstateregs_set_before_814fb7bb7db5(k: bytearray, t: int, value: int, hdr: int, pkru: int) -> None:
     """ptrace: xstateregs_set() before "x86/fpu: Don't let userspace set bogus xcomp_bv"
     (814fb7bb7db5, v4.14, CVE-2017-15537): the buffer is copied in without checking the
     header, so a nonzero xcomp_bv lands in the image and the next XRSTOR of it faults."""
     k[task(k, t) + T_LAST_CPU] = NULL
-    k[task(k, t) + T_FPSTATE] = value
+    k[task(k, t) + T_FPSTATE], k[task(k, t) + T_FPSTATE_HDR] = value, hdr
     if pkru != NULL:
         k[task(k, t) + T_PKRU] = pkru
 
@@ -178,4 +179,33 @@ IRQ_FPU_USABLE = linux.DESIGN.variant(
     irq_fpu_usable=irq_fpu_usable_before_59f5ede3bc0f,
 )
 
-MUTANTS = {d.name: d for d in (IRQ_FPU_USABLE, EXEC_INVALIDATION, SIGFRAME_OWNER_CACHE, SIGRETURN_NO_DEACTIVATE, SIGRETURN_BH, XCOMP_BV)}
+# ---------------------------------------------------------------- ae6012d72fa6
+# update_pkru_in_sigframe() before "x86/pkeys: Ensure updated PKRU value is XRSTOR'd"
+# (ae6012d72fa6, v6.13-rc, stable 6.12; Fixes: 70044df250d0): it writes the user's PKRU into the
+# frame's PKRU slot but leaves XSTATE_BV[PKRU] as the XSAVE wrote it. sig_prepare_pkru() had just
+# written PKRU = 0, its init state (AMD's init tracker clears XINUSE[PKRU] on WRPKRU(0)), so the
+# XSAVE wrote XSTATE_BV[PKRU] = 0 and sigreturn's XRSTOR ignores the slot and loads 0: the program
+# resumes with every protection key enabled.
+SIGFRAME_PKRU_XSTATE_BV = linux.DESIGN.variant(
+    name="linux-sigframe-pkru-xstate-bv",
+    summary="linux whose update_pkru_in_sigframe() leaves XSTATE_BV[PKRU] clear (before ae6012d72fa6)",
+    signal_steps=linux_paths.signal_steps(set_xfeature=False),
+)
+
+
+# ---------------------------------------------------------------- d7e5aceace51
+def xstateregs_set_before_d7e5aceace51(k: bytearray, t: int, value: int, hdr: int, pkru: int) -> None:
+    """ptrace: xstateregs_set() -> copy_uabi_to_xstate() before "x86/fpu: Emulate XRSTOR's behavior
+    if the xfeatures PKRU bit is not set" (d7e5aceace51, v6.2, stable 5.15+/6.1): a buffer whose
+    XSTATE_BV[PKRU] is clear leaves thread.pkru alone, where XRSTOR (and every kernel before 5.14,
+    and sigreturn) would load PKRU's init value 0: the tracee keeps its old keys."""
+    linux.xstateregs_set(k, t, value, hdr, pkru, pkru_init_is_zero=False)
+
+
+PTRACE_PKRU_INIT = linux.DESIGN.variant(
+    name="linux-ptrace-pkru-init",
+    summary="linux whose ptrace write ignores a clear XSTATE_BV[PKRU] (before d7e5aceace51)",
+    xstateregs_set=xstateregs_set_before_d7e5aceace51,
+)
+
+MUTANTS = {d.name: d for d in (SIGFRAME_PKRU_XSTATE_BV, PTRACE_PKRU_INIT, IRQ_FPU_USABLE, EXEC_INVALIDATION, SIGFRAME_OWNER_CACHE, SIGRETURN_NO_DEACTIVATE, SIGRETURN_BH, XCOMP_BV)}

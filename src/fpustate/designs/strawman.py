@@ -35,8 +35,8 @@ from ..kernel.context import (
     kernel_clobbers_fpregs,
     restore_fpregs_from_fpstate,
     save_fpregs_to_fpstate,
-    sigframe_read,
-    sigframe_write,
+    copy_fpstate_to_sigframe_image,
+    copy_sigframe_to_fpstate,
 )
 from ..kernel.state import (
     C_CURR,
@@ -53,10 +53,12 @@ from ..kernel.state import (
     T_LAST_CPU,
     T_NEED_LOAD,
     T_PKRU,
+    T_FPSTATE_HDR,
     USER,
     cpu,
     ghost,
     task,
+    xinuse,
 )
 from ..kernel.design import DONE, Design, Step
 
@@ -136,7 +138,7 @@ def fpu__copy(k: bytearray, c: int, parent: int, child: int) -> None:
     """fork: user_fpregs_copy_to_memory(parent), copy the image; the child starts in 2b."""
     user_fpregs_copy_to_memory(k, c, parent)
     pp, cp = task(k, parent), task(k, child)
-    k[cp + T_FPSTATE], k[cp + T_PKRU] = k[pp + T_FPSTATE], k[pp + T_PKRU]
+    k[cp + T_FPSTATE], k[cp + T_PKRU], k[cp + T_FPSTATE_HDR] = k[pp + T_FPSTATE], k[pp + T_PKRU], k[pp + T_FPSTATE_HDR]
     k[cp + T_LAST_CPU], k[cp + T_FPREGS_ACTIVE], k[cp + T_NEED_LOAD] = NULL, 0, 1
 
 
@@ -144,7 +146,7 @@ def fpu__clear(k: bytearray, c: int, t: int) -> None:
     """exec: user_fpregs_move_to_memory(), then write the init state into the writable memory copy."""
     user_fpregs_move_to_memory(k, c, t)
     p = task(k, t)
-    k[p + T_FPSTATE], k[p + T_PKRU] = INIT, PKRU_INIT
+    k[p + T_FPSTATE], k[p + T_PKRU], k[p + T_FPSTATE_HDR] = INIT, PKRU_INIT, xinuse(INIT, PKRU_INIT)
     g = ghost(k, t)
     k[g + G_VALUE], k[g + G_PKRU] = INIT, PKRU_INIT
 
@@ -157,13 +159,13 @@ def fpu__drop(k: bytearray, c: int, t: int) -> None:
         k[p + T_FPREGS_ACTIVE] = 0
 
 
-def xstateregs_set(k: bytearray, t: int, value: int, pkru: int) -> None:
+def xstateregs_set(k: bytearray, t: int, value: int, hdr: int, pkru: int) -> None:
     """ptrace write of a stopped task: its memory copy is made the writable one (CPU copies
-    invalidated, last_cpu = -1), then the buffer is copied in (PKRU component included)
-    without v4.8 validating the header."""
+    invalidated, last_cpu = -1), then the buffer is copied in (header and PKRU component
+    included) without v4.8 validating the header."""
     __fpu_invalidate_fpregs_state(k, t)
     p = task(k, t)
-    k[p + T_FPSTATE] = value
+    k[p + T_FPSTATE], k[p + T_FPSTATE_HDR] = value, hdr
     if pkru != NULL:
         k[p + T_PKRU] = pkru
     k[p + T_NEED_LOAD] = 1
@@ -177,7 +179,7 @@ def signal_copy_to_memory(k: bytearray, c: int, t: int):
 def copy_fpstate_to_user(k: bytearray, c: int, t: int):
     """Signal delivery: copy_to_user() of the memory copy into the frame (preemptible; the
     memory copy stays valid because only its owner writes it)."""
-    sigframe_write(k, t, k[task(k, t) + T_FPSTATE])
+    copy_fpstate_to_sigframe_image(k, t, k[task(k, t) + T_FPSTATE])
 
 
 def handler_fpu__clear(k: bytearray, c: int, t: int):
@@ -194,7 +196,7 @@ def sigreturn_move_to_memory(k: bytearray, c: int, t: int):
 def copy_frame_to_memory(k: bytearray, c: int, t: int):
     """sigreturn: copy_from_user() of the frame into the writable memory copy (v4.8 does not
     validate the header); TIF_REFRESH_FPU loads it on the way out."""
-    k[task(k, t) + T_FPSTATE] = sigframe_read(k, t)
+    copy_sigframe_to_fpstate(k, t, validate=False, pkru_slot=T_PKRU)
     return DONE
 
 

@@ -25,18 +25,18 @@ from ..kernel.context import (
     write_cr0_ts,
     restore_fpregs_from_fpstate,
     save_fpregs_to_fpstate,
-    sigframe_read,
-    sigframe_write,
+    copy_fpstate_to_sigframe_image,
+    copy_sigframe_to_fpstate,
+    xrstor_from_sigframe,
+    xsave_to_sigframe,
 )
 from ..kernel.state import (
     C_CURR,
-    C_FPREGS,
     C_IN_KFPU,
     C_OWNER,
     C_PKRU,
     C_PREEMPT,
     C_TS,
-    GARBAGE,
     G_PKRU,
     G_VALUE,
     INIT,
@@ -46,6 +46,7 @@ from ..kernel.state import (
     T_FPREGS_ACTIVE,
     T_FPSTATE,
     T_FPSTATE_ACTIVE,
+    T_FPSTATE_HDR,
     T_LAST_CPU,
     T_PKRU,
     cpu,
@@ -225,17 +226,17 @@ def fpu__clear(k: bytearray, c: int, t: int, eager: bool) -> None:
     k[ghost(k, t) + G_PKRU] = PKRU_INIT
 
 
-def xstateregs_set(k: bytearray, t: int, value: int, pkru: int) -> None:
+def xstateregs_set(k: bytearray, t: int, value: int, hdr: int, pkru: int) -> None:
     """ptrace: xstateregs_set(): fpu__activate_fpstate_write() (last_cpu = -1, or initialise a
-    never-used fpstate), then copy the buffer in, PKRU component included. v4.8 does not check
-    xcomp_bv, so a bogus header lands in the image (CVE-2017-15537, fixed by 814fb7bb7db5 in
-    v4.14)."""
+    never-used fpstate), then copy the buffer in, header and PKRU component included. v4.8 does
+    not check xcomp_bv, so a bogus header lands in the image (CVE-2017-15537, fixed by
+    814fb7bb7db5 in v4.14)."""
     p = task(k, t)
     if k[p + T_FPSTATE_ACTIVE]:
         k[p + T_LAST_CPU] = NULL
     else:
         k[p + T_FPSTATE], k[p + T_FPSTATE_ACTIVE] = INIT, 1
-    k[p + T_FPSTATE] = value
+    k[p + T_FPSTATE], k[p + T_FPSTATE_HDR] = value, hdr
     if pkru != NULL:
         k[p + T_PKRU] = pkru
 
@@ -257,16 +258,16 @@ def copy_fpstate_to_sigframe(k: bytearray, c: int, t: int, fault: bool, eager: b
         if fault:
             return 1
         _nm_in_kernel(k, c, t, eager)
-        sigframe_write(k, t, k[cpu(c) + C_FPREGS])
+        xsave_to_sigframe(k, c, t)
     else:
-        sigframe_write(k, t, fpstate_image(k, t))
+        copy_fpstate_to_sigframe_image(k, t, fpstate_image(k, t))
     return 2
 
 
 def copy_fpregs_to_sigframe_restarted(k: bytearray, c: int, t: int, eager: bool):
     """The XSAVE to the frame, restarted after its page fault was handled."""
     _nm_in_kernel(k, c, t, eager)
-    sigframe_write(k, t, k[cpu(c) + C_FPREGS])
+    xsave_to_sigframe(k, c, t)
 
 
 def handle_signal_fpu__clear(k: bytearray, c: int, t: int, eager: bool):
@@ -287,14 +288,11 @@ def user_fpu_begin(k: bytearray, c: int, t: int, eager: bool):
 
 
 def copy_user_to_fpregs_zeroing(k: bytearray, c: int, t: int, eager: bool):
-    """sigreturn, 64-bit frame: XRSTOR from the frame, preemptible (a page fault restarts it).
-    A bad header makes it fail: fpu__clear()."""
+    """sigreturn, 64-bit frame: XRSTOR from the frame (PKRU included), preemptible (a page fault
+    restarts it). A bad header makes it #GP: fpu__clear()."""
     _nm_in_kernel(k, c, t, eager)
-    frame = sigframe_read(k, t)
-    if frame == GARBAGE:
+    if not xrstor_from_sigframe(k, c, t):
         fpu__clear(k, c, t, eager)
-        return DONE
-    k[cpu(c) + C_FPREGS] = frame
     return DONE
 
 
@@ -306,8 +304,8 @@ def sigreturn_fpu__drop(k: bytearray, c: int, t: int, eager: bool):
 
 def copy_from_user_sanitize(k: bytearray, c: int, t: int, eager: bool):
     """sigreturn, ia32 frame: __copy_from_user() of the frame into the image and
-    sanitize_restored_xstate(); v4.8 does not validate the xsave header."""
-    k[task(k, t) + T_FPSTATE] = sigframe_read(k, t)
+    sanitize_restored_xstate(); v4.8 does not validate the xsave header, which lands in the image."""
+    copy_sigframe_to_fpstate(k, t, validate=False, pkru_slot=T_PKRU)
 
 
 def fpstate_activate(k: bytearray, c: int, t: int, eager: bool):

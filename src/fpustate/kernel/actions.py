@@ -34,6 +34,7 @@ from .state import (
     G_PKRU,
     G_VALUE,
     GARBAGE,
+    HDR_BAD,
     H_EXECS,
     H_EXITS,
     H_FORKS,
@@ -62,6 +63,7 @@ from .state import (
     PC_SYSCALL,
     PC_SYSCALL_KFPU,
     PC_USER,
+    PKRU_HW_INIT,
     RUNNABLE,
     SLEEPING,
     T_KIND,
@@ -69,7 +71,7 @@ from .state import (
     T_PC,
     T_RUN,
     T_SIGDEPTH,
-    T_SIGFRAME,
+    T_SIGFRAME_HDR,
     TASK_W,
     USER,
     ghost,
@@ -164,14 +166,41 @@ def user_write(m, s, c, t, out):
 
 
 def wrpkru(m, s, c, t, out):
-    """User WRPKRU: the program changes its protection keys (no kernel involvement)."""
-    if m.scenario.pkru_writes and m.design.has_pkru:
+    """User WRPKRU: the program changes its protection keys (no kernel involvement): to its own
+    keys (arg 0; --pkru-writes) or to 0, PKRU's init state (arg 1; --user-xstate)."""
+    if not m.design.has_pkru:
+        return
+    g = ghost(s, t)
+    old = s[g + G_PKRU]
+    news = []
+    if m.scenario.pkru_writes:
+        news.append((0, pkru_of(t, 1 - pkru_version(old)) if pkru_owner(old) == t else pkru_of(t)))
+    if m.scenario.user_xstate and old != PKRU_HW_INIT:
+        news.append((1, PKRU_HW_INIT))
+    for arg, new in news:
         k = bytearray(s)
-        g = ghost(k, t)
-        old = k[g + G_PKRU]
-        new = pkru_of(t, 1 - pkru_version(old)) if pkru_owner(old) == t else pkru_of(t)
         k[HEADER + c * CPU_W + 2] = k[g + G_PKRU] = new  # C_PKRU
-        out.append(((M.WRPKRU, c, 0), bytes(k)))
+        out.append(((M.WRPKRU, c, arg), bytes(k)))
+
+
+def xrstor_user(m, s, c, t, out):
+    """The program XRSTORs from its own memory with one XSTATE_BV bit clear (--user-xstate):
+    FP/SSE clear loads their init values (PKRU from the buffer: its current keys), or PKRU
+    clear loads PKRU's hardware init value 0 (FP/SSE from the buffer: new data). A header
+    XRSTOR rejects raises #GP in user mode and loads nothing (SIGSEGV; not modelled)."""
+    d = m.design
+    if not (m.scenario.user_xstate and d.user_fpu_accessible(s, c)):
+        return
+    q = HEADER + c * CPU_W
+    g = ghost(s, t)
+    for arg in (M.XRSTOR_FPSSE_INIT, M.XRSTOR_PKRU_INIT)[:2 if d.has_pkru else 1]:
+        k = bytearray(s)
+        if arg == M.XRSTOR_FPSSE_INIT:
+            k[q] = k[g + G_VALUE] = M.INIT  # C_FPREGS
+        else:
+            k[q] = k[g + G_VALUE] = M.next_user_value(m, t, s[g + G_VALUE])
+            k[q + 2] = k[g + G_PKRU] = PKRU_HW_INIT  # C_PKRU
+        out.append(((M.XRSTOR_USER, c, arg), bytes(k)))
 
 
 def sigreturn(m, s, c, t, out):
@@ -185,12 +214,13 @@ def sigreturn(m, s, c, t, out):
 
 
 def sigframe_corrupt(m, s, c, t, out):
-    """The program scribbles over its top signal frame's xsave header."""
+    """The program scribbles over its top signal frame's xsave header (a nonzero XCOMP_BV or
+    reserved bytes): the data stay, the header is one XRSTOR rejects. The ghost marks the frame."""
     p = s[0] + t * TASK_W
     depth = s[p + T_SIGDEPTH]
-    if depth and m.scenario.corrupt_frames and s[p + T_SIGFRAME + depth - 1] != GARBAGE:
+    if depth and m.scenario.corrupt_frames and not s[p + T_SIGFRAME_HDR + depth - 1] & HDR_BAD:
         k = bytearray(s)
-        k[p + T_SIGFRAME + depth - 1] = GARBAGE
+        k[p + T_SIGFRAME_HDR + depth - 1] |= HDR_BAD
         k[ghost(k, t) + M.G_FRAME + depth - 1] = GARBAGE
         out.append(((M.SIGFRAME_CORRUPT, c, 0), bytes(k)))
 
@@ -347,18 +377,20 @@ def ptrace(m, s, c, t, out):
     sc, d = m.scenario, m.design
     if not (s[H_PTRACE] or sc.ptrace_reads):
         return
-    kinds = (M.PTRACE_VALUES, M.PTRACE_BOGUS) + ((M.PTRACE_PKRU,) if sc.pkru_writes and d.has_pkru else ())
+    kinds = ((M.PTRACE_VALUES, M.PTRACE_BOGUS) + ((M.PTRACE_PKRU,) if sc.pkru_writes and d.has_pkru else ())
+             + ((M.PTRACE_PKRU_INIT,) if sc.user_xstate and d.has_pkru else ()))
     tb = s[0]
     for u in range(sc.slots):
         if s[tb + u * TASK_W + T_RUN] != SLEEPING:
             continue
         if s[H_PTRACE]:
             for kind in kinds:
-                out.append(((M.PTRACE_SET, NULL, 3 * u + kind), M.ptrace_set(m, s, u, kind)))
+                out.append(((M.PTRACE_SET, NULL, M.PTRACE_KINDS * u + kind), M.ptrace_set(m, s, u, kind)))
         if sc.ptrace_reads and s[H_STALE_READ] == NULL:
             value, pkru = d.xstateregs_get(s, u)
             g = ghost(s, u)
-            if value != s[g + G_VALUE] or (d.has_pkru and pkru != s[g + G_PKRU]):
+            want_pkru = s[g + G_PKRU]
+            if value != s[g + G_VALUE] or (d.has_pkru and want_pkru != NULL and pkru != want_pkru):
                 k = bytearray(s)
                 k[H_STALE_READ] = u
                 out.append(((M.PTRACE_GET, NULL, u), bytes(k)))
@@ -382,9 +414,10 @@ def _ptrace_text(m, a, s):
     d = m.design
     if a.code == M.PTRACE_GET:
         return "tracer", f"PTRACE_GETREGSET({m.name(a.arg)}): {_fn(d.xstateregs_get)}()"
-    u, kind = divmod(a.arg, 3)
+    u, kind = divmod(a.arg, M.PTRACE_KINDS)
     what = {M.PTRACE_VALUES: "new register values", M.PTRACE_BOGUS: "a bogus xsave header (xcomp_bv != 0)",
-            M.PTRACE_PKRU: "new register values and PKRU"}[kind]
+            M.PTRACE_PKRU: "new register values and PKRU",
+            M.PTRACE_PKRU_INIT: "new register values, XSTATE_BV[PKRU] clear"}[kind]
     return "tracer", f"PTRACE_SETREGSET({m.name(u)}): {_fn(d.xstateregs_set)}() with {what}"
 
 
@@ -425,7 +458,12 @@ EVENTS: tuple[Event, ...] = (
     Event(P.USER_WRITE, "user", USER_PCS, user_write, _text("writes its FPU registers")),
     Event(P.NM_TRAP, "user", (), None,  # fired by user_write when CR0.TS is set
           lambda m, a, s: (_who(m, a, s), f"#NM: {_fn(m.design.do_device_not_available)}() -> exit_to_user_mode_loop")),
-    Event(P.WRPKRU, "user", USER_PCS, wrpkru, _text("WRPKRU: changes its protection keys")),
+    Event(P.WRPKRU, "user", USER_PCS, wrpkru,
+          lambda m, a, s: (_who(m, a, s), "WRPKRU(0): all keys enabled, PKRU in its init state" if a.arg
+                            else "WRPKRU: changes its protection keys")),
+    Event(P.XRSTOR_USER, "user", USER_PCS, xrstor_user,
+          lambda m, a, s: (_who(m, a, s), "XRSTOR from its own memory, XSTATE_BV["
+                            + ("PKRU" if a.arg == M.XRSTOR_PKRU_INIT else "FP/SSE") + "] clear")),
     Event(P.SIGRETURN, "user", USER_PCS, sigreturn,
           lambda m, a, s: (_who(m, a, s), "rt_sigreturn() entry ("
                             + ("ia32 FXSR frame" if a.arg == PATH_SIGRETURN_IA32 else "64-bit frame") + ")")),

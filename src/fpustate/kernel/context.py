@@ -24,12 +24,13 @@ from .state import (
     HEADER,
     H_CLOBBERED,
     H_XFD_NM,
-    GARBAGE,
+    HDR_BAD,
     INIT,
     KERNEL,
     NULL,
     PKRU_INIT,
     T_FPSTATE,
+    T_FPSTATE_HDR,
     T_LAST_CPU,
     T_PC,
     T_PKRU,
@@ -37,11 +38,17 @@ from .state import (
     T_SIGFRAME,
     T_XFD,
     T_XSIZE,
+    T_SIGFRAME_HDR,
+    T_SIGFRAME_PKRU,
+    T_XPKRU,
     TASK_W,
     cpu,
     ghost,
     in_sigreturn,
     task,
+    xinuse,
+    xrstor_pkru,
+    xrstor_value,
 )
 
 
@@ -137,16 +144,18 @@ def fpregs_deactivate(k: bytearray, c: int) -> None:
 def save_fpregs_to_fpstate(k: bytearray, c: int, t: int, pkru: bool = False) -> None:
     """save_fpregs_to_fpstate(): XSAVE CPU c's registers into t's image; registers are kept.
 
-    With `pkru`, the PKRU component is saved too (kernels where PKRU lives in
-    the xsave buffer). The ghost marker records a save from registers that do
+    XSAVE writes the data and a valid header (XSTATE_BV = XINUSE), erasing whatever header
+    the image had, and the PKRU component: into the xsave slot T_XPKRU (5.14+, where it is a
+    second home beside thread.pkru) or, with `pkru`, into T_PKRU (kernels where the xsave
+    buffer is PKRU's only home). The ghost marker records a save from registers that do
     not hold t's state: the image is then overwritten with foreign data.
     """
     q = HEADER + c * CPU_W  # cpu(c), inlined: this runs on every switch
     regs = k[q + C_FPREGS]
     p = k[0] + t * TASK_W  # task(k, t)
     k[p + T_FPSTATE] = regs
-    if pkru:
-        k[p + T_PKRU] = k[q + C_PKRU]
+    k[p + T_FPSTATE_HDR] = xinuse(regs, k[q + C_PKRU])
+    k[p + (T_PKRU if pkru else T_XPKRU)] = k[q + C_PKRU]
     if regs != k[ghost(k, t) + G_VALUE] and k[H_CLOBBERED] == NULL and not in_sigreturn(k[p + T_PC]):
         k[H_CLOBBERED] = t  # (inside sigreturn the program's state is the frame's, not yet known)
     if k.__class__ is Traced:
@@ -178,14 +187,16 @@ def xrstor_checks_xfd(k: bytearray, c: int, t: int) -> None:
 
 
 def restore_fpregs_from_fpstate(k: bytearray, c: int, t: int, pkru: bool = False,
-                                fault_loads_init: bool = False) -> None:
+                                fault_loads_init: bool = False, xpkru: bool = False) -> None:
     """restore_fpregs_from_fpstate(): xfd_update_state() (5.16+), then XRSTOR t's image into CPU c's registers.
 
-    With `pkru`, PKRU is restored from the image as well (before 5.14 it was
-    part of the restored xstate). An invalid image (GARBAGE) makes XRSTOR
-    fault: since d5c8028b4788 (v4.14) the fixup loads init_fpstate
-    (`fault_loads_init`); before it the fault was only a WARN and the
-    registers kept whatever they held.
+    With `pkru`, PKRU is restored from the image as well (before 5.14 it was part of the
+    restored xstate, slot T_PKRU; `xpkru`: the 5.14+ slot T_XPKRU, as os_xrstor_safe() with
+    the full mask loads it). A component whose XSTATE_BV bit is clear gets its hardware
+    init value (PKRU: 0). An image with a bad header (HDR_BAD) makes XRSTOR #GP before
+    loading anything: since d5c8028b4788 (v4.14) the fixup loads init_fpstate
+    (`fault_loads_init`, init_pkru_value for PKRU); before it the fault was only a WARN and
+    the registers kept whatever they held.
     """
     p = k[0] + t * TASK_W  # task(k, t) and cpu(c), inlined: every restore runs this
     q = HEADER + c * CPU_W
@@ -194,15 +205,16 @@ def restore_fpregs_from_fpstate(k: bytearray, c: int, t: int, pkru: bool = False
     if k[p + T_XFD] != k[q + C_XFD_STATE] or k[q + C_XFD]:  # AMX machines only (5.16+): XFD before XRSTOR
         xfd_update_state(k, c, t)
         xrstor_checks_xfd(k, c, t)
-    if k[p + T_FPSTATE] == GARBAGE:
+    hdr = k[p + T_FPSTATE_HDR]
+    if hdr & HDR_BAD:
         if fault_loads_init:
             k[q + C_FPREGS] = INIT
-            if pkru:
+            if pkru or xpkru:
                 k[q + C_PKRU] = PKRU_INIT
         return
-    k[q + C_FPREGS] = k[p + T_FPSTATE]
-    if pkru:
-        k[q + C_PKRU] = k[p + T_PKRU]
+    k[q + C_FPREGS] = xrstor_value(k[p + T_FPSTATE], hdr)
+    if pkru or xpkru:
+        k[q + C_PKRU] = xrstor_pkru(k[p + (T_XPKRU if xpkru else T_PKRU)], hdr)
 
 
 def kernel_clobbers_fpregs(k: bytearray, c: int) -> None:
@@ -210,18 +222,59 @@ def kernel_clobbers_fpregs(k: bytearray, c: int) -> None:
     k[HEADER + c * CPU_W + C_FPREGS] = KERNEL
 
 
-def sigframe_write(k: bytearray, t: int, value: int) -> None:
-    """XSAVE (or copy_to_user()) into the signal frame being set up for task t."""
+def sigframe_write(k: bytearray, t: int, value: int, hdr: int, pkru: int) -> None:
+    """Write the fpstate of the signal frame being set up for task t: data, header, PKRU slot
+    (an XSAVE, or a copy_to_user() of the image)."""
     if k.__class__ is Traced:
         k.probe("sigframe_save", NULL, t)
     p = task(k, t)
-    k[p + T_SIGFRAME + k[p + T_SIGDEPTH]] = value
+    i = k[p + T_SIGDEPTH]
+    k[p + T_SIGFRAME + i], k[p + T_SIGFRAME_HDR + i], k[p + T_SIGFRAME_PKRU + i] = value, hdr, pkru
 
 
-def sigframe_read(k, t: int) -> int:
-    """The fpstate in task t's topmost signal frame, as sigreturn finds it (GARBAGE: bad header);
-    the XRSTOR (or copy_from_user()) that reads it."""
+def xsave_to_sigframe(k: bytearray, c: int, t: int) -> None:
+    """XSAVE CPU c's registers (PKRU included) straight into the frame: a valid header."""
+    q = cpu(c)
+    sigframe_write(k, t, k[q + C_FPREGS], xinuse(k[q + C_FPREGS], k[q + C_PKRU]), k[q + C_PKRU])
+
+
+def sigframe_read(k, t: int) -> tuple[int, int, int]:
+    """The fpstate in task t's topmost signal frame as sigreturn reads it: (data, header, PKRU
+    slot); the XRSTOR (or copy_from_user()) that reads it."""
     if k.__class__ is Traced:
         k.probe("sigframe_restore", NULL, t)
     p = task(k, t)
-    return k[p + T_SIGFRAME + k[p + T_SIGDEPTH] - 1]
+    i = k[p + T_SIGDEPTH] - 1
+    return k[p + T_SIGFRAME + i], k[p + T_SIGFRAME_HDR + i], k[p + T_SIGFRAME_PKRU + i]
+
+
+def xrstor_from_sigframe(k: bytearray, c: int, t: int) -> bool:
+    """XRSTOR from task t's topmost frame into CPU c (FP/SSE and PKRU): a component whose
+    XSTATE_BV bit is clear gets its hardware init value; a bad header #GPs and loads nothing
+    (returns False)."""
+    value, hdr, pkru = sigframe_read(k, t)
+    if hdr & HDR_BAD:
+        return False
+    q = cpu(c)
+    k[q + C_FPREGS], k[q + C_PKRU] = xrstor_value(value, hdr), xrstor_pkru(pkru, hdr)
+    return True
+
+
+def copy_sigframe_to_fpstate(k: bytearray, t: int, validate: bool = True, pkru_slot: int = T_XPKRU) -> bool:
+    """Copy task t's topmost frame into its xsave image, header and PKRU slot included (the
+    slow paths' __copy_from_user(); `pkru_slot` is T_PKRU where the xsave buffer is PKRU's
+    only home). With `validate` a bad header fails (False) and the image stays as it was;
+    without (v4.8), the bad header lands in the image."""
+    value, hdr, pkru = sigframe_read(k, t)
+    if validate and hdr & HDR_BAD:
+        return False
+    p = task(k, t)
+    k[p + T_FPSTATE], k[p + T_FPSTATE_HDR], k[p + pkru_slot] = value, hdr, pkru
+    return True
+
+
+def copy_fpstate_to_sigframe_image(k: bytearray, t: int, value: int, pkru_slot: int = T_PKRU) -> None:
+    """copy_to_user() of task t's xsave image (data `value`, its header and PKRU slot) into the
+    frame being set up."""
+    p = task(k, t)
+    sigframe_write(k, t, value, k[p + T_FPSTATE_HDR], k[p + pkru_slot])

@@ -151,15 +151,16 @@ class Design:
     regs_live: Callable[[State, int, int], bool]
 
     # ptrace: a tracer writes the xstate of stopped task t (PTRACE_SETREGSET).
-    # `value` is the new contents, or GARBAGE for a buffer with a bogus
-    # header; `pkru` the PKRU in the buffer, or NULL if the tracer keeps it.
-    # The hook invalidates as the kernel does and writes the image, or
-    # rejects the buffer. (k, t, value, pkru)
-    xstateregs_set: Callable[[bytearray, int, int, int], None]
+    # `value` is the new contents, `hdr` the buffer's header (XSTATE_BV bits,
+    # HDR_BAD for a bogus xcomp_bv); `pkru` the PKRU in the buffer, or NULL if
+    # the tracer keeps it (meaningless when XSTATE_BV[PKRU] is clear). The hook
+    # invalidates as the kernel does and writes the image, or rejects the
+    # buffer. (k, t, value, hdr, pkru)
+    xstateregs_set: Callable[[bytearray, int, int, int, int], None]
 
     # Signal delivery (from the exit-to-user work loop): copy the registers
-    # into the user frame (`context.sigframe_write`) and give the handler a
-    # fresh state. sigreturn: restore from the frame (`context.sigframe_read`)
+    # into the user frame (`context.xsave_to_sigframe`) and give the handler a
+    # fresh state. sigreturn: restore from the frame (`context.xrstor_from_sigframe`)
     # by the 64-bit path and by the ia32 FXSR-frame path.
     signal_steps: tuple[Step, ...]
     sigreturn_steps: tuple[Step, ...]

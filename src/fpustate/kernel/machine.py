@@ -49,9 +49,11 @@ from .state import (
     CTX_SOFTIRQ_KFPU,
     CTX_TASK,
     DEAD,
+    G_FRAME_PKRU,
     G_PKRU,
     G_VALUE,
     GARBAGE,
+    HDR_BAD,
     H_EXECS,
     H_EXITS,
     H_CLOBBERED,
@@ -79,6 +81,7 @@ from .state import (
     PC_KTHREAD,
     PC_SYSCALL,
     PC_USER,
+    PKRU_HW_INIT,
     PKRU_INIT,
     RUNNABLE,
     RUNNING,
@@ -89,10 +92,17 @@ from .state import (
     T_PKRU,
     T_RUN,
     T_SIGDEPTH,
+    T_FPSTATE_HDR,
+    T_SIG_PKRU,
     T_SIGFRAME,
     T_SWAP_FPSTATE,
     T_XFD,
+    T_SIGFRAME_HDR,
+    T_SIGFRAME_PKRU,
+    T_XPKRU,
     TASK_W,
+    XFEATURE_MASK_FPSSE,
+    XFEATURE_MASK_PKRU,
     USER,
     GUEST_VERSION,
     XFD_ARMED,
@@ -108,11 +118,13 @@ from .state import (
     user_value,
     value_owner,
     value_version,
+    xinuse,
 )
 
 # ---------------------------------------------------------------- actions
 USER_WRITE = "user_write"
-WRPKRU = "wrpkru"
+WRPKRU = "wrpkru"  # arg 0: the program's own keys (toggled); arg 1: WRPKRU(0), PKRU's init state
+XRSTOR_USER = "xrstor_user"  # arg: XRSTOR_FPSSE_INIT or XRSTOR_PKRU_INIT, the XSTATE_BV bit left clear
 NM_TRAP = "nm_trap"
 SYSCALL = "syscall"
 IRQ_FROM_USER = "irq_from_user"
@@ -133,7 +145,7 @@ FORK = "fork"
 EXEC_STEP = "exec_step"
 EXIT_STEP = "exit_step"
 TASK_DEAD = "task_dead"
-PTRACE_SET = "ptrace_set"  # arg: tracee * 3 + PTRACE_VALUES / PTRACE_BOGUS / PTRACE_PKRU
+PTRACE_SET = "ptrace_set"  # arg: tracee * PTRACE_KINDS + PTRACE_VALUES / _BOGUS / _PKRU / _PKRU_INIT
 PTRACE_GET = "ptrace_get"  # arg: tracee (emitted only when the tracer reads stale state)
 FPU_SYNC = "fpu_sync_fpstate"  # a syscall reads current's own state (coredump, fsave header)
 SIGNAL_STEP = "signal_step"  # arg: step (+ FAULTED)
@@ -142,7 +154,9 @@ SIGRETURN_STEP = "sigreturn_step"  # arg: step (+ FAULTED)
 SIGRETURN_IA32_STEP = "sigreturn_ia32_step"  # arg: step (+ FAULTED)
 SIGFRAME_CORRUPT = "sigframe_corrupt"  # the program scribbles over its top frame's xsave header
 FAULTED = 64  # a path step's arg is step + FAULTED * outcome (1: its user-memory access faulted)
-PTRACE_VALUES, PTRACE_BOGUS, PTRACE_PKRU = 0, 1, 2
+PTRACE_VALUES, PTRACE_BOGUS, PTRACE_PKRU, PTRACE_PKRU_INIT = 0, 1, 2, 3
+PTRACE_KINDS = 4
+XRSTOR_FPSSE_INIT, XRSTOR_PKRU_INIT = 0, 1
 PATH_ACTIONS = (EXEC_STEP, SIGNAL_STEP, SIGRETURN_STEP, SIGRETURN_IA32_STEP, EXIT_STEP)
 SOFTIRQ_SITUATION = -1  # kernel.actions.SOFTIRQ: a softirq in its kernel-FPU section on top of current
 
@@ -206,6 +220,10 @@ class Model(NamedTuple):
     def pkru(self, p: int) -> str:
         if p == PKRU_INIT:
             return "init"
+        if p == PKRU_HW_INIT:
+            return "0"
+        if p == NULL:
+            return "any"
         return f"{self.name(pkru_owner(p))}-keys" + ("'" if pkru_version(p) else "")
 
 
@@ -267,6 +285,7 @@ def initial_state(m: Model) -> bytes:
         # kind run pc local cpu fpstate last_cpu need fpregs_active fpstate_active counter pkru
         k[p: p + T_SIGDEPTH] = bytes((kind, run, pc, 0, on, val, NULL, 1, 0, 1 if kind == USER else 0, 0, pkru))
         k[g + G_VALUE], k[g + G_PKRU] = val, pkru  # no signal frames: the rest stays 0
+        k[p + T_FPSTATE_HDR], k[p + T_XPKRU], k[p + T_SIG_PKRU] = xinuse(val, pkru), pkru, NULL
         if kind == USER:  # fpstate_reset(): xfd = init_fpstate.xfd; a guest fpstate's xfd is 0 (its RESET value)
             k[p + T_XFD] = xfd
         if kind == USER and on != NULL:
@@ -376,27 +395,33 @@ def runnable(m: Model, s: bytes) -> list[int]:
 def ptrace_set(m: Model, s: bytes, t: int, kind: int) -> bytes:
     """A tracer on another CPU writes a stopped tracee's xstate (PTRACE_SETREGSET NT_X86_XSTATE).
 
-    The buffer holds the next version of the tracee's data (PTRACE_PKRU: and
-    new protection keys), or carries a bogus header (nonzero xcomp_bv,
-    CVE-2017-15537). The design's xstateregs_set() decides; the tracee's
-    program then expects what landed in its image: the written data, or, for
-    an image no XRSTOR can load, the init state the kernel falls back to at
-    best. An accepted write's PKRU is what the program runs with afterwards,
-    whether or not the design stored it."""
+    The buffer holds the next version of the tracee's data with a valid header
+    (XSTATE_BV: FP/SSE and PKRU set), and: the tracee's own PKRU (PTRACE_VALUES,
+    `pkru` NULL), new protection keys (PTRACE_PKRU), XSTATE_BV[PKRU] clear
+    (PTRACE_PKRU_INIT: PKRU in its init state, as XRSTOR would load it: 0), or
+    a bogus header (PTRACE_BOGUS: nonzero xcomp_bv, CVE-2017-15537). The
+    design's xstateregs_set() decides; the tracee's program then expects what
+    landed in its image: the written data, or, for an image no XRSTOR can load,
+    the init state the kernel falls back to at best. An accepted write's PKRU
+    is what the program runs with afterwards, whether or not the design stored it."""
     k = bytearray(s)
     k[H_PTRACE] -= 1
-    g = ghost(k, t)
-    value = GARBAGE if kind == PTRACE_BOGUS else next_user_value(m, t, k[g + G_VALUE])
+    g, p = ghost(k, t), task(k, t)
+    value = next_user_value(m, t, k[g + G_VALUE])
+    hdr = XFEATURE_MASK_FPSSE | (0 if kind == PTRACE_PKRU_INIT else XFEATURE_MASK_PKRU)
     pkru = NULL
-    if kind == PTRACE_PKRU:
+    if kind == PTRACE_BOGUS:
+        hdr |= HDR_BAD
+    elif kind == PTRACE_PKRU:
         old = k[g + G_PKRU]
         pkru = pkru_of(t, 1 - pkru_version(old)) if pkru_owner(old) == t else pkru_of(t)
-    m.design.xstateregs_set(k, t, value, pkru)
-    image = k[task(k, t) + T_FPSTATE]
-    if image == value:
-        k[g + G_VALUE] = INIT if value == GARBAGE else value
-        if pkru != NULL:
+    m.design.xstateregs_set(k, t, value, hdr, pkru)
+    if k[p + T_FPSTATE] == value and (k[p + T_FPSTATE_HDR] & HDR_BAD) == (hdr & HDR_BAD):
+        k[g + G_VALUE] = INIT if hdr & HDR_BAD else value
+        if kind == PTRACE_PKRU:
             k[g + G_PKRU] = pkru
+        elif kind == PTRACE_PKRU_INIT:
+            k[g + G_PKRU] = PKRU_HW_INIT
     return bytes(k)
 
 
@@ -477,13 +502,20 @@ def path_successors(m: Model, s: bytes, c: int, t: int, path: int, step: int,
     return out
 
 
+def _clear_frame(k: bytearray, t: int, i: int) -> None:
+    """Frame i's memory and the ghost's record of it back to zero (as at boot)."""
+    p, g = task(k, t), ghost(k, t)
+    k[p + T_SIGFRAME + i] = k[p + T_SIGFRAME_HDR + i] = k[p + T_SIGFRAME_PKRU + i] = 0
+    k[g + G_FRAME + i] = k[g + G_FRAME_PKRU + i] = 0
+
+
 def _enter_path(k: bytearray, t: int, path: int) -> None:
     """Budgets, and the ghost's record of what a signal frame must bring back."""
     p, g = task(k, t), ghost(k, t)
     if path == PATH_EXEC:
         k[H_EXECS] -= 1
         for i in range(MAX_SIGFRAMES):  # the new program starts on a fresh stack
-            k[p + T_SIGFRAME + i] = k[g + G_FRAME + i] = INIT
+            _clear_frame(k, t, i)
         k[p + T_SIGDEPTH] = 0
     elif path == PATH_EXIT:
         k[H_EXITS] -= 1
@@ -491,33 +523,40 @@ def _enter_path(k: bytearray, t: int, path: int) -> None:
         k[H_SIGNALS] -= 1
         k[p + T_LOCAL] = 0
         depth = k[p + T_SIGDEPTH]
-        k[p + T_SIGFRAME + depth] = INIT  # fresh frame memory
+        _clear_frame(k, t, depth)  # fresh frame memory (copy_fpstate_to_sigframe() clears the header)
         k[g + G_FRAME + depth] = k[g + G_VALUE]  # what sigreturn must give back
+        k[g + G_FRAME_PKRU + depth] = k[g + G_PKRU]
 
 
 def _complete_path(m: Model, k: bytearray, c: int, t: int, path: int) -> None:
-    """Where a path goes when its last step is done.
+    """Where a path goes when its last step is done, and what the program expects afterwards,
+    from the ghost alone (no design state is read).
 
-    PKRU in signal frames is not checked: how it is saved, what the handler
-    runs with and what sigreturn restores changed across versions (5.14 moved
-    it out of xstate, 6.12 added sig_prepare_pkru()), so the program's PKRU
-    after a signal path is whatever the design left in the register."""
+    Signal delivery: the handler starts from the init registers and the kernel's default
+    PKRU, init_pkru_value, in every modelled version (v6.18 fpu__clear_user_states() ->
+    restore_fpregs_from_init_fpstate() -> pkru_write_default(); v4.19 fpu__clear() ->
+    copy_init_pkru_to_fpregs(); v4.8 XRSTORs init_fpstate, PKRU included). sigreturn: the
+    program continues with the registers *and the PKRU* it had when the signal arrived (the
+    frame's XSTATE_BV[PKRU] is set and its PKRU slot holds that value: v6.18
+    update_pkru_in_sigframe(), 4.x a plain XSAVE). A frame the program corrupted gets the init
+    registers and SIGSEGV; its PKRU is then the business of that SIGSEGV's delivery (which the
+    model does not run), so it is unchecked (NULL) until the program or a handler sets it."""
     p, g = task(k, t), ghost(k, t)
-    if path != PATH_EXEC:
-        k[g + G_PKRU] = k[cpu(c) + C_PKRU]
     if path == PATH_SIGNAL:
         # handle_signal() done: the frame is on the stack, the handler starts from init.
         k[p + T_SIGDEPTH] += 1
-        k[g + G_VALUE] = INIT
+        k[g + G_VALUE], k[g + G_PKRU] = INIT, PKRU_INIT
         enter_exit_loop(m, k, c, t)  # the work loop re-reads the flags
         return
     if path in (PATH_SIGRETURN, PATH_SIGRETURN_IA32):
-        # The program continues with the frame's state; a frame it corrupted gets init (and SIGSEGV).
         depth = k[p + T_SIGDEPTH] - 1
         want = k[g + G_FRAME + depth]
-        k[g + G_VALUE] = INIT if want == GARBAGE else want
+        if want == GARBAGE:  # the ghost's mark of a frame the program corrupted
+            k[g + G_VALUE], k[g + G_PKRU] = INIT, NULL
+        else:
+            k[g + G_VALUE], k[g + G_PKRU] = want, k[g + G_FRAME_PKRU + depth]
         k[p + T_SIGDEPTH] = depth
-        k[p + T_SIGFRAME + depth] = k[g + G_FRAME + depth] = INIT
+        _clear_frame(k, t, depth)
     k[p + T_PC] = PC_SYSCALL
 
 

@@ -28,7 +28,10 @@ from .state import (
     CTX_TASK,
     DEAD,
     G_FRAME,
+    G_FRAME_PKRU,
     G_PKRU,
+    GARBAGE,
+    HDR_BAD,
     G_VALUE,
     H_CLOBBERED,
     H_STALE_READ,
@@ -46,7 +49,11 @@ from .state import (
     T_PC,
     T_RUN,
     T_SIGDEPTH,
+    T_FPSTATE,
+    T_FPSTATE_HDR,
     T_SIGFRAME,
+    T_SIGFRAME_HDR,
+    T_SIGFRAME_PKRU,
     TASK_W,
     USER,
     UWORKER,
@@ -58,6 +65,8 @@ from .state import (
     in_sigreturn,
     path_pc,
     value_owner,
+    xrstor_pkru,
+    xrstor_value,
 )
 
 
@@ -189,18 +198,56 @@ def state_survives(m, s) -> Optional[str]:
 
 
 def sigframe_holds_user_state(m, s) -> Optional[str]:
-    """Every signal frame on a task's stack holds the registers its program had when the signal arrived; otherwise sigreturn resumes the program with another task's or stale registers."""
+    """Every signal frame on a task's stack holds the registers and PKRU its program had when the signal arrived, as XRSTOR will load them; otherwise sigreturn resumes the program with another task's or stale registers, or with other protection keys.
+
+    The frame is read as XRSTOR reads it: a component whose XSTATE_BV bit is clear
+    comes back in its hardware init state (PKRU 0), whatever its slot holds. Frames
+    the program itself corrupted (the ghost's GARBAGE mark) are not checked.
+    """
     if not m.scenario.signals:
         return None  # no frames without signals (a cheap exit on the checker's hot path)
     tb = s[0]
+    pkeys = m.design.has_pkru
     for t in range(m.scenario.slots):
         p = tb + t * TASK_W
         if s[p + T_RUN] == DEAD:
             continue
+        g = p + GHOST_OFF
         for i in range(s[p + T_SIGDEPTH]):
-            got, want = s[p + T_SIGFRAME + i], s[tb + t * TASK_W + GHOST_OFF + G_FRAME + i]
+            want = s[g + G_FRAME + i]
+            if want == GARBAGE:
+                continue
+            hdr = s[p + T_SIGFRAME_HDR + i]
+            got = GARBAGE if hdr & HDR_BAD else xrstor_value(s[p + T_SIGFRAME + i], hdr)
             if got != want:
                 return f"{m.name(t)}'s signal frame {i} holds {m.value(got)}, expected {m.value(want)}"
+            want_pkru = s[g + G_FRAME_PKRU + i]
+            got_pkru = xrstor_pkru(s[p + T_SIGFRAME_PKRU + i], hdr)
+            if pkeys and want_pkru != NULL and got_pkru != want_pkru:
+                return (f"{m.name(t)}'s signal frame {i} restores PKRU {m.pkru(got_pkru)}, "
+                        f"expected {m.pkru(want_pkru)}")
+    return None
+
+
+def xrstor_image_valid(m, s) -> Optional[str]:
+    """Every image the kernel will XRSTOR on a task's behalf is one XRSTOR accepts and holds a state somebody wrote: after any failed restore the memory image is the task's last good state or init, never half-written registers; otherwise the task's next restore faults or loads a state nobody had.
+
+    Checked for every live user task whose memory image is authoritative (its registers
+    are not live), outside exit, sigreturn and fpregs_lock()ed sections.
+    """
+    d = m.design
+    tb = s[0]
+    for t in range(m.scenario.slots):
+        p = tb + t * TASK_W
+        if s[p + T_RUN] == DEAD or in_flux(s[p + T_PC]) or in_locked_section(s, t) or not d.fpstate_active(s, t):
+            continue
+        c = s[p + T_CPU]
+        if c != NULL and d.regs_live(s, t, c):
+            continue
+        if s[p + T_FPSTATE_HDR] & HDR_BAD:
+            return f"{m.name(t)}'s fpstate has a header XRSTOR rejects (#GP)"
+        if s[p + T_FPSTATE] == GARBAGE:
+            return f"{m.name(t)}'s fpstate holds half-written registers"
     return None
 
 
@@ -229,7 +276,7 @@ def kernel_uaccess_uses_own_pkru(m, s) -> Optional[str]:
         kind, pc = s[p + T_KIND], s[p + T_PC]
         if s[q + C_CTX] == CTX_TASK and ((kind == USER and pc in UACCESS_PCS) or (kind == UWORKER and pc == PC_KTHREAD)):
             want = s[tb + t * TASK_W + GHOST_OFF + G_PKRU]
-            if s[q + C_PKRU] != want:
+            if s[q + C_PKRU] != want and want != NULL:
                 return f"cpu{c}: {m.name(t)} runs with PKRU {m.pkru(s[q + C_PKRU])}, expected {m.pkru(want)}"
     return None
 
@@ -254,6 +301,7 @@ PROPERTIES: tuple[Property, ...] = (
     Property("fpstate_not_clobbered", fpstate_not_clobbered, "architectural"),
     Property("state_survives", state_survives, "architectural"),
     Property("sigframe_holds_user_state", sigframe_holds_user_state, "architectural"),
+    Property("xrstor_image_valid", xrstor_image_valid, "architectural"),
     Property("readers_see_current_state", readers_see_current_state, "architectural"),
     Property("kernel_uaccess_uses_own_pkru", kernel_uaccess_uses_own_pkru, "architectural"),
     Property("guest_sees_own_registers", K.guest_sees_own_registers, "architectural"),

@@ -19,8 +19,21 @@ stored, so a vector can hold up to 254 task slots (the cost simulator's).
 
 Register and memory contents are abstract *values* from a small domain:
 `INIT` (the architectural init state), `KERNEL` (scratch data of an in-kernel
-FPU user), `GARBAGE` (half-written by a faulting XRSTOR) and
-`user_value(t, v)`, version `v` of the data user task slot `t` wrote.
+FPU user), `GARBAGE` (registers half-written by an XRSTOR that faulted midway)
+and `user_value(t, v)`, version `v` of the data user task slot `t` wrote.
+
+Every XSAVE image (a task's fpstate, a signal frame) carries a header apart
+from its data, as the hardware keeps it: XSTATE_BV bits for the FP/SSE group
+and for PKRU, and whether XCOMP_BV/the reserved bytes are valid (`HDR_BAD`:
+XRSTOR raises #GP and loads nothing). A clear XSTATE_BV bit makes XRSTOR load
+the component's *hardware* init value: `INIT` for the registers, 0 for PKRU
+(`PKRU_HW_INIT`, all keys enabled, not the kernel's `init_pkru_value`). The
+registers' own header (XINUSE) is a function of their values (`xinuse`):
+XSAVE writes XSTATE_BV = XINUSE, so an XSAVE always writes a valid header.
+(The SDM lets a CPU keep XINUSE set for a component in its init value; AMD's
+init tracker clears XINUSE[PKRU] on any WRPKRU(0), the case ae6012d72fa6 is
+about, and the model takes that behaviour.) init_fpstate's header is 0: every
+component in its init state.
 """
 
 from __future__ import annotations
@@ -30,11 +43,17 @@ from typing import NamedTuple
 # ---------------------------------------------------------------- values
 INIT = 0  # init_fpstate contents: no task's data
 KERNEL = 1  # data of a kernel_fpu_begin() user (crypto keys, RAID syndromes)
-GARBAGE = 2  # registers left half-written by a faulting XRSTOR
+GARBAGE = 2  # registers left half-written by an XRSTOR that faulted midway (not a header state)
 _USER_BASE = 3
 VALUES_PER_TASK = 8  # stride of the value encoding; Scenario.values <= 8 are used
 
-PKRU_INIT = 0  # init_pkru_value; PKRU of user task t is pkru_of(t)
+PKRU_INIT = 0  # init_pkru_value (the kernel's default); PKRU of user task t is pkru_of(t)
+PKRU_HW_INIT = 254  # PKRU = 0, the hardware init value: what XRSTOR loads when XSTATE_BV[PKRU] is clear
+
+# XSAVE header bits of an image (a byte per image).
+XFEATURE_MASK_FPSSE = 1  # XSTATE_BV bits of the FP/SSE (and AVX) group: clear = init state
+XFEATURE_MASK_PKRU = 2  # XSTATE_BV[PKRU]: clear = PKRU in its hardware init state (0)
+HDR_BAD = 4  # XCOMP_BV or reserved header bytes invalid: XRSTOR raises #GP and loads nothing
 
 NULL = 255  # fpu_fpregs_owner_ctx == NULL, last_cpu == -1, "not on a CPU"
 
@@ -68,7 +87,23 @@ def pkru_of(task: int, version: int = 0) -> int:
 
 
 def pkru_owner(pkru: int) -> int:
-    return (pkru - 1) // 2 if pkru != PKRU_INIT else NULL
+    return (pkru - 1) // 2 if pkru not in (PKRU_INIT, PKRU_HW_INIT, NULL) else NULL
+
+
+def xinuse(fpregs: int, pkru: int) -> int:
+    """The XSTATE_BV an XSAVE writes for registers holding `fpregs` and `pkru`: a component's
+    bit is set unless it is in its init state (XINUSE). Never HDR_BAD."""
+    return (XFEATURE_MASK_FPSSE if fpregs != INIT else 0) | (XFEATURE_MASK_PKRU if pkru != PKRU_HW_INIT else 0)
+
+
+def xrstor_value(data: int, hdr: int) -> int:
+    """What XRSTOR loads into the FP/SSE registers from an image (header valid)."""
+    return data if hdr & XFEATURE_MASK_FPSSE else INIT
+
+
+def xrstor_pkru(slot: int, hdr: int) -> int:
+    """What XRSTOR loads into PKRU from an image's PKRU slot (header valid)."""
+    return slot if hdr & XFEATURE_MASK_PKRU else PKRU_HW_INIT
 
 
 def pkru_version(pkru: int) -> int:
@@ -196,10 +231,11 @@ G_PKRU = 1  # the PKRU value the program runs with
 G_FRAME = 2  # what the program expects back from signal frame 0 .. MAX_SIGFRAMES-1
 GHOST_W = G_FRAME + MAX_SIGFRAMES
 
-# Fields appended after the ghost (5.16+: KVM's fpstate swap, AMX/XFD). Kernel fields, then the ghost's.
-# fpu_swap_kvm_fpstate() swaps fpu->fpstate with guest_fpu.fpstate: the model exchanges the
-# (T_FPSTATE, T_XFD, T_XSIZE) triple with the T_SWAP_* one, and the ghost's G_VALUE with G_SWAP_VALUE,
-# so every hook that reads "current's fpstate" sees the guest's while a vCPU task is in KVM_RUN.
+# Fields appended after the ghost, kernel fields first, then the ghost's (encode() relies on it).
+# 5.16+: KVM's fpstate swap, AMX/XFD. fpu_swap_kvm_fpstate() swaps fpu->fpstate with
+# guest_fpu.fpstate: the model exchanges the (T_FPSTATE, T_XFD, T_XSIZE, T_FPSTATE_HDR) fields with
+# the T_SWAP_* ones, and the ghost's G_VALUE with G_SWAP_VALUE, so every hook that reads
+# "current's fpstate" sees the guest's while a vCPU task is in KVM_RUN.
 EXT_OFF = GHOST_OFF + GHOST_W
 T_XFD = EXT_OFF + 0  # fpu->fpstate->xfd (XFD_ARMED or 0)
 T_XSIZE = EXT_OFF + 1  # fpu->fpstate is fpstate_realloc()'s large buffer (AMX tile data in the image)
@@ -208,8 +244,20 @@ T_SWAP_FPSTATE = EXT_OFF + 3  # the other fpstate's regs: guest_fpu.fpstate outs
 T_SWAP_XFD = EXT_OFF + 4  # the other fpstate's xfd
 T_SWAP_XSIZE = EXT_OFF + 5  # the other fpstate's size
 EXT_W = 6
-G_SWAP_VALUE = EXT_OFF + EXT_W - GHOST_OFF  # ghost (offset from ghost()): what the other context expects
-TASK_W = EXT_OFF + EXT_W + 1
+# The XSAVE headers and the second PKRU home (kernel state and user memory).
+_X = EXT_OFF + EXT_W
+T_FPSTATE_HDR = _X  # fpu->fpstate->regs.xsave.header: XSTATE_BV bits | HDR_BAD
+T_XPKRU = _X + 1  # the PKRU slot of the xsave buffer (5.14+; before, T_PKRU is that slot)
+T_SIGFRAME_HDR = _X + 2  # header of frame 0 .. MAX_SIGFRAMES-1
+T_SIGFRAME_PKRU = T_SIGFRAME_HDR + MAX_SIGFRAMES  # the PKRU slot of frame 0 .. MAX_SIGFRAMES-1
+T_SIG_PKRU = T_SIGFRAME_PKRU + MAX_SIGFRAMES  # handle_signal()'s pkru local (6.12+ sig_prepare_pkru()); NULL outside
+T_SWAP_HDR = T_SIG_PKRU + 1  # the other fpstate's header (KVM)
+X_FIELDS = T_SWAP_HDR + 1 - _X
+# Ghost fields after the kernel's (offsets from ghost()).
+_GX = _X + X_FIELDS
+G_SWAP_VALUE = _GX - GHOST_OFF  # what the other context (host or guest) expects
+G_FRAME_PKRU = _GX + 1 - GHOST_OFF  # PKRU the program expects back from frame i (NULL: it corrupted it)
+TASK_W = _GX + 1 + MAX_SIGFRAMES
 GUEST_VERSION = 4  # guest_value(t, v) = user_value(t, GUEST_VERSION + v): task t's guest's data
 
 
@@ -273,6 +321,14 @@ class TaskState(NamedTuple):
     swap_fpstate: int = 0
     swap_xfd: int = 0
     swap_xsize: int = 0
+    fpstate_hdr: int = 0
+    xpkru: int = 0
+    sigframe_hdr0: int = 0
+    sigframe_hdr1: int = 0
+    sigframe_pkru0: int = 0
+    sigframe_pkru1: int = 0
+    sig_pkru: int = NULL
+    swap_hdr: int = 0
 
 
 class Ghost(NamedTuple):
@@ -281,6 +337,8 @@ class Ghost(NamedTuple):
     frame0: int
     frame1: int
     swap_value: int = 0
+    frame_pkru0: int = 0
+    frame_pkru1: int = 0
 
 
 class KernelState(NamedTuple):
@@ -314,8 +372,9 @@ def encode(ks: KernelState) -> bytes:
 def decode(s) -> KernelState:
     nc, nt = ncpus(s), ntasks(s)
     cpus = tuple(CpuState(*s[cpu(c): cpu(c) + CPU_W]) for c in range(nc))
-    tasks = tuple(TaskState(*s[task(s, t): task(s, t) + GHOST_OFF], *s[task(s, t) + EXT_OFF: task(s, t) + EXT_OFF + EXT_W])
+    tasks = tuple(TaskState(*s[task(s, t): task(s, t) + GHOST_OFF], *s[task(s, t) + EXT_OFF: task(s, t) + _GX])
                   for t in range(nt))
-    ghosts = tuple(Ghost(*s[ghost(s, t): ghost(s, t) + GHOST_W], s[ghost(s, t) + G_SWAP_VALUE]) for t in range(nt))
+    ghosts = tuple(Ghost(*s[ghost(s, t): ghost(s, t) + GHOST_W],
+                         *s[ghost(s, t) + G_SWAP_VALUE: ghost(s, t) + G_FRAME_PKRU + MAX_SIGFRAMES]) for t in range(nt))
     return KernelState(cpus, tasks, ghosts, (s[H_FORKS], s[H_EXECS], s[H_EXITS]), s[H_CLOBBERED], s[H_PTRACE],
                        s[H_SIGNALS], s[H_STALE_READ], s[H_XFD_NM])

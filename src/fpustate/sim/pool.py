@@ -34,6 +34,9 @@ from ..kernel.state import (
     T_PKRU,
     T_RUN,
     T_XFD,
+    T_XPKRU,
+    T_FPSTATE_HDR,
+    T_SIG_PKRU,
     TASK_W,
     USER,
     XFD_ARMED,
@@ -41,6 +44,7 @@ from ..kernel.state import (
     ghost,
     task,
     user_value,
+    xinuse,
 )
 
 USER_DATA = user_value(0, 0)  # register contents are not tracked by the simulator: one token for all
@@ -78,7 +82,8 @@ class TaskPool:
                 k[p + T_XFD] = XFD_ARMED
             g = ghost(k, t)
             k[g + G_VALUE] = k[p + T_FPSTATE]
-            k[g + G_PKRU] = k[p + T_PKRU] = PKRU_INIT
+            k[g + G_PKRU] = k[p + T_PKRU] = k[p + T_XPKRU] = PKRU_INIT
+            k[p + T_FPSTATE_HDR], k[p + T_SIG_PKRU] = xinuse(k[p + T_FPSTATE], PKRU_INIT), NULL
             self.design.boot_task(k, t, NULL)
         self.slot_of[pid] = t
         self.pid_of[t] = pid

@@ -52,6 +52,7 @@ from ..kernel.state import (
     PC_KVM_RUN,
     PC_SYSCALL,
     PC_USER,
+    PKRU_INIT,
     RUNNABLE,
     RUNNING,
     SLEEPING,
@@ -64,6 +65,8 @@ from ..kernel.state import (
     T_RUN,
     T_SIGDEPTH,
     T_SIGFRAME,
+    T_SIGFRAME_HDR,
+    xinuse,
     TASK_W,
     USER,
     ghost,
@@ -347,7 +350,7 @@ class Replay(TaskPool, Meter, KvmReplay):
             return
         self._leave_user(c, t, False)
         if k[p + T_SIGDEPTH] == 0:  # a frame set up before the trace began
-            k[p + T_SIGDEPTH], k[p + T_SIGFRAME] = 1, USER_DATA
+            k[p + T_SIGDEPTH], k[p + T_SIGFRAME], k[p + T_SIGFRAME_HDR] = 1, USER_DATA, xinuse(USER_DATA, PKRU_INIT)
         self._run_path(c, t, PATH_SIGRETURN)
         k[p + T_SIGDEPTH] -= 1
         self._to_user(c, t)
@@ -356,7 +359,7 @@ class Replay(TaskPool, Meter, KvmReplay):
         t = self.slot_of.get(op.pid)
         if t is None or self.k[task(self.k, t) + T_CPU] != NULL:
             return  # PTRACE_SETREGSET needs a stopped tracee
-        self.design.xstateregs_set(self.k, t, USER_DATA, NULL)
+        self.design.xstateregs_set(self.k, t, USER_DATA, xinuse(USER_DATA, PKRU_INIT), NULL)
 
     def op_migrate(self, op: O.Op) -> None:
         """sched_migrate_task has no FPU effect of its own: where the task runs next shows at
