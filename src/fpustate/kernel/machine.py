@@ -49,11 +49,9 @@ from .state import (
     CTX_SOFTIRQ_KFPU,
     CTX_TASK,
     DEAD,
-    G_FRAME_PKRU,
     G_PKRU,
     G_VALUE,
     GARBAGE,
-    HDR_BAD,
     H_EXECS,
     H_EXITS,
     H_CLOBBERED,
@@ -63,23 +61,15 @@ from .state import (
     H_STALE_READ,
     H_XFD_NM,
     HEADER,
-    MAX_SIGFRAMES,
-    G_FRAME,
     IDLE,
     INIT,
     KERNEL,
     KTHREAD,
     NULL,
     UWORKER,
-    PATH_EXEC,
-    PATH_EXIT,
-    PATH_SIGNAL,
-    PATH_SIGRETURN,
-    PATH_SIGRETURN_IA32,
     PC_DEAD,
     PC_EXIT_LOOP,
     PC_KTHREAD,
-    PC_SYSCALL,
     PC_USER,
     PKRU_HW_INIT,
     PKRU_INIT,
@@ -94,23 +84,15 @@ from .state import (
     T_SIGDEPTH,
     T_FPSTATE_HDR,
     T_SIG_PKRU,
-    T_SIGFRAME,
-    T_SWAP_FPSTATE,
     T_XFD,
-    T_SIGFRAME_HDR,
-    T_SIGFRAME_PKRU,
     T_XPKRU,
     TASK_W,
-    XFEATURE_MASK_FPSSE,
-    XFEATURE_MASK_PKRU,
     USER,
     GUEST_VERSION,
     XFD_ARMED,
-    G_SWAP_VALUE,
     cpu,
     is_guest_value,
     ghost,
-    path_pc,
     pkru_of,
     pkru_owner,
     pkru_version,
@@ -159,11 +141,6 @@ PTRACE_KINDS = 4
 XRSTOR_FPSSE_INIT, XRSTOR_PKRU_INIT = 0, 1
 PATH_ACTIONS = (EXEC_STEP, SIGNAL_STEP, SIGRETURN_STEP, SIGRETURN_IA32_STEP, EXIT_STEP)
 SOFTIRQ_SITUATION = -1  # kernel.actions.SOFTIRQ: a softirq in its kernel-FPU section on top of current
-
-
-def path_steps(d: Design, path: int) -> tuple:
-    """The design's steps of one multi-step path."""
-    return (d.exec_steps, d.signal_steps, d.sigreturn_steps, d.sigreturn_ia32_steps, d.exit_steps)[path]
 
 
 class Action(NamedTuple):
@@ -323,18 +300,6 @@ def set_running_user(k: bytearray, c: int, t: int) -> None:
     k[q + C_CURR], k[q + C_FPREGS], k[q + C_OWNER], k[q + C_PKRU] = t, k[p + T_FPSTATE], t, k[p + T_PKRU]
 
 
-def run_path(m: Model, k: bytearray, c: int, t: int, path: int) -> None:
-    """A multi-step path run to its end on one schedule (the cost simulator's): the first
-    outcome of every step (no page fault), no interleaving; the task is then at the end of
-    exit, or back in the syscall. The path's bookkeeping (budgets, frames, the ghost) is the
-    caller's."""
-    n = len(path_steps(m.design, path))
-    i = 0
-    while i < n:
-        i = path_step(m, k, c, t, path, i)
-    k[task(k, t) + T_PC] = path_pc(PATH_EXIT, n) if path == PATH_EXIT else PC_SYSCALL
-
-
 # ---------------------------------------------------------------- helpers
 def next_user_value(m: Model, t: int, current: int) -> int:
     """What a user FPU write produces: the next version of t's own data."""
@@ -392,179 +357,9 @@ def runnable(m: Model, s: bytes) -> list[int]:
     return [t for t in m.runqueue_slots if s[tb + t * TASK_W + T_RUN] == RUNNABLE]
 
 
-def ptrace_set(m: Model, s: bytes, t: int, kind: int) -> bytes:
-    """A tracer on another CPU writes a stopped tracee's xstate (PTRACE_SETREGSET NT_X86_XSTATE).
-
-    The buffer holds the next version of the tracee's data with a valid header
-    (XSTATE_BV: FP/SSE and PKRU set), and: the tracee's own PKRU (PTRACE_VALUES,
-    `pkru` NULL), new protection keys (PTRACE_PKRU), XSTATE_BV[PKRU] clear
-    (PTRACE_PKRU_INIT: PKRU in its init state, as XRSTOR would load it: 0), or
-    a bogus header (PTRACE_BOGUS: nonzero xcomp_bv, CVE-2017-15537). The
-    design's xstateregs_set() decides; the tracee's program then expects what
-    landed in its image: the written data, or, for an image no XRSTOR can load,
-    the init state the kernel falls back to at best. An accepted write's PKRU
-    is what the program runs with afterwards, whether or not the design stored it."""
-    k = bytearray(s)
-    k[H_PTRACE] -= 1
-    g, p = ghost(k, t), task(k, t)
-    value = next_user_value(m, t, k[g + G_VALUE])
-    hdr = XFEATURE_MASK_FPSSE | (0 if kind == PTRACE_PKRU_INIT else XFEATURE_MASK_PKRU)
-    pkru = NULL
-    if kind == PTRACE_BOGUS:
-        hdr |= HDR_BAD
-    elif kind == PTRACE_PKRU:
-        old = k[g + G_PKRU]
-        pkru = pkru_of(t, 1 - pkru_version(old)) if pkru_owner(old) == t else pkru_of(t)
-    m.design.xstateregs_set(k, t, value, hdr, pkru)
-    if k[p + T_FPSTATE] == value and (k[p + T_FPSTATE_HDR] & HDR_BAD) == (hdr & HDR_BAD):
-        k[g + G_VALUE] = INIT if hdr & HDR_BAD else value
-        if kind == PTRACE_PKRU:
-            k[g + G_PKRU] = pkru
-        elif kind == PTRACE_PKRU_INIT:
-            k[g + G_PKRU] = PKRU_HW_INIT
-    return bytes(k)
-
-
-def fpu_sync(m: Model, s: bytes, c: int, t: int) -> bytes:
-    """A syscall reads current's own FPU state (coredump, PTRACE_GETREGSET of self, the
-    legacy fsave header): the design's fpu_sync_fpstate(), then a copy of the image. A
-    reader that sees anything but the program's latest values leaves the ghost marker."""
-    k = bytearray(s)
-    m.design.fpu_sync_fpstate(k, c, t)
-    if m.design.fpstate_image(k, t) != k[ghost(k, t) + G_VALUE] and k[H_STALE_READ] == NULL:
-        k[H_STALE_READ] = t
-    return bytes(k)
-
-
 def hardirq_kfpu(d: Design, k: bytearray, c: int) -> None:
     """A hardirq handler's kernel_fpu_begin() ... kernel_fpu_end(): IRQs off, one step."""
     d.kernel_fpu_begin(k, c, K_HARDIRQ)
     d.kernel_fpu_end(k, c, K_HARDIRQ)
 
 
-def free_slot(m: Model, s: bytes) -> int:
-    """The slot a fork reuses: the lowest dead user slot (struct fpu address reuse)."""
-    for t in range(m.scenario.slots):
-        if s[task(s, t) + T_RUN] == DEAD:
-            return t
-    return NULL
-
-
-def fork(m: Model, s: bytes, c: int, parent: int, child: int) -> bytes:
-    k = bytearray(s)
-    k[H_FORKS] -= 1
-    copy_process(m, k, c, parent, child)
-    return bytes(k)
-
-
-def copy_process(m: Model, k: bytearray, c: int, parent: int, child: int) -> None:
-    """copy_process(): dup_task_struct() copies the parent's task_struct (and its
-    struct fpu) over the reused slot, the design's fpu_clone() fixes it up, and
-    wake_up_new_task() makes the child runnable. The child returns through the
-    syscall tail like its parent."""
-    pp, cp = task(k, parent), task(k, child)
-    k[cp: cp + TASK_W] = k[pp: pp + TASK_W]
-    k[cp + T_RUN], k[cp + T_PC], k[cp + T_LOCAL], k[cp + T_CPU] = RUNNABLE, PC_SYSCALL, 0, NULL
-    k[cp + T_SWAP_FPSTATE] = k[ghost(k, child) + G_SWAP_VALUE] = INIT  # no vCPU fd: a new guest fpstate if any
-    m.design.fpu_clone(k, c, parent, child)
-
-
-def path_step(m: Model, k: bytearray, c: int, t: int, path: int, step: int, choice=None) -> int:
-    """Run step `step` of a multi-step path on the working copy; the index of the next step
-    (past the last one: the path is done). `choice` is the outcome of a step that has several
-    (None: the first, a fault-free access)."""
-    st = path_steps(m.design, path)[step]
-    choices = st.choices()
-    if choices:
-        nxt = st.fn(k, c, t, choices[0] if choice is None else choice)
-    else:
-        nxt = st.fn(k, c, t)
-    return step + 1 if nxt is None else nxt
-
-
-def path_successors(m: Model, s: bytes, c: int, t: int, path: int, step: int,
-               enter: bool = False) -> list[tuple[tuple, bytes]]:
-    """One step of a multi-step path (both outcomes of a step that may fault);
-    `enter` does the path's entry bookkeeping first, in the same step."""
-    steps = path_steps(m.design, path)
-    st = steps[step]
-    out = []
-    for n, choice in enumerate(st.choices() or (None,)):
-        k = bytearray(s)
-        if enter:
-            _enter_path(k, t, path)
-        nxt = path_step(m, k, c, t, path, step, choice)
-        if nxt >= len(steps) and path != PATH_EXIT:
-            _complete_path(m, k, c, t, path)
-        else:
-            k[task(k, t) + T_PC] = path_pc(path, nxt)
-        out.append(((PATH_ACTIONS[path], c, step + FAULTED * n), bytes(k)))
-    return out
-
-
-def _clear_frame(k: bytearray, t: int, i: int) -> None:
-    """Frame i's memory and the ghost's record of it back to zero (as at boot)."""
-    p, g = task(k, t), ghost(k, t)
-    k[p + T_SIGFRAME + i] = k[p + T_SIGFRAME_HDR + i] = k[p + T_SIGFRAME_PKRU + i] = 0
-    k[g + G_FRAME + i] = k[g + G_FRAME_PKRU + i] = 0
-
-
-def _enter_path(k: bytearray, t: int, path: int) -> None:
-    """Budgets, and the ghost's record of what a signal frame must bring back."""
-    p, g = task(k, t), ghost(k, t)
-    if path == PATH_EXEC:
-        k[H_EXECS] -= 1
-        for i in range(MAX_SIGFRAMES):  # the new program starts on a fresh stack
-            _clear_frame(k, t, i)
-        k[p + T_SIGDEPTH] = 0
-    elif path == PATH_EXIT:
-        k[H_EXITS] -= 1
-    elif path == PATH_SIGNAL:
-        k[H_SIGNALS] -= 1
-        k[p + T_LOCAL] = 0
-        depth = k[p + T_SIGDEPTH]
-        _clear_frame(k, t, depth)  # fresh frame memory (copy_fpstate_to_sigframe() clears the header)
-        k[g + G_FRAME + depth] = k[g + G_VALUE]  # what sigreturn must give back
-        k[g + G_FRAME_PKRU + depth] = k[g + G_PKRU]
-
-
-def _complete_path(m: Model, k: bytearray, c: int, t: int, path: int) -> None:
-    """Where a path goes when its last step is done, and what the program expects afterwards,
-    from the ghost alone (no design state is read).
-
-    Signal delivery: the handler starts from the init registers and the kernel's default
-    PKRU, init_pkru_value, in every modelled version (v6.18 fpu__clear_user_states() ->
-    restore_fpregs_from_init_fpstate() -> pkru_write_default(); v4.19 fpu__clear() ->
-    copy_init_pkru_to_fpregs(); v4.8 XRSTORs init_fpstate, PKRU included). sigreturn: the
-    program continues with the registers *and the PKRU* it had when the signal arrived (the
-    frame's XSTATE_BV[PKRU] is set and its PKRU slot holds that value: v6.18
-    update_pkru_in_sigframe(), 4.x a plain XSAVE). A frame the program corrupted gets the init
-    registers and SIGSEGV; its PKRU is then the business of that SIGSEGV's delivery (which the
-    model does not run), so it is unchecked (NULL) until the program or a handler sets it."""
-    p, g = task(k, t), ghost(k, t)
-    if path == PATH_SIGNAL:
-        # handle_signal() done: the frame is on the stack, the handler starts from init.
-        k[p + T_SIGDEPTH] += 1
-        k[g + G_VALUE], k[g + G_PKRU] = INIT, PKRU_INIT
-        enter_exit_loop(m, k, c, t)  # the work loop re-reads the flags
-        return
-    if path in (PATH_SIGRETURN, PATH_SIGRETURN_IA32):
-        depth = k[p + T_SIGDEPTH] - 1
-        want = k[g + G_FRAME + depth]
-        if want == GARBAGE:  # the ghost's mark of a frame the program corrupted
-            k[g + G_VALUE], k[g + G_PKRU] = INIT, NULL
-        else:
-            k[g + G_VALUE], k[g + G_PKRU] = want, k[g + G_FRAME_PKRU + depth]
-        k[p + T_SIGDEPTH] = depth
-        _clear_frame(k, t, depth)
-    k[p + T_PC] = PC_SYSCALL
-
-
-def task_dead(m: Model, s: bytes, c: int, t: int, nxt: int) -> bytes:
-    """do_task_dead(): the final schedule(); the slot becomes free for fork."""
-    k = bytearray(s)
-    context_switch(m, k, c, t, nxt, DEAD)
-    p, g = task(k, t), ghost(k, t)
-    k[p + T_PC], k[p + T_LOCAL] = PC_DEAD, 0
-    k[g + G_VALUE], k[g + G_PKRU] = INIT, PKRU_INIT
-    return bytes(k)

@@ -19,16 +19,8 @@ from typing import Optional
 from ..config import Scenario
 from ..errors import InternalError, UsageError
 from ..kernel.design import K_SOFTIRQ, K_TASK, Design
-from ..kernel.machine import (
-    context_switch,
-    copy_process,
-    enter_exit_loop,
-    exit_to_user,
-    make_model,
-    new_vector,
-    run_path,
-    set_running_user,
-)
+from ..kernel.machine import context_switch, enter_exit_loop, exit_to_user, make_model, new_vector, set_running_user
+from ..kernel.paths import copy_process, run_path
 from ..kernel.state import (
     C_CTX,
     C_CURR,
