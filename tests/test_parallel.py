@@ -121,6 +121,6 @@ def test_interrupted_parallel_run_prints_partial_result(monkeypatch, capsys):
         depth.append(depth[ex.parent[i]] + 1)
     states = sum(d <= 5 for d in depth)
     transitions = sum(len(successors(m, s)) for s, d in zip(ex.states, depth) if d <= 4)
-    assert re.search(rf"^linux\s+{states:,}\s+{transitions:,}\s+5\s+\S+\s+\S+\s+holds so far \(interrupted\)",
+    assert re.search(rf"^linux\s+{states:,}\s+{transitions:,}\s+5\s+\S+\s+\S+\s+incomplete \(interrupted\)",
                      out.out, re.M), out.out
     assert out.err.strip() == "fpustate: interrupted; the results above are partial"

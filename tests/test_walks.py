@@ -44,7 +44,7 @@ def test_broken_design_counterexample_found_and_shrunk():
     assert f"\nrfc2016-stale-flags: {prop} violated after {steps} steps (v4.8 + RFC 0/5" in p.stdout
     found = re.search(rf"^  found by walk 0 after (\d+) steps, shrunk to {steps}$", p.stdout, re.M)
     assert found and int(found.group(1)) > steps
-    path = re.search(r"^  index path: ([\d/]+)$", p.stdout, re.M).group(1)
+    path = re.search(r"^  index path: ([0-9a-f]{6}:[\d/]+)$", p.stdout, re.M).group(1)
     replay = cli("check", "rfc2016-stale-flags", "--execs", "0", "--replay", path)
     assert replay.returncode == 1 and f"  violated: {prop}: " in replay.stdout
 

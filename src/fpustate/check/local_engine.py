@@ -21,9 +21,12 @@ from .parallel import Partition, PartitionFailure
 def _exchange(me: int, buckets: tuple, outs: dict, ins: dict) -> list:
     """All-to-all: send each peer its buffer (in a thread) while reading the peers' buffers."""
     def send() -> None:
-        for j, conn in outs.items():
-            conn.send_bytes(buckets[j][0])
-            conn.send_bytes(buckets[j][1])
+        try:
+            for j, conn in outs.items():
+                conn.send_bytes(buckets[j][0])
+                conn.send_bytes(buckets[j][1])
+        except OSError:
+            pass  # a peer died: reading from it ends in EOF, which is what gets reported
 
     sender = threading.Thread(target=send)
     sender.start()
@@ -34,9 +37,11 @@ def _exchange(me: int, buckets: tuple, outs: dict, ins: dict) -> list:
     return got
 
 
-def _serve(part: Partition, ctrl, outs: dict, ins: dict) -> None:
+def _serve(part: Partition, ctrl, outs: dict, ins: dict, others: tuple) -> None:
     """A partition process: run the coordinator's commands until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
+    for conn in others:  # the pipe ends of other pairs, inherited at fork: only their owners may hold
+        conn.close()     # them, so that a partition that dies is an end-of-file to its peers, not a hang
     while True:
         cmd, args = ctrl.recv()
         try:
@@ -56,7 +61,7 @@ def _serve(part: Partition, ctrl, outs: dict, ins: dict) -> None:
         except PartitionFailure as e:
             ctrl.send(("error", e))
             return
-        except Exception as e:  # fpustate itself failed: report, do not hang the coordinator
+        except (Exception, SystemExit) as e:  # fpustate failed, or a peer died: report, never hang
             ctrl.send(("error", PartitionFailure(None, f"{type(e).__name__}: {e}")))
             return
 
@@ -77,14 +82,19 @@ class LocalTransport:
         self.n = n
         pipes = {(i, j): ctx.Pipe(duplex=False) for i in range(n) for j in range(n) if i != j}
         self.ctrl, self.procs = [], []
+        mine_ends = []
         for i in range(n):
             mine, theirs = ctx.Pipe()
             outs = {j: pipes[i, j][1] for j in range(n) if j != i}
             ins = {j: pipes[j, i][0] for j in range(n) if j != i}
-            p = ctx.Process(target=_serve, args=(Partition(model, properties, key, self.spread, i, n), theirs, outs, ins),
+            keep = set(map(id, outs.values())) | set(map(id, ins.values()))
+            others = tuple(c for pair in pipes.values() for c in pair if id(c) not in keep) + tuple(mine_ends)
+            p = ctx.Process(target=_serve, args=(Partition(model, properties, key, self.spread, i, n), theirs, outs,
+                                                 ins, others),
                             daemon=True, name=f"fpustate-partition-{i}")
             p.start()
             theirs.close()
+            mine_ends.append(mine)
             self.ctrl.append(mine)
             self.procs.append(p)
         for conn in {c for pair in pipes.values() for c in pair}:
@@ -106,10 +116,16 @@ class LocalTransport:
     def layer(self, pending: list[str], keyblobs: Optional[list[bytes]], start: int) -> list[tuple]:
         for c in self.ctrl:
             c.send(("layer", (pending, keyblobs, start)))
-        out = []
-        for i in range(self.n):
-            stats, count = self._reply(i)
+        out, failures = [], []
+        for i in range(self.n):  # every reply, so that the failure with a state is the one reported
+            try:
+                stats, count = self._reply(i)
+            except (PartitionFailure, InternalError) as e:
+                failures.append(e)
+                continue
             out.append((stats, count, self.ctrl[i].recv_bytes()))
+        if failures:  # a hook's failure first; its peers only saw it die
+            raise min(failures, key=lambda e: getattr(e, "state", None) is None)
         return out
 
     def _ask_all(self, cmd: str, arg) -> list:

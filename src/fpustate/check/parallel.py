@@ -94,7 +94,7 @@ class Partition:
             if keyblobs is not None:
                 self._rank(keyblobs, start)
             return self._expand([self.props[name] for name in pending])
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # a user's hook may call sys.exit(): a failure like any other
             raise PartitionFailure(self.current, f"{type(e).__name__}: {e}") from e
 
     def _rank(self, keyblobs: list[bytes], start: int) -> None:
@@ -253,7 +253,7 @@ class ParallelExplorer:
         found: list[Violation] = []
         keyblobs: Optional[list[bytes]] = None
         start, total, depth, transitions, expanded = 0, 1, 0, 0, 0
-        complete, stopped = True, False
+        complete, stopped, interrupted = True, False, False
         try:
             while True:
                 replies = t.layer(pending, keyblobs, start)
@@ -292,10 +292,10 @@ class ParallelExplorer:
                     break
                 depth += 1
         except KeyboardInterrupt:
-            complete = False
+            complete, interrupted = False, True
         found.sort(key=lambda v: order[v.prop.name])
         return Result(m.design.name, total, transitions, depth, time.perf_counter() - start_time, complete, found,
-                      0, stopped_after_violation=stopped, expanded=expanded)
+                      0, stopped_after_violation=stopped, expanded=expanded, interrupted=interrupted)
 
     @staticmethod
     def _cut(keyblobs: list[bytes], layer_start: int, next_start: int, max_states: int) -> int:
