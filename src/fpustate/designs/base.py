@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional
 
-from ..kernel.state import T_FPSTATE, T_PKRU, task
+from ..kernel.state import FIELD_DATA, T_FPSTATE, T_PKRU, task
 
 
 K_TASK, K_SOFTIRQ, K_HARDIRQ = 0, 1, 2
@@ -153,6 +153,10 @@ class Design:
     # The design the cost simulator replays, when the checker's scales a kernel constant down
     # (lazy: fpu->counter's preload threshold). None: this design itself.
     simulation: Optional["Design"] = None
+    # What the design keeps in a task's T_LOCAL, one of kernel.state.FIELD_KINDS (symmetry
+    # reduction rewrites it when it names a CPU or a task): the cached_flags snapshot is plain
+    # data; a cached owner pointer is FIELD_TASK_PLUS1.
+    local_kind: str = FIELD_DATA
 
     def variant(self, **changes) -> "Design":
         """This design with some hooks or fields replaced."""
@@ -162,5 +166,6 @@ class Design:
 HOOKS = tuple(
     f.name
     for f in dataclasses.fields(Design)
-    if f.name not in ("name", "summary", "kernel", "files", "flag_name", "has_pkru", "valid_while_live", "simulation")
+    if f.name not in ("name", "summary", "kernel", "files", "flag_name", "has_pkru", "valid_while_live", "simulation",
+                      "local_kind")
 )

@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 
 from ..errors import InvalidDesign
+from ..kernel.state import FIELD_KINDS
 from .base import HOOKS, Design, Step
 
 # Positional arguments each hook receives, as documented in base.Design.
@@ -64,6 +65,9 @@ def validate(d: Design, origin: str) -> Design:
                             f"got {type(d).__name__}")
     if not isinstance(d.name, str) or not d.name.strip():
         raise InvalidDesign(f"{origin}: the design needs a non-empty name")
+    if d.local_kind not in FIELD_KINDS:
+        raise InvalidDesign(f"{origin}: local_kind of design {d.name!r} must be one of {', '.join(FIELD_KINDS)}, "
+                            f"got {d.local_kind!r}")
     for hook in HOOKS:
         value = getattr(d, hook)
         where = f"{origin}: hook {hook} of design {d.name!r}"

@@ -16,6 +16,7 @@ from ..kernel.state import (
     C_FPREGS,
     C_OWNER,
     C_PREEMPT,
+    FIELD_TASK_PLUS1,
     G_VALUE,
     INIT,
     NULL,
@@ -81,6 +82,7 @@ def copy_fpstate_to_sigframe_before_59c4bd853abc(k: bytearray, c: int, t: int, f
 SIGFRAME_OWNER_CACHE = linux.DESIGN.variant(
     name="linux-sigframe-owner-cache",
     summary="linux with the fpu_fpregs_owner_ctx load hoisted above the sigframe retry loop (before 59c4bd853abc)",
+    local_kind=FIELD_TASK_PLUS1,  # T_LOCAL caches the owner pointer
     signal_steps=(Step("copy_fpstate_to_sigframe", copy_fpstate_to_sigframe_before_59c4bd853abc, may_fault=True),)
     + linux.DESIGN.signal_steps[1:],
 )
