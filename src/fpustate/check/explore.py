@@ -68,6 +68,7 @@ class Result:
     symmetry: str = "off"  # the permutation group the states were reduced by
     store: str = "exact"
     resumed: bool = False  # continued from a checkpoint
+    represented: int = 0  # concrete states the stored ones stand for (= states without symmetry)
 
     @property
     def ok(self) -> bool:
@@ -111,6 +112,7 @@ class Explorer:
                     seconds=self._seconds_before + time.perf_counter() - self._start,
                     found=[(v.prop.name, v.detail, v.state_index, v.depth) for v in self._found],
                     done=self._done, complete=self._complete, stopped=self._stopped,
+                    represented=self._represented,
                     parent=np.frombuffer(self.parent, dtype=np.int32), via=np.frombuffer(self.via, dtype=np.uint16),
                     frontier=np.frombuffer(b"".join(self._frontier), dtype=np.uint8).reshape(-1, w))
         if self.store == "exact":
@@ -137,6 +139,7 @@ class Explorer:
             self._visited = FingerprintSet(snap["visited"])
         self._n = len(self.parent)
         self._fhash = self._hash_rows(self._frontier) if self._frontier else None
+        self._represented = snap["represented"]
 
     def _keys(self, rows: np.ndarray, h: np.ndarray) -> list[bytes]:
         """Canonical images of `rows` as bytes, from their hashes."""
@@ -172,18 +175,18 @@ class Explorer:
         self._pending = [p for p in self.properties if p.name not in {v.prop.name for v in self._found}]
         try:
             while not self._done:
-                self._mark = (self._depth, self._transitions, self._expanded, len(self._found))
+                self._mark = (self._depth, self._transitions, self._expanded, len(self._found), self._represented)
                 if self._layer(progress, max_states):
                     break
                 if self._found and not self._done and self._depth > self._found[0].depth + look_past:
                     self._depth -= 1  # the layer just found is stored, not expanded
                     self._done, self._complete, self._stopped = True, False, True
-                if checkpoint is not None:
+                if checkpoint is not None and checkpoint.due(self._done):
                     checkpoint.save(self.snapshot())
         except KeyboardInterrupt:
-            self._complete = False
             if checkpoint is not None and not self._committing:
                 checkpoint.save(self._boundary_snapshot())
+            self._complete = False
         seconds = self._seconds_before + time.perf_counter() - self._start
         peak = 0
         if measure_memory:
@@ -196,17 +199,18 @@ class Explorer:
         return Result(m.design.name, self._n + len(self._new), self._transitions, self._depth, seconds,
                       self._complete, found, peak, stopped_after_violation=self._stopped, expanded=self._expanded,
                       symmetry=self.sym.describe() if self.sym else "off", store=self.store,
-                      resumed=snap is not None)
+                      resumed=snap is not None, represented=self._represented)
 
     def _boundary_snapshot(self) -> dict:
         """The snapshot of the last layer boundary, taken while a layer was half expanded."""
-        depth, transitions, expanded, nfound = self._mark
-        now = self._depth, self._transitions, self._expanded, self._found
-        self._depth, self._transitions, self._expanded, self._found = depth, transitions, expanded, self._found[:nfound]
+        depth, transitions, expanded, nfound, represented = self._mark
+        now = self._depth, self._transitions, self._expanded, self._found, self._represented
+        self._depth, self._transitions, self._expanded, self._represented = depth, transitions, expanded, represented
+        self._found = self._found[:nfound]
         try:
             return self.snapshot()
         finally:
-            self._depth, self._transitions, self._expanded, self._found = now
+            self._depth, self._transitions, self._expanded, self._found, self._represented = now
 
     def _begin(self) -> None:
         init = initial_state(self.model)
@@ -222,6 +226,7 @@ class Explorer:
             row = np.frombuffer(init, dtype=np.uint8)[None, :]
             self._visited = FingerprintSet(self.sym.canonical(self.sym.hashes(row))[1])
         self._fhash = self._hash_rows(self._frontier)
+        self._represented = self._orbit_sizes(self._fhash) if self.batched else 1
 
     def _hash_rows(self, states: list[bytes]) -> Optional[np.ndarray]:
         """Full hashes of the frontier (later layers carry them from their parents)."""
@@ -245,7 +250,7 @@ class Explorer:
         for lo in range(0, len(frontier), CHUNK):
             chunk = frontier[lo: lo + CHUNK]
             succ: list[bytes] = []
-            prow, pos, counts = [], [], []
+            counts: list[int] = []
             for r, s in enumerate(chunk, lo):
                 for p in self._pending:
                     detail = p.check(m, s)
@@ -260,6 +265,7 @@ class Explorer:
                         if s2 not in seen:
                             seen.add(s2)
                             self._new.append(s2)
+                            self._represented += 1
                             new_parent.append(base + r)
                             new_via.append(k)
                         k += 1
@@ -267,18 +273,16 @@ class Explorer:
                         cut = True
                         break
                 else:
-                    k = 0
-                    for _, s2 in out:
-                        succ.append(s2)
-                        prow.append(r - lo)
-                        pos.append(k)
-                        k += 1
+                    succ += [s2 for _, s2 in out]
             if exact_plain:
                 self._transitions += sum(counts)
                 self._expanded += len(counts)
             else:
+                prow = np.repeat(np.arange(len(counts)), counts)
+                pos = (np.arange(len(succ)) - np.repeat(np.cumsum(counts) - counts, counts)).tolist()
                 keep = self._chunk(chunk, fhash[lo: lo + len(chunk)], succ, prow, seen, layer_fps, new_hashes,
                                    new_fps)
+                prow = prow.tolist()
                 if max_states:
                     keep, counts, cut = self._cap(keep, prow, counts, max_states, base + lo)
                 for i in keep:
@@ -319,8 +323,7 @@ class Explorer:
         sym, w = self.sym, len(succ[0])
         parents = np.frombuffer(b"".join(chunk), np.uint8).reshape(len(chunk), w)
         rows = np.frombuffer(b"".join(succ), np.uint8).reshape(len(succ), w)
-        prow_a = np.asarray(prow, dtype=np.intp)
-        h = sym.successor_hashes(parents, fhash, prow_a, rows)
+        h = sym.successor_hashes(parents, fhash, prow, rows)
         keep = []
         if self.store == "exact":
             for i, key in enumerate(self._keys(rows, h)):
@@ -337,7 +340,14 @@ class Explorer:
                     keep.append(i)
             new_fps.append(fps[keep])
         new_hashes.append(h[keep])
+        self._represented += self._orbit_sizes(h[keep])
         return keep
+
+    def _orbit_sizes(self, h: np.ndarray) -> int:
+        """How many concrete states the orbits of these hash rows stand for: |G| / |stabilizer|
+        (image 0 is the identity; images equal to it fix the state)."""
+        g = self.sym.size
+        return int((g // (h[:, :g] == h[:, :1]).sum(axis=1)).sum()) if len(h) else 0
 
     def _cap(self, keep, prow, counts, max_states: int, first: int):
         """Cut a batch where a sequential BFS would stop: after the parent whose successors
