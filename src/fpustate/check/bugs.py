@@ -79,21 +79,26 @@ class BugResult(NamedTuple):
         return self.found is not None and self.fixed.ok and self.fixed.complete
 
 
-def run_bug(bug: Bug, fixed_cache: dict, progress: Optional[Callable] = None) -> BugResult:
+def run_bug(bug: Bug, fixed_cache: dict, progress: Optional[Callable] = None, symmetry: bool = False,
+            store: str = "exact", checkpoint: Optional[Callable] = None) -> BugResult:
     """Find the bug in its mutant (shortest counterexample of its property), and check the
-    fixed design on the same scenario (cached: several entries share one)."""
+    fixed design on the same scenario (cached: several entries share one). `checkpoint(explorer,
+    tag)` gives each run's `Checkpoint`, or None."""
     scenario = Scenario(**bug.scenario)
     m = make_model(get(bug.mutant), scenario)
-    ex = Explorer(m, (BY_NAME[bug.prop],))
-    r = ex.run(progress=progress and progress(bug.mutant), look_past=0)
+    ex = Explorer(m, (BY_NAME[bug.prop],), symmetry=symmetry, store=store)
+    r = ex.run(progress=progress and progress(bug.mutant), look_past=0,
+               checkpoint=checkpoint and checkpoint(ex, f"mutant-{bug.mutant}"))
     found = r.violations[0] if r.violations else None
     if found:
         ex.trace(found)
     key = (bug.fixed, scenario)
     if key not in fixed_cache:
         t0 = time.perf_counter()
-        fr = Explorer(make_model(get(bug.fixed), scenario), PROPERTIES).run(
-            progress=progress and progress(bug.fixed), look_past=0)
+        fx = Explorer(make_model(get(bug.fixed), scenario), PROPERTIES, symmetry=symmetry, store=store)
+        tag = f"fixed-{bug.fixed}-{'-'.join(f'{k}{v}' for k, v in sorted(bug.scenario.items())) or 'default'}"
+        fr = fx.run(progress=progress and progress(bug.fixed), look_past=0,
+                    checkpoint=checkpoint and checkpoint(fx, tag))
         fr.seconds = time.perf_counter() - t0
         fixed_cache[key] = fr
     return BugResult(bug, found, r, fixed_cache[key], ex)

@@ -78,10 +78,10 @@ def _safe(name: str) -> str:
 class Checkpoint:
     """The checkpoint of one design's run in `root`."""
 
-    def __init__(self, root: str, explorer, resume: bool, interval: float = INTERVAL) -> None:
+    def __init__(self, root: str, explorer, resume: bool, interval: float = INTERVAL, tag: Optional[str] = None) -> None:
         self.root, self.flag = Path(root), "--resume" if resume else "--checkpoint"
         m = explorer.model
-        self.dir = self.root / _safe(m.design.name)
+        self.dir = self.root / _safe(tag or m.design.name)
         self.resume, self.interval, self.last = resume, interval, time.monotonic()
         self.identity = {
             "design": m.design.name, "design_digest": design_digest(m.design), "scenario": asdict(m.scenario),
