@@ -142,7 +142,7 @@ def _verdict(r: Result) -> str:
     if r.violations:
         return "VIOLATED"
     mark = "*" if r.store == "fingerprint" else ""  # explained under the table (_footnotes)
-    return f"holds{mark}" if r.complete else f"holds so far{mark} (interrupted)"
+    return f"holds{mark}" if r.complete else f"holds so far (interrupted){mark}"
 
 
 def _footnotes(results: list[Result]) -> list[str]:
