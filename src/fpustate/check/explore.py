@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import InternalError, UsageError
 from ..kernel.machine import Action, Model, initial_state, successors
 from ..kernel.properties import BY_NAME, PROPERTIES, Property
-from .store import STORES, FingerprintSet, expected_omissions
+from .store import STORES, FingerprintRuns, FingerprintSet, expected_omissions
 from .symmetry import Symmetry
 
 LOOK_PAST = 6  # BFS layers explored past the first violation
@@ -107,14 +107,13 @@ class Explorer:
     # ---------------------------------------------------------------- checkpoints
     def snapshot(self) -> dict:
         """Everything a resumed run needs, at the current layer boundary."""
-        w = self._width
         snap = dict(depth=self._depth, transitions=self._transitions, expanded=self._expanded,
                     seconds=self._seconds_before + time.perf_counter() - self._start,
                     found=[(v.prop.name, v.detail, v.state_index, v.depth) for v in self._found],
                     done=self._done, complete=self._complete, stopped=self._stopped,
                     represented=self._represented,
                     parent=np.frombuffer(self.parent, dtype=np.int32), via=np.frombuffer(self.via, dtype=np.uint16),
-                    frontier=np.frombuffer(b"".join(self._frontier), dtype=np.uint8).reshape(-1, w))
+                    frontier=self._frontier)
         if self.store == "exact":
             snap["states"] = np.frombuffer(b"".join(self.states), dtype=np.uint8).reshape(len(self.states), -1)
         else:
@@ -128,7 +127,7 @@ class Explorer:
         self._seconds_before = snap["seconds"]
         self._found = [Violation(BY_NAME[p], d, i, dep) for p, d, i, dep in snap["found"]]
         self._done, self._complete, self._stopped = snap["done"], snap["complete"], snap["stopped"]
-        self._frontier = [r.tobytes() for r in snap["frontier"]]
+        self._frontier = snap["frontier"]
         if self.store == "exact":
             self.states = [r.tobytes() for r in snap["states"]]
             rows = snap["states"]
@@ -138,7 +137,7 @@ class Explorer:
         else:
             self._visited = FingerprintSet(snap["visited"])
         self._n = len(self.parent)
-        self._fhash = self._hash_rows(self._frontier) if self._frontier else None
+        self._fhash = self._hash_rows(self._frontier)
         self._represented = snap["represented"]
 
     def _keys(self, rows: np.ndarray, h: np.ndarray) -> list[bytes]:
@@ -170,7 +169,7 @@ class Explorer:
             self._restore(snap)
         else:
             self._begin()
-        self._new: list[bytes] = []
+        self._nnew = 0
         self._committing = False
         self._pending = [p for p in self.properties if p.name not in {v.prop.name for v in self._found}]
         try:
@@ -196,7 +195,7 @@ class Explorer:
         # register corruption first, exposure last), not discovery depth.
         order = {p.name: n for n, p in enumerate(self.properties)}
         found = sorted(self._found, key=lambda v: order[v.prop.name])
-        return Result(m.design.name, self._n + len(self._new), self._transitions, self._depth, seconds,
+        return Result(m.design.name, self._n + self._nnew, self._transitions, self._depth, seconds,
                       self._complete, found, peak, stopped_after_violation=self._stopped, expanded=self._expanded,
                       symmetry=self.sym.describe() if self.sym else "off", store=self.store,
                       resumed=snap is not None, represented=self._represented)
@@ -214,7 +213,7 @@ class Explorer:
 
     def _begin(self) -> None:
         init = initial_state(self.model)
-        self._frontier = [init]
+        self._frontier = np.frombuffer(init, dtype=np.uint8)[None, :]
         self.parent, self.via = array("i", [-1]), array("H", [0])
         self._n, self._depth, self._transitions, self._expanded, self._seconds_before = 1, 0, 0, 0, 0.0
         self._found: list[Violation] = []
@@ -228,34 +227,35 @@ class Explorer:
         self._fhash = self._hash_rows(self._frontier)
         self._represented = self._orbit_sizes(self._fhash) if self.batched else 1
 
-    def _hash_rows(self, states: list[bytes]) -> Optional[np.ndarray]:
+    def _hash_rows(self, rows: np.ndarray) -> Optional[np.ndarray]:
         """Full hashes of the frontier (later layers carry them from their parents)."""
-        if not self.batched:
-            return None
-        return self.sym.hashes(np.frombuffer(b"".join(states), np.uint8).reshape(len(states), -1))
+        return self.sym.hashes(rows) if self.batched else None
 
     def _key(self, s: bytes) -> bytes:
         return self.sym.canonical_state(s) if self.reduced else s
 
     def _layer(self, progress, max_states: int) -> bool:
         """Expand the frontier (one BFS layer) and commit the next one. True if max_states cut the run."""
-        m, frontier, base = self.model, self._frontier, self._n - len(self._frontier)
-        self._new = []
-        new_parent, new_via, new_hashes, new_fps = array("i"), array("H"), [], []
+        m, frontier, w = self.model, self._frontier, self._width
+        base = self._n - len(frontier)
+        self._nnew = 0
+        new_states: list[bytes] = []  # the exact store's
+        new_rows, new_parent, new_via, new_hashes, new_fps = [], array("i"), array("H"), [], []
         exact_plain = not self.batched
         seen = self._seen if self.store == "exact" else None
-        layer_fps: set[int] = set()
-        fhash = self._fhash
+        layer = FingerprintRuns()
         cut = False
         for lo in range(0, len(frontier), CHUNK):
-            chunk = frontier[lo: lo + CHUNK]
+            block = frontier[lo: lo + CHUNK]
+            flat = block.tobytes()
             succ: list[bytes] = []
             counts: list[int] = []
-            for r, s in enumerate(chunk, lo):
+            for r in range(len(block)):
+                s = flat[r * w: r * w + w]
                 for p in self._pending:
                     detail = p.check(m, s)
                     if detail is not None:
-                        self._found.append(Violation(p, detail, base + r, self._depth))
+                        self._found.append(Violation(p, detail, base + lo + r, self._depth))
                         self._pending = [q for q in self._pending if q is not p]
                 out = successors(m, s)
                 counts.append(len(out))
@@ -264,83 +264,78 @@ class Explorer:
                     for _, s2 in out:
                         if s2 not in seen:
                             seen.add(s2)
-                            self._new.append(s2)
-                            self._represented += 1
-                            new_parent.append(base + r)
+                            new_states.append(s2)
+                            new_parent.append(base + lo + r)
                             new_via.append(k)
                         k += 1
-                    if max_states and self._n + len(self._new) >= max_states:
+                    if max_states and self._n + len(new_states) >= max_states:
                         cut = True
                         break
                 else:
                     succ += [s2 for _, s2 in out]
             if exact_plain:
-                self._transitions += sum(counts)
-                self._expanded += len(counts)
-            else:
+                self._nnew = len(new_states)
+            elif succ:
                 prow = np.repeat(np.arange(len(counts)), counts)
-                pos = (np.arange(len(succ)) - np.repeat(np.cumsum(counts) - counts, counts)).tolist()
-                keep = self._chunk(chunk, fhash[lo: lo + len(chunk)], succ, prow, seen, layer_fps, new_hashes,
-                                   new_fps)
-                prow = prow.tolist()
+                pos = np.arange(len(succ)) - np.repeat(np.cumsum(counts) - counts, counts)
+                rows = np.frombuffer(b"".join(succ), np.uint8).reshape(len(succ), w)
+                h = self.sym.successor_hashes(block, self._fhash[lo: lo + len(block)], prow, rows)
+                keep = self._fresh(rows, h, seen, layer, new_fps)
                 if max_states:
                     keep, counts, cut = self._cap(keep, prow, counts, max_states, base + lo)
-                for i in keep:
-                    self._new.append(succ[i])
-                    new_parent.append(base + lo + prow[i])
-                    new_via.append(pos[i])
-                self._transitions += sum(counts)
-                self._expanded += len(counts)
+                if self.store == "exact":
+                    new_states += [succ[i] for i in keep.tolist()]
+                new_rows.append(rows[keep])
+                new_parent.frombytes((base + lo + prow[keep]).astype(np.int32).tobytes())
+                new_via.frombytes(pos[keep].astype(np.uint16).tobytes())
+                new_hashes.append(h[keep])
+                self._represented += self._orbit_sizes(h[keep])
+                self._nnew += len(keep)
+            self._transitions += sum(counts)
+            self._expanded += len(counts)
             if progress is not None:
-                progress(self._expanded, self._n + len(self._new), self._depth)
+                progress(self._expanded, self._n + self._nnew, self._depth)
             if cut:
                 break
+        if exact_plain:
+            self._represented += len(new_states)
+            new_rows = [np.frombuffer(b"".join(new_states), np.uint8).reshape(len(new_states), w)]
         self._committing = True
         self.parent.extend(new_parent)
         self.via.extend(new_via)
-        self._n += len(self._new)
+        self._n += self._nnew
         if self.store == "exact":
-            self.states.extend(self._new)
+            self.states.extend(new_states)
         else:
             self._visited.merge(np.concatenate(new_fps) if new_fps else np.empty(0, np.uint64))
         if cut:
             self._done, self._complete = True, False
-        elif not self._new:
+        elif not self._nnew:
             self._done = True
         else:
             self._depth += 1
-            self._frontier = self._new
+            self._frontier = np.concatenate(new_rows) if len(new_rows) > 1 else new_rows[0]
             if self.batched:
                 self._fhash = np.concatenate(new_hashes)
-        self._new = []
+        self._nnew = 0
         self._committing = False
         return cut
 
-    def _chunk(self, chunk, fhash, succ, prow, seen, layer_fps, new_hashes, new_fps) -> list[int]:
-        """Hash one batch of successors; the positions of those never seen, in order."""
-        if not succ:
-            return []
-        sym, w = self.sym, len(succ[0])
-        parents = np.frombuffer(b"".join(chunk), np.uint8).reshape(len(chunk), w)
-        rows = np.frombuffer(b"".join(succ), np.uint8).reshape(len(succ), w)
-        h = sym.successor_hashes(parents, fhash, prow, rows)
-        keep = []
+    def _fresh(self, rows, h, seen, layer: "FingerprintRuns", new_fps) -> np.ndarray:
+        """Positions of the successors never seen before, in order, marking them seen."""
         if self.store == "exact":
+            keep = []
             for i, key in enumerate(self._keys(rows, h)):
                 if key not in seen:
                     seen.add(key)
                     keep.append(i)
-        else:
-            _, fps = sym.canonical(h)
-            uniq, first = np.unique(fps, return_index=True)
-            cand = np.sort(first[~self._visited.contains(uniq)])
-            for i, f in zip(cand.tolist(), fps[cand].tolist()):
-                if f not in layer_fps:
-                    layer_fps.add(f)
-                    keep.append(i)
-            new_fps.append(fps[keep])
-        new_hashes.append(h[keep])
-        self._represented += self._orbit_sizes(h[keep])
+            return np.asarray(keep, dtype=np.intp)
+        _, fps = self.sym.canonical(h)
+        uniq, first = np.unique(fps, return_index=True)
+        fresh = ~(self._visited.contains(uniq) | layer.contains(uniq))
+        layer.add(uniq[fresh])
+        keep = np.sort(first[fresh])
+        new_fps.append(fps[keep])
         return keep
 
     def _orbit_sizes(self, h: np.ndarray) -> int:
@@ -349,18 +344,17 @@ class Explorer:
         g = self.sym.size
         return int((g // (h[:, :g] == h[:, :1]).sum(axis=1)).sum()) if len(h) else 0
 
-    def _cap(self, keep, prow, counts, max_states: int, first: int):
+    def _cap(self, keep: np.ndarray, prow: np.ndarray, counts: list[int], max_states: int, first: int):
         """Cut a batch where a sequential BFS would stop: after the parent whose successors
         bring the count to max_states. (keep, counts, cut)"""
-        total = self._n + len(self._new)
-        j = 0
-        for p in range(len(counts)):
-            while j < len(keep) and prow[keep[j]] == p:
-                j += 1
-            if total + j >= max_states:
-                self._found = [v for v in self._found if v.state_index <= first + p]
-                return keep[:j], counts[: p + 1], True
-        return keep, counts, False
+        total = self._n + self._nnew
+        kept_by = np.searchsorted(prow[keep], np.arange(len(counts)), side="right")  # new states up to parent p
+        over = np.flatnonzero(total + kept_by >= max_states)
+        if not len(over):
+            return keep, counts, False
+        p = int(over[0])
+        self._found = [v for v in self._found if v.state_index <= first + p]
+        return keep[: kept_by[p]], counts[: p + 1], True
 
     # ---------------------------------------------------------------- counterexamples
     def trace(self, v: Violation) -> list[tuple[Action, bytes]]:

@@ -54,3 +54,28 @@ class FingerprintSet:
         if len(fps):
             new = np.sort(fps)
             self.values = np.insert(self.values, np.searchsorted(self.values, new), new)
+
+
+class FingerprintRuns:
+    """Distinct fingerprints added in sorted batches (the current BFS layer's): kept as sorted runs,
+    neighbours merged when the newer is at least half the older, so a layer of n costs
+    O(n log n) and a lookup O(log^2 n)."""
+
+    def __init__(self) -> None:
+        self.runs: list[np.ndarray] = []
+
+    def add(self, sorted_fps: np.ndarray) -> None:
+        if not len(sorted_fps):
+            return
+        self.runs.append(sorted_fps)
+        while len(self.runs) > 1 and 2 * len(self.runs[-1]) >= len(self.runs[-2]):
+            b, a = self.runs.pop(), self.runs.pop()
+            self.runs.append(np.insert(a, np.searchsorted(a, b), b))
+
+    def contains(self, fps: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(fps), dtype=bool)
+        for run in self.runs:
+            pos = np.searchsorted(run, fps)
+            pos[pos == len(run)] = 0
+            out |= run[pos] == fps
+        return out
