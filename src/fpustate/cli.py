@@ -17,7 +17,6 @@ import click
 
 from . import __version__
 from .check.explore import LOOK_PAST, Explorer, Result
-from .check.store import STORES
 from .check.trace import format_trace, index_path
 from .config import Scenario, scenario_from_env
 from .designs import DESIGNS, get
@@ -26,8 +25,7 @@ from .errors import FpustateError, UsageError
 from .kernel.machine import initial_state, make_model
 from .kernel.properties import BY_NAME, PROPERTIES
 from .kernel.state import NULL
-
-DEFAULT_STORE = "fingerprint"  # faster and 14 instead of ~200 bytes a state (bench/bench_scale.py)
+from .search_options import engine_from_flags, engine_options, footnotes, make_checkpoint, search_json
 
 PRESETS = {
     "default": {},
@@ -50,38 +48,6 @@ def _scenario_options(f):
             f = click.option(name, fld.name, type=int, default=None, metavar="N",
                              help=f"scenario: {fld.name} (default {fld.default})")(f)
     return f
-
-
-def _engine_options(f):
-    """The search engine's options, shared by `check` and `bugs`."""
-    f = click.option("--resume", "resume_dir", metavar="DIR",
-                     help="continue the run checkpointed in DIR (same designs and flags), and keep checkpointing there")(f)
-    f = click.option("--checkpoint", "checkpoint_dir", metavar="DIR",
-                     help="save the run at BFS layer boundaries (every 30 s, at the end and on Ctrl-C) in DIR")(f)
-    f = click.option("--store", type=click.Choice(STORES), default=DEFAULT_STORE, show_default=True,
-                     help="visited states: exact, or 64-bit fingerprints (14 bytes a state; may miss a state "
-                          "with probability about n^2/2^65)")(f)
-    f = click.option("--symmetry/--no-symmetry", default=True, show_default=True,
-                     help="store one state per permutation of CPUs and of interchangeable tasks")(f)
-    return f
-
-
-def _engine(symmetry: bool, store: str, checkpoint_dir: Optional[str], resume_dir: Optional[str]) -> dict:
-    """Explorer options and the checkpoint root from the engine flags."""
-    from .check.checkpoint import Checkpoint
-
-    if checkpoint_dir and resume_dir and checkpoint_dir != resume_dir:
-        raise UsageError("--checkpoint and --resume name different directories; --resume DIR keeps saving in DIR")
-    root = resume_dir or checkpoint_dir
-    if root:
-        Checkpoint.check_root(root, resume=bool(resume_dir))
-    return dict(symmetry=symmetry, store=store, root=root, resume=bool(resume_dir))
-
-
-def _checkpoint(engine: dict, ex, tag: Optional[str] = None):
-    from .check.checkpoint import Checkpoint
-
-    return Checkpoint(engine["root"], ex, engine["resume"], tag=tag) if engine["root"] else None
 
 
 def _scenario(preset: str, knobs: dict) -> Scenario:
@@ -141,20 +107,8 @@ class _Progress:
 def _verdict(r: Result) -> str:
     if r.violations:
         return "VIOLATED"
-    mark = "*" if r.store == "fingerprint" else ""  # explained under the table (_footnotes)
+    mark = "*" if r.store == "fingerprint" else ""  # explained under the table (search_options.footnotes)
     return f"holds{mark}" if r.complete else f"holds so far (interrupted){mark}"
-
-
-def _footnotes(results: list[Result]) -> list[str]:
-    """How the states were stored: symmetry, and what a fingerprint verdict of "holds" risks."""
-    out = []
-    syms = sorted({r.symmetry for r in results})
-    out.append(f"symmetry: {', '.join(syms)}; store: {results[0].store}" if results else "")
-    for r in results:
-        if r.store == "fingerprint" and not r.violations:
-            out.append(f"* {r.design}: 64-bit fingerprints, expected missed states {r.expected_omissions:.1e} "
-                       f"(n^2/2^65 for n = {r.states:,}, as SPIN's hash compaction)")
-    return out
 
 
 def _row(r: Result) -> list[str]:
@@ -204,12 +158,12 @@ def _table(rows: list[list[str]]) -> str:
               help="check the design(s) a Python file defines (DESIGN or DESIGNS), e.g. a variant of linux")
 @click.option("--replay", "replay_path", metavar="PATH",
               help="replay an index path (e.g. 1/10/11/3/2) printed under a counterexample, for one DESIGN")
-@_engine_options
+@engine_options
 def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past, max_states, design_files,
               replay_path, symmetry, store, checkpoint_dir, resume_dir, **knobs) -> None:
     """Explore every interleaving of DESIGN (default: all built-in designs)."""
     scenario = _scenario(preset, knobs)
-    engine = _engine(symmetry, store, checkpoint_dir, resume_dir)
+    engine = engine_from_flags(symmetry, store, checkpoint_dir, resume_dir)
     if look_past < 0 or max_states < 0:
         raise UsageError("--look-past and --max-states must be 0 or more")
     loaded = [d for f in design_files for d in load_design_file(f)]
@@ -236,7 +190,7 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
             ex = Explorer(m, properties, symmetry=engine["symmetry"], store=engine["store"])
             try:
                 r = ex.run(progress=progress.callback(d.name), max_states=max_states, look_past=look_past,
-                           checkpoint=_checkpoint(engine, ex))
+                           checkpoint=make_checkpoint(engine, ex))
             except FpustateError:
                 raise
             except Exception as e:  # a user-written hook failed: one line, exit 2
@@ -254,7 +208,7 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     else:
         click.echo(f"scenario: {scenario.describe()}")
         click.echo(_table([_row(r) for _, _, r in results]))
-        for line in _footnotes([r for _, _, r in results]):
+        for line in footnotes([r for _, _, r in results]):
             click.echo(line)
         for m, ex, r in results:
             chosen = r.violations if trace_all else r.violations[:1] if trace else []
@@ -275,27 +229,30 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
 @main.command("bugs")
 @click.option("--trace", is_flag=True, help="print each bug's shortest counterexample")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-@_engine_options
+@engine_options
 def bugs_cmd(trace, as_json, symmetry, store, checkpoint_dir, resume_dir) -> None:
     """Check the regression suite of real kernel FPU bugs: each mutant must violate its
     property, and each fixed design must hold every property on the same scenario."""
     from .check.bugs import BUGS, run_bug
 
-    engine = _engine(symmetry, store, checkpoint_dir, resume_dir)
+    engine = engine_from_flags(symmetry, store, checkpoint_dir, resume_dir)
     cache: dict = {}
     results = []
     with _Progress() as progress:
         for bug in BUGS:
             results.append(run_bug(bug, cache, progress.callback, symmetry=symmetry, store=store,
-                                   checkpoint=lambda ex, tag: _checkpoint(engine, ex, tag)))
+                                   checkpoint=lambda ex, tag: make_checkpoint(engine, ex, tag)))
     if as_json:
         click.echo(json.dumps([_bug_json(b) for b in results], indent=2))
     else:
         click.echo(_bugs_table(results))
         fixed = list({id(b.fixed): b.fixed for b in results}.values())
         click.echo("")
-        for line in _footnotes(fixed):
-            click.echo(line)
+        click.echo(footnotes(fixed)[0])
+        if fixed and fixed[0].store == "fingerprint":
+            big = max(fixed, key=lambda r: r.states)
+            click.echo(f"* fixed designs: 64-bit fingerprints, expected missed states at most {big.expected_omissions:.1e} "
+                       f"(n^2/2^65 for the largest run, n = {big.states:,}, as SPIN's hash compaction)")
         for b in results:
             if trace and b.found:
                 m = b.explorer.model
@@ -330,14 +287,7 @@ def _bug_json(b) -> dict:
             "steps": len(b.found.path) if b.found else None, "detail": b.found.detail if b.found else None,
             "states": b.mutant.states, "seconds": round(b.mutant.seconds, 3), "fixed": b.bug.fixed,
             "fixed_holds": b.fixed.ok and b.fixed.complete, "fixed_states": b.fixed.states, "passed": b.passed,
-            **_search_json(b.fixed)}
-
-
-def _search_json(r: Result) -> dict:
-    """How a run stored its states, as data."""
-    return {"symmetry": r.symmetry, "store": r.store, "fingerprints": r.store == "fingerprint",
-            "expected_missed_states": r.expected_omissions, "raw_states_represented": r.represented,
-            "resumed": r.resumed}
+            **search_json(b.fixed)}
 
 
 @main.command("simulate")
@@ -502,7 +452,7 @@ def _json(scenario: Scenario, results) -> dict:
             "design": r.design, "kernel": m.design.kernel, "states": r.states, "transitions": r.transitions,
             "depth": r.depth, "seconds": round(r.seconds, 3), "states_per_second": round(r.states_per_second),
             "complete": r.complete, "stopped_after_violation": r.stopped_after_violation,
-            "verdict": "violated" if r.violations else "holds", "violations": viols, **_search_json(r),
+            "verdict": "violated" if r.violations else "holds", "violations": viols, **search_json(r),
         })
     return out
 
