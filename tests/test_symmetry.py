@@ -161,3 +161,19 @@ def test_canonicalizer_contract():
         assert len(images) == 1
     off = canonicalizer(m, enabled=False)
     assert off(s) is s
+
+
+def test_batch_canonicalizer_agrees_with_the_one_state_canonicalizer():
+    """The batch canonicalizer returns the same images as canonicalizer(), and equal fingerprints
+    exactly for equal images."""
+    from fpustate.check.symmetry import batch_canonicalizer
+
+    m = make_model(get("linux"), Scenario(cpus=3, users=2))
+    states = [s for _, s in successors(m, initial_state(m))]
+    states += [s2 for s in states for _, s2 in successors(m, s)]
+    images, fps = batch_canonicalizer(m)(states)
+    canon = canonicalizer(m)
+    assert images == [canon(s) for s in states]
+    assert len(set(images)) == len(set(fps.tolist())) < len(states)
+    raw, raw_fps = batch_canonicalizer(m, enabled=False)(states)
+    assert raw == states and len(set(raw_fps.tolist())) == len(set(states))

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -191,11 +191,10 @@ class Symmetry:
     # ---------------------------------------------------------------- batches
     def hashes(self, rows: np.ndarray) -> np.ndarray:
         """(N, L) uint8 states -> (N, 2G) uint64: h1 of every image, then h2 of every image."""
-        out = np.empty((len(rows), 2 * self.size), dtype=np.uint64)
-        step = max(1, 200_000 // (self.width * self.size))
-        for i in range(0, len(rows), step):
-            idx = self._offsets + rows[i: i + step].astype(np.intp)
-            out[i: i + step] = np.bitwise_xor.reduce(self.zobrist[idx], axis=1)
+        out = np.zeros((len(rows), 2 * self.size), dtype=np.uint64)
+        idx = rows.astype(np.intp) + self._offsets
+        for j in range(self.width):
+            out ^= self.zobrist[idx[:, j]]
         return out
 
     def successor_hashes(self, parents: np.ndarray, parent_hashes: np.ndarray, prow: np.ndarray,
@@ -242,3 +241,21 @@ def canonicalizer(m: Model, enabled: bool = True) -> Callable[[bytes], bytes]:
 
 def _identity(s: bytes) -> bytes:
     return s
+
+
+def batch_canonicalizer(m: Model, enabled: bool = True) -> Callable[[Sequence[bytes]], tuple[list[bytes], np.ndarray]]:
+    """A function from many states to their canonical images (as `canonicalizer`) and the
+    images' 64-bit fingerprints (Zobrist h2, uint64), in one numpy batch: the fast path for
+    engines that handle a layer at a time."""
+    sym = Symmetry(m, enabled=enabled)
+    w = sym.width
+
+    def canonicalize(states: Sequence[bytes]) -> tuple[list[bytes], np.ndarray]:
+        if not states:
+            return [], np.empty(0, dtype=np.uint64)
+        rows = np.frombuffer(b"".join(states), dtype=np.uint8).reshape(len(states), w)
+        g, fps = sym.canonical(sym.hashes(rows))
+        flat = (sym.images(rows, g) if sym.size > 1 else rows).tobytes()
+        return [flat[i: i + w] for i in range(0, len(flat), w)], fps
+
+    return canonicalize
