@@ -113,7 +113,7 @@ class Explorer:
                     done=self._done, complete=self._complete, stopped=self._stopped,
                     represented=self._represented,
                     parent=np.frombuffer(self.parent, dtype=np.int32), via=np.frombuffer(self.via, dtype=np.uint16),
-                    frontier=self._frontier)
+                    frontier=np.concatenate(self._frontier) if self._frontier else np.empty((0, self._width), np.uint8))
         if self.store == "exact":
             snap["states"] = np.frombuffer(b"".join(self.states), dtype=np.uint8).reshape(len(self.states), -1)
         else:
@@ -127,7 +127,8 @@ class Explorer:
         self._seconds_before = snap["seconds"]
         self._found = [Violation(BY_NAME[p], d, i, dep) for p, d, i, dep in snap["found"]]
         self._done, self._complete, self._stopped = snap["done"], snap["complete"], snap["stopped"]
-        self._frontier = snap["frontier"]
+        f = snap["frontier"]
+        self._frontier = [f[i: i + CHUNK] for i in range(0, len(f), CHUNK)]
         if self.store == "exact":
             self.states = [r.tobytes() for r in snap["states"]]
             rows = snap["states"]
@@ -137,7 +138,7 @@ class Explorer:
         else:
             self._visited = FingerprintSet(snap["visited"])
         self._n = len(self.parent)
-        self._fhash = self._hash_rows(self._frontier)
+        self._fhash = [self._hash_rows(b) for b in self._frontier]
         self._represented = snap["represented"]
 
     def _keys(self, rows: np.ndarray, h: np.ndarray) -> list[bytes]:
@@ -171,6 +172,7 @@ class Explorer:
             self._begin()
         self._nnew = 0
         self._committing = False
+        self._release = checkpoint is None
         self._pending = [p for p in self.properties if p.name not in {v.prop.name for v in self._found}]
         try:
             while not self._done:
@@ -213,7 +215,7 @@ class Explorer:
 
     def _begin(self) -> None:
         init = initial_state(self.model)
-        self._frontier = np.frombuffer(init, dtype=np.uint8)[None, :]
+        self._frontier = [np.frombuffer(init, dtype=np.uint8)[None, :]]
         self.parent, self.via = array("i", [-1]), array("H", [0])
         self._n, self._depth, self._transitions, self._expanded, self._seconds_before = 1, 0, 0, 0, 0.0
         self._found: list[Violation] = []
@@ -224,8 +226,8 @@ class Explorer:
         else:
             row = np.frombuffer(init, dtype=np.uint8)[None, :]
             self._visited = FingerprintSet(self.sym.canonical(self.sym.hashes(row))[1])
-        self._fhash = self._hash_rows(self._frontier)
-        self._represented = self._orbit_sizes(self._fhash) if self.batched else 1
+        self._fhash = [self._hash_rows(self._frontier[0])]
+        self._represented = self._orbit_sizes(self._fhash[0]) if self.batched else 1
 
     def _hash_rows(self, rows: np.ndarray) -> Optional[np.ndarray]:
         """Full hashes of the frontier (later layers carry them from their parents)."""
@@ -236,17 +238,21 @@ class Explorer:
 
     def _layer(self, progress, max_states: int) -> bool:
         """Expand the frontier (one BFS layer) and commit the next one. True if max_states cut the run."""
-        m, frontier, w = self.model, self._frontier, self._width
-        base = self._n - len(frontier)
+        m, w = self.model, self._width
+        base = self._n - sum(len(b) for b in self._frontier)
         self._nnew = 0
         new_states: list[bytes] = []  # the exact store's
-        new_rows, new_parent, new_via, new_hashes, new_fps = [], array("i"), array("H"), [], []
+        new_parent, new_via, new_fps = array("i"), array("H"), []
+        blocks = _Blocks()
         exact_plain = not self.batched
         seen = self._seen if self.store == "exact" else None
         layer = FingerprintRuns()
         cut = False
-        for lo in range(0, len(frontier), CHUNK):
-            block = frontier[lo: lo + CHUNK]
+        lo = 0
+        for bi in range(len(self._frontier)):
+            block, fhash = self._frontier[bi], self._fhash[bi]
+            if self._release:  # no checkpoint needs this layer again: free it as it is expanded
+                self._frontier[bi] = self._fhash[bi] = None
             flat = block.tobytes()
             succ: list[bytes] = []
             counts: list[int] = []
@@ -279,27 +285,29 @@ class Explorer:
                 prow = np.repeat(np.arange(len(counts)), counts)
                 pos = np.arange(len(succ)) - np.repeat(np.cumsum(counts) - counts, counts)
                 rows = np.frombuffer(b"".join(succ), np.uint8).reshape(len(succ), w)
-                h = self.sym.successor_hashes(block, self._fhash[lo: lo + len(block)], prow, rows)
+                h = self.sym.successor_hashes(block, fhash, prow, rows)
                 keep = self._fresh(rows, h, seen, layer, new_fps)
                 if max_states:
                     keep, counts, cut = self._cap(keep, prow, counts, max_states, base + lo)
                 if self.store == "exact":
                     new_states += [succ[i] for i in keep.tolist()]
-                new_rows.append(rows[keep])
+                blocks.add(rows[keep], h[keep])
                 new_parent.frombytes((base + lo + prow[keep]).astype(np.int32).tobytes())
                 new_via.frombytes(pos[keep].astype(np.uint16).tobytes())
-                new_hashes.append(h[keep])
                 self._represented += self._orbit_sizes(h[keep])
                 self._nnew += len(keep)
             self._transitions += sum(counts)
             self._expanded += len(counts)
             if progress is not None:
                 progress(self._expanded, self._n + self._nnew, self._depth)
+            lo += len(block)
             if cut:
                 break
         if exact_plain:
             self._represented += len(new_states)
-            new_rows = [np.frombuffer(b"".join(new_states), np.uint8).reshape(len(new_states), w)]
+            for i in range(0, len(new_states), CHUNK):
+                part = new_states[i: i + CHUNK]
+                blocks.add(np.frombuffer(b"".join(part), np.uint8).reshape(len(part), w), None)
         self._committing = True
         self.parent.extend(new_parent)
         self.via.extend(new_via)
@@ -314,9 +322,7 @@ class Explorer:
             self._done = True
         else:
             self._depth += 1
-            self._frontier = np.concatenate(new_rows) if len(new_rows) > 1 else new_rows[0]
-            if self.batched:
-                self._fhash = np.concatenate(new_hashes)
+            self._frontier, self._fhash = blocks.done()
         self._nnew = 0
         self._committing = False
         return cut
@@ -384,6 +390,35 @@ class Explorer:
             )
         v.path = path
         return path
+
+
+class _Blocks:
+    """The next frontier, gathered in blocks of about CHUNK rows (with their hashes), so that no
+    layer is ever copied whole."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.hashes: list = []
+        self.pending: list[tuple[np.ndarray, Optional[np.ndarray]]] = []
+        self.size = 0
+
+    def add(self, rows: np.ndarray, hashes: Optional[np.ndarray]) -> None:
+        if len(rows):
+            self.pending.append((rows, hashes))
+            self.size += len(rows)
+            if self.size >= CHUNK:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.rows.append(np.concatenate([r for r, _ in self.pending]))
+            hs = [h for _, h in self.pending]
+            self.hashes.append(None if hs[0] is None else np.concatenate(hs))
+            self.pending, self.size = [], 0
+
+    def done(self) -> tuple[list[np.ndarray], list]:
+        self._flush()
+        return self.rows, self.hashes
 
 
 def check(model: Model, properties: Sequence[Property] = PROPERTIES, **kw) -> tuple[Result, Explorer]:
