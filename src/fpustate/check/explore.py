@@ -249,10 +249,7 @@ class Explorer:
         layer = FingerprintRuns()
         cut = False
         lo = 0
-        for bi in range(len(self._frontier)):
-            block, fhash = self._frontier[bi], self._fhash[bi]
-            if self._release:  # no checkpoint needs this layer again: free it as it is expanded
-                self._frontier[bi] = self._fhash[bi] = None
+        for block, fhash in self._chunks():
             flat = block.tobytes()
             succ: list[bytes] = []
             counts: list[int] = []
@@ -326,6 +323,16 @@ class Explorer:
         self._nnew = 0
         self._committing = False
         return cut
+
+    def _chunks(self):
+        """The frontier in pieces of at most CHUNK states (with their hashes); blocks are freed
+        once expanded when no checkpoint needs this layer again."""
+        for bi in range(len(self._frontier)):
+            block, fhash = self._frontier[bi], self._fhash[bi]
+            if self._release:
+                self._frontier[bi] = self._fhash[bi] = None
+            for i in range(0, len(block), CHUNK):
+                yield block[i: i + CHUNK], None if fhash is None else fhash[i: i + CHUNK]
 
     def _fresh(self, rows, h, seen, layer: "FingerprintRuns", new_fps) -> np.ndarray:
         """Positions of the successors never seen before, in order, marking them seen."""
