@@ -37,11 +37,10 @@ import numpy as np
 from ..errors import InternalError, UsageError
 from ..kernel.machine import Action, Model, initial_state, successors
 from ..kernel.properties import BY_NAME, PROPERTIES, Property
-from .store import STORES, FingerprintRuns, FingerprintSet, expected_omissions
+from .store import CHUNK, STORES, FingerprintRuns, FingerprintSet, FrontierBlocks, PackedBlock, expected_omissions
 from .symmetry import Symmetry
 
 LOOK_PAST = 6  # BFS layers explored past the first violation
-CHUNK = 1024  # parents whose successors are hashed in one numpy batch
 
 
 @dataclass
@@ -113,7 +112,8 @@ class Explorer:
                     done=self._done, complete=self._complete, stopped=self._stopped,
                     represented=self._represented,
                     parent=np.frombuffer(self.parent, dtype=np.int32), via=np.frombuffer(self.via, dtype=np.uint16),
-                    frontier=np.concatenate(self._frontier) if self._frontier else np.empty((0, self._width), np.uint8))
+                    frontier=np.concatenate([b.unpack() for b in self._frontier]) if self._frontier
+                    else np.empty((0, self._width), np.uint8))
         if self.store == "exact":
             snap["states"] = np.frombuffer(b"".join(self.states), dtype=np.uint8).reshape(len(self.states), -1)
         else:
@@ -128,7 +128,7 @@ class Explorer:
         self._found = [Violation(BY_NAME[p], d, i, dep) for p, d, i, dep in snap["found"]]
         self._done, self._complete, self._stopped = snap["done"], snap["complete"], snap["stopped"]
         f = snap["frontier"]
-        self._frontier = [f[i: i + CHUNK] for i in range(0, len(f), CHUNK)]
+        self._frontier = [PackedBlock(f[i: i + CHUNK]) for i in range(0, len(f), CHUNK)]
         if self.store == "exact":
             self.states = [r.tobytes() for r in snap["states"]]
             rows = snap["states"]
@@ -138,7 +138,7 @@ class Explorer:
         else:
             self._visited = FingerprintSet(snap["visited"])
         self._n = len(self.parent)
-        self._fhash = [self._hash_rows(b) for b in self._frontier]
+        self._fhash = [self._hash_rows(b.unpack()) for b in self._frontier]
         self._represented = snap["represented"]
 
     def _keys(self, rows: np.ndarray, h: np.ndarray) -> list[bytes]:
@@ -215,7 +215,7 @@ class Explorer:
 
     def _begin(self) -> None:
         init = initial_state(self.model)
-        self._frontier = [np.frombuffer(init, dtype=np.uint8)[None, :]]
+        self._frontier = [PackedBlock(np.frombuffer(init, dtype=np.uint8)[None, :])]
         self.parent, self.via = array("i", [-1]), array("H", [0])
         self._n, self._depth, self._transitions, self._expanded, self._seconds_before = 1, 0, 0, 0, 0.0
         self._found: list[Violation] = []
@@ -226,7 +226,7 @@ class Explorer:
         else:
             row = np.frombuffer(init, dtype=np.uint8)[None, :]
             self._visited = FingerprintSet(self.sym.canonical(self.sym.hashes(row))[1])
-        self._fhash = [self._hash_rows(self._frontier[0])]
+        self._fhash = [self._hash_rows(self._frontier[0].unpack())]
         self._represented = self._orbit_sizes(self._fhash[0]) if self.batched else 1
 
     def _hash_rows(self, rows: np.ndarray) -> Optional[np.ndarray]:
@@ -239,11 +239,11 @@ class Explorer:
     def _layer(self, progress, max_states: int) -> bool:
         """Expand the frontier (one BFS layer) and commit the next one. True if max_states cut the run."""
         m, w = self.model, self._width
-        base = self._n - sum(len(b) for b in self._frontier)
+        base = self._n - sum(len(b) for b in self._frontier)  # PackedBlock blocks
         self._nnew = 0
         new_states: list[bytes] = []  # the exact store's
         new_parent, new_via, new_fps = array("i"), array("H"), []
-        blocks = _Blocks()
+        blocks = FrontierBlocks()
         exact_plain = not self.batched
         seen = self._seen if self.store == "exact" else None
         layer = FingerprintRuns()
@@ -328,7 +328,7 @@ class Explorer:
         """The frontier in pieces of at most CHUNK states (with their hashes); blocks are freed
         once expanded when no checkpoint needs this layer again."""
         for bi in range(len(self._frontier)):
-            block, fhash = self._frontier[bi], self._fhash[bi]
+            block, fhash = self._frontier[bi].unpack(), self._fhash[bi]
             if self._release:
                 self._frontier[bi] = self._fhash[bi] = None
             for i in range(0, len(block), CHUNK):
@@ -397,35 +397,6 @@ class Explorer:
             )
         v.path = path
         return path
-
-
-class _Blocks:
-    """The next frontier, gathered in blocks of about CHUNK rows (with their hashes), so that no
-    layer is ever copied whole."""
-
-    def __init__(self) -> None:
-        self.rows: list[np.ndarray] = []
-        self.hashes: list = []
-        self.pending: list[tuple[np.ndarray, Optional[np.ndarray]]] = []
-        self.size = 0
-
-    def add(self, rows: np.ndarray, hashes: Optional[np.ndarray]) -> None:
-        if len(rows):
-            self.pending.append((rows, hashes))
-            self.size += len(rows)
-            if self.size >= CHUNK:
-                self._flush()
-
-    def _flush(self) -> None:
-        if self.pending:
-            self.rows.append(np.concatenate([r for r, _ in self.pending]))
-            hs = [h for _, h in self.pending]
-            self.hashes.append(None if hs[0] is None else np.concatenate(hs))
-            self.pending, self.size = [], 0
-
-    def done(self) -> tuple[list[np.ndarray], list]:
-        self._flush()
-        return self.rows, self.hashes
 
 
 def check(model: Model, properties: Sequence[Property] = PROPERTIES, **kw) -> tuple[Result, Explorer]:

@@ -9,15 +9,21 @@ position; only the BFS frontier is kept as full states. Two different states
 with the same fingerprint make the second look visited: Holzmann's hash
 compaction, whose expected number of missed states for n states is about
 n^2 / 2^65 (SPIN reports the same figure for its 64-bit hash compaction).
+
+The frontier itself is kept in blocks of about CHUNK states, each stored as
+its first row and the columns that vary in it (about a third of the bytes),
+and freed block by block as it is expanded.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Optional
 
 import numpy as np
 
 STORES = ("exact", "fingerprint")
+CHUNK = 1024  # frontier states expanded (and their successors hashed) in one numpy batch
 
 
 def fingerprint(s: bytes) -> int:
@@ -79,3 +85,52 @@ class FingerprintRuns:
             pos[pos == len(run)] = 0
             out |= run[pos] == fps
         return out
+
+
+class PackedBlock:
+    """A block of frontier states stored as its first row and the columns that vary in it
+    (about a third of the bytes: most fields are equal across a block)."""
+
+    __slots__ = ("first", "cols", "vals")
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.first = rows[0].copy()
+        self.cols = np.flatnonzero((rows != self.first).any(axis=0))
+        self.vals = np.ascontiguousarray(rows[:, self.cols])
+
+    def __len__(self) -> int:
+        return len(self.vals)
+
+    def unpack(self) -> np.ndarray:
+        rows = np.repeat(self.first[None, :], len(self.vals), axis=0)
+        rows[:, self.cols] = self.vals
+        return rows
+
+
+class FrontierBlocks:
+    """The next frontier, gathered in blocks of about CHUNK rows (with their hashes), so that no
+    layer is ever copied whole."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.hashes: list = []
+        self.pending: list[tuple[np.ndarray, Optional[np.ndarray]]] = []
+        self.size = 0
+
+    def add(self, rows: np.ndarray, hashes: Optional[np.ndarray]) -> None:
+        if len(rows):
+            self.pending.append((rows, hashes))
+            self.size += len(rows)
+            if self.size >= CHUNK:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.rows.append(PackedBlock(np.concatenate([r for r, _ in self.pending])))
+            hs = [h for _, h in self.pending]
+            self.hashes.append(None if hs[0] is None else np.concatenate(hs))
+            self.pending, self.size = [], 0
+
+    def done(self) -> tuple[list["PackedBlock"], list]:
+        self._flush()
+        return self.rows, self.hashes
