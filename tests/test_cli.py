@@ -47,9 +47,26 @@ def test_stale_flags_trace_golden():
 
 def test_holds_exits_zero():
     """A design that holds every property exits with status 0."""
-    p = cli("check", "linux", "--scenario", "small")
+    p = cli("check", "linux", "--scenario", "small", "--no-symmetry", "--store", "exact")
     assert p.returncode == 0
     assert re.search(r"^linux\s+27,000\s+197,312\s+23\s+\S+\s+\S+\s+holds\s+-\s+-$", p.stdout, re.M)
+    assert "symmetry: off; store: exact" in p.stdout.splitlines()
+
+
+def test_default_search_reduces_and_says_it_used_fingerprints():
+    """By default states are stored once per orbit as 64-bit fingerprints, and the verdict says so."""
+    raw = cli("check", "linux", "--scenario", "small", "--no-symmetry", "--store", "exact", "--json")
+    p = cli("check", "linux", "--scenario", "small", "--json")
+    assert p.returncode == 0
+    r, d = json.loads(raw.stdout)["designs"][0], json.loads(p.stdout)["designs"][0]
+    assert d["symmetry"] == "CPUs x user tasks (4 permutations)" and d["fingerprints"] is True
+    assert d["raw_states_represented"] == r["states"] and d["states"] < r["states"]
+    assert d["expected_missed_states"] == d["states"] ** 2 / 2**65
+    p = cli("check", "linux", "--scenario", "small")
+    n = d["states"]
+    assert re.search(rf"^linux\s+{n:,}\s+.*\s+holds\*\s+-\s+-$", p.stdout, re.M)
+    assert p.stdout.splitlines()[-1] == (f"* linux: 64-bit fingerprints, expected missed states {n * n / 2**65:.1e} "
+                                         f"(n^2/2^65 for n = {n:,}, as SPIN's hash compaction)")
 
 
 def test_json_output():

@@ -25,6 +25,7 @@ from .designs import DESIGNS, get
 from .errors import FpustateError, UsageError
 from .kernel.machine import initial_state, make_model, unsupported
 from .kernel.properties import BY_NAME, PROPERTIES
+from .search_options import engine_from_flags, engine_options, footnotes, make_checkpoint, search_json
 
 
 def _scenario_options(preset: str = "default"):
@@ -155,9 +156,9 @@ def _engine_options(f):
                           "default: start a local one")(f)
     f = click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
                      help="local: processes on this machine; ray: Ray actors (pip install 'fpustate[ray]')")(f)
-    f = click.option("--jobs", type=int, default=0, metavar="N",
-                     help="partitions searched in parallel (default 0: every core, or every CPU of the Ray "
-                          "cluster; 1: the sequential search)")(f)
+    f = click.option("--jobs", type=int, default=1, show_default=True, metavar="N",
+                     help="partitions searched in parallel (0: every core, or every CPU of the Ray cluster; "
+                          "1: the sequential search, which alone has the fingerprint store and checkpoints)")(f)
     return f
 
 
@@ -187,12 +188,14 @@ def _engine_options(f):
 @click.option("--junit", "junit_path", metavar="FILE",
               help="also write JUnit XML: one test case per design and property, the counterexample as failure")
 @_engine_options
+@engine_options
 @click.option("--walks", type=int, default=0, metavar="N",
               help="instead of the exhaustive search, N random walks (for scenarios too big to exhaust)")
 @click.option("--depth", type=int, default=None, metavar="D", help="with --walks: steps per walk (default 100)")
 @click.option("--seed", type=int, default=None, metavar="S", help="with --walks: the walks' seed (default 0)")
 def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past, max_states, design_files,
-              replay_path, html_path, junit_path, jobs, engine, ray_address, walks, depth, seed, **knobs) -> None:
+              replay_path, html_path, junit_path, jobs, engine, ray_address, walks, depth, seed, symmetry, store,
+              checkpoint_dir, resume_dir, **knobs) -> None:
     """Explore every interleaving of DESIGN (default: all built-in designs).
 
     \b
@@ -201,6 +204,9 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     stopped a run before the fixpoint ('incomplete'), 130 interrupted (Ctrl-C)."""
     scenario = _scenario(preset, knobs)
     _check_outputs(html=html_path, junit=junit_path)
+    search = engine_from_flags(symmetry, store, checkpoint_dir, resume_dir)
+    if search["root"] and (jobs != 1 or engine != "local"):
+        raise UsageError("--checkpoint and --resume work with the sequential search (--jobs 1, the default)")
     if look_past < 0 or max_states < 0:
         raise UsageError("--look-past and --max-states must be 0 or more")
     loaded = [d for f in design_files for d in usercode.load_design_file(f)]
@@ -243,9 +249,14 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     with _Progress() as progress:
         for d in designs:
             m = make_model(d, scenario)
-            ex = make_explorer(m, properties, jobs, engine, ray_address)
+            ex = make_explorer(m, properties, jobs, engine, ray_address, symmetry=search["symmetry"],
+                               store=search["store"])
+            ck = make_checkpoint(search, ex)
             try:
-                r = ex.run(progress=progress.callback(d.name), max_states=max_states, look_past=look_past)
+                r = ex.run(progress=progress.callback(d.name), max_states=max_states, look_past=look_past,
+                           **({"checkpoint": ck} if ck else {}))
+            except FpustateError:
+                raise
             except (Exception, SystemExit) as e:  # a user-written hook failed: one line, exit 2
                 if d not in loaded:
                     raise
@@ -270,13 +281,18 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     else:
         click.echo(f"scenario: {scenario.describe()}")
         click.echo(_table([_row(r) for _, _, r in results]))
+        for line in footnotes([r for _, _, r in results]):
+            click.echo(line)
         for m, ex, r in results:
             chosen = r.violations if trace_all else r.violations[:1] if trace else []
             for v in chosen:
                 click.echo("")
                 click.echo(format_trace(m, v.path, initial_state(m), v))
                 click.echo(f"  index path: {model_tag(m)}:{index_path(ex, v)}")
-    sys.exit(check_status([r for _, _, r in results]))
+    status = check_status([r for _, _, r in results])
+    if status == EXIT_INTERRUPTED and search["root"]:
+        click.echo(f"fpustate: continue with --resume {search['root']}", err=True)
+    sys.exit(status)
 
 
 def _check_walks(designs, loaded, scenario, properties, walks, depth, seed, jobs, engine, trace, trace_all,
@@ -332,22 +348,27 @@ def _check_walks(designs, loaded, scenario, properties, walks, depth, seed, jobs
               help="also write a self-contained HTML page: the table and every bug's counterexample timeline")
 @click.option("--junit", "junit_path", metavar="FILE", help="also write JUnit XML: one test case per bug")
 @_engine_options
-def bugs_cmd(trace, as_json, html_path, junit_path, jobs, engine, ray_address) -> None:
+@engine_options
+def bugs_cmd(trace, as_json, html_path, junit_path, jobs, engine, ray_address, symmetry, store, checkpoint_dir,
+             resume_dir) -> None:
     """Check the regression suite of real kernel FPU bugs: each mutant must violate its
     property, and each fixed design must hold every property on the same scenario."""
     from .check.bugs import BUGS, run_bug
 
     _check_outputs(html=html_path, junit=junit_path)
     check_engine_flags(jobs, engine, ray_address)
+    search = engine_from_flags(symmetry, store, checkpoint_dir, resume_dir)
+    if search["root"] and (jobs != 1 or engine != "local"):
+        raise UsageError("--checkpoint and --resume work with the sequential search (--jobs 1, the default)")
 
     def explorer(m, properties):
-        return make_explorer(m, properties, jobs, engine, ray_address)
-
+        return make_explorer(m, properties, jobs, engine, ray_address, symmetry=symmetry, store=store)
     cache: dict = {}
     results = []
     with _Progress() as progress:
         for bug in BUGS:
-            results.append(run_bug(bug, cache, progress.callback, explorer))
+            results.append(run_bug(bug, cache, progress.callback, explorer,
+                                   checkpoint=(lambda ex, tag: make_checkpoint(search, ex, tag)) if search["root"] else None))
             if results[-1].mutant.interrupted or results[-1].fixed.interrupted:
                 break  # Ctrl-C: report what we have
     if html_path:
@@ -362,6 +383,13 @@ def bugs_cmd(trace, as_json, html_path, junit_path, jobs, engine, ray_address) -
         click.echo(json.dumps([_bug_json(b) for b in results], indent=2))
     else:
         click.echo(_bugs_table(results))
+        fixed = list({id(b.fixed): b.fixed for b in results}.values())
+        click.echo("")
+        click.echo(footnotes(fixed)[0])
+        if fixed and fixed[0].store == "fingerprint":
+            big = max(fixed, key=lambda r: r.states)
+            click.echo(f"* fixed designs: 64-bit fingerprints, expected missed states at most {big.expected_omissions:.1e} "
+                       f"(n^2/2^65 for the largest run, n = {big.states:,}, as SPIN's hash compaction)")
         for b in results:
             if trace and b.found:
                 m = b.explorer.model
@@ -409,7 +437,8 @@ def _bug_json(b) -> dict:
             "steps": len(b.found.path) if b.found else None, "detail": b.found.detail if b.found else None,
             "index_path": (f"{model_tag(b.explorer.model)}:{index_path(b.explorer, b.found)}" if b.found else None),
             "states": b.mutant.states, "seconds": round(b.mutant.seconds, 3), "fixed": b.bug.fixed,
-            "fixed_holds": b.fixed.ok and b.fixed.complete, "fixed_states": b.fixed.states, "passed": b.passed}
+            "fixed_holds": b.fixed.ok and b.fixed.complete, "fixed_states": b.fixed.states, "passed": b.passed,
+            **search_json(b.fixed)}
 
 
 @main.command("simulate")
@@ -587,7 +616,7 @@ def _json(scenario: Scenario, results) -> dict:
             "design": r.design, "kernel": m.design.kernel, "states": r.states, "transitions": r.transitions,
             "depth": r.depth, "seconds": round(r.seconds, 3), "states_per_second": round(r.states_per_second),
             "complete": r.complete, "stopped_after_violation": r.stopped_after_violation,
-            "incomplete": incomplete(r), "verdict": json_verdict(r), "violations": viols,
+            "incomplete": incomplete(r), "verdict": json_verdict(r), "violations": viols, **search_json(r),
         })
     return out
 

@@ -98,22 +98,26 @@ class BugResult(NamedTuple):
 
 
 def run_bug(bug: Bug, fixed_cache: dict, progress: Optional[Callable] = None,
-            explorer: Callable = Explorer) -> BugResult:
+            explorer: Callable = Explorer, checkpoint: Optional[Callable] = None) -> BugResult:
     """Find the bug in its mutant (shortest counterexample of its property), and check the
     fixed design on the same scenario (cached: several entries share one). `explorer(model,
-    properties)` makes the search (`parallel.make_explorer` for --jobs and --engine)."""
+    properties)` makes the search (`parallel.make_explorer` for --jobs, --engine, --symmetry and
+    --store); `checkpoint(explorer, tag)` gives each run's `Checkpoint`, or None."""
     scenario = Scenario(**bug.scenario)
     m = make_model(get(bug.mutant), scenario)
     ex = explorer(m, (BY_NAME[bug.prop],))
-    r = ex.run(progress=progress and progress(bug.mutant), look_past=0)
+    ck = {"checkpoint": checkpoint(ex, f"mutant-{bug.mutant}")} if checkpoint else {}
+    r = ex.run(progress=progress and progress(bug.mutant), look_past=0, **ck)
     found = r.violations[0] if r.violations else None
     if found:
         ex.trace(found)
     key = (bug.fixed, scenario)
     if key not in fixed_cache:
         t0 = time.perf_counter()
-        fr = explorer(make_model(get(bug.fixed), scenario), PROPERTIES).run(
-            progress=progress and progress(bug.fixed), look_past=0)
+        fx = explorer(make_model(get(bug.fixed), scenario), PROPERTIES)
+        tag = f"fixed-{bug.fixed}-{'-'.join(f'{k}{v}' for k, v in sorted(bug.scenario.items())) or 'default'}"
+        ck = {"checkpoint": checkpoint(fx, tag)} if checkpoint else {}
+        fr = fx.run(progress=progress and progress(bug.fixed), look_past=0, **ck)
         fr.seconds = time.perf_counter() - t0
         fixed_cache[key] = fr
     return BugResult(bug, found, r, fixed_cache[key], ex)

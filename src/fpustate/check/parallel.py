@@ -215,6 +215,7 @@ class ParallelExplorer:
         self.engine, self.ray_address = engine, ray_address
         self.jobs = jobs
         self.key = key or canonicalizer(model)
+        self.symmetry_name = "off"  # make_explorer() names the group its key reduces by
         self.parent: dict[int, int] = {}  # along counterexamples only: index -> parent index
         self.via: dict[int, int] = {}  # index -> position of the step in the parent's successors
         self.chains: dict[int, list[tuple[int, bytes]]] = {}  # violating index -> [(index, canonical state)]
@@ -295,7 +296,8 @@ class ParallelExplorer:
             complete, interrupted = False, True
         found.sort(key=lambda v: order[v.prop.name])
         return Result(m.design.name, total, transitions, depth, time.perf_counter() - start_time, complete, found,
-                      0, stopped_after_violation=stopped, expanded=expanded, interrupted=interrupted)
+                      0, stopped_after_violation=stopped, expanded=expanded, interrupted=interrupted,
+                      symmetry=self.symmetry_name, store="exact")
 
     @staticmethod
     def _cut(keyblobs: list[bytes], layer_start: int, next_start: int, max_states: int) -> int:
@@ -363,10 +365,16 @@ def check_engine_flags(jobs: int, engine: str, ray_address: Optional[str]) -> No
         raise UsageError("--ray-address needs --engine ray")
 
 
-def make_explorer(model: Model, properties: Sequence[Property] = PROPERTIES, jobs: int = 0, engine: str = "local",
-                  ray_address: Optional[str] = None):
-    """The sequential Explorer for one local job, the partitioned search otherwise."""
+def make_explorer(model: Model, properties: Sequence[Property] = PROPERTIES, jobs: int = 1, engine: str = "local",
+                  ray_address: Optional[str] = None, symmetry: bool = False, store: str = "exact"):
+    """The sequential Explorer for one local job (with the symmetry reduction and the store
+    asked for), the partitioned search otherwise: it reduces by symmetry through canonical
+    keys and keeps exact states in its partitions (`store` applies to one job only)."""
     check_engine_flags(jobs, engine, ray_address)
     if engine == "local" and (jobs or default_jobs()) == 1:
-        return Explorer(model, properties)
-    return ParallelExplorer(model, properties, jobs, engine, ray_address)
+        return Explorer(model, properties, symmetry=symmetry, store=store)
+    from .symmetry import Symmetry, canonicalizer
+
+    px = ParallelExplorer(model, properties, jobs, engine, ray_address, key=canonicalizer(model, symmetry))
+    px.symmetry_name = Symmetry(model, enabled=symmetry).describe()
+    return px

@@ -18,6 +18,7 @@ from ..errors import InvalidDesign
 from ..kernel.actions import GLOBAL, KERNEL_CODES, SITUATIONS, Event
 from ..kernel.design import HOOKS, Design, Step
 from ..kernel.state import PATH_STRIDE
+from ..kernel.state import FIELD_KINDS
 
 # Positional arguments each hook receives, as documented in base.Design.
 ARITY = {
@@ -67,6 +68,9 @@ def validate(d: Design, origin: str) -> Design:
     if not isinstance(d.name, str) or not d.name.strip():
         raise InvalidDesign(f"{origin}: the design needs a non-empty name")
     _validate_events(d, origin)
+    if d.local_kind not in FIELD_KINDS:
+        raise InvalidDesign(f"{origin}: local_kind of design {d.name!r} must be one of {', '.join(FIELD_KINDS)}, "
+                            f"got {d.local_kind!r}")
     for hook in HOOKS:
         value = getattr(d, hook)
         where = f"{origin}: hook {hook} of design {d.name!r}"

@@ -16,6 +16,7 @@ from ..kernel.state import (
     C_IN_KFPU,
     C_OWNER,
     C_PREEMPT,
+    FIELD_TASK_PLUS1,
     G_VALUE,
     INIT,
     NULL,
@@ -85,6 +86,7 @@ def fpregs_restore_userregs_xrstor_before_59c4bd853abc(k: bytearray, c: int, t: 
 SIGFRAME_OWNER_CACHE = linux.DESIGN.variant(
     name="linux-sigframe-owner-cache",
     summary="linux with the fpu_fpregs_owner_ctx load hoisted above the sigframe retry loop (before 59c4bd853abc)",
+    local_kind=FIELD_TASK_PLUS1,  # T_LOCAL caches the owner pointer
     signal_steps=(Step("copy_fpstate_to_sigframe: owner load hoisted, fpregs_lock", sigframe_lock_before_59c4bd853abc),
                   Step("fpregs_restore_userregs: XRSTOR unless fpregs_state_valid (stale owner)",
                        fpregs_restore_userregs_xrstor_before_59c4bd853abc))

@@ -1,0 +1,179 @@
+"""Symmetry reduction is sound: orbit counts by brute force, equal shortest counterexamples."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from conftest import SMALL, run
+from fpustate.check.explore import Explorer, check
+from fpustate.check.symmetry import Factor, Symmetry, canonicalizer, factors
+from fpustate.config import Scenario
+from fpustate.designs import get
+from fpustate.kernel.machine import initial_state, make_model, successors
+from fpustate.kernel.state import (
+    CPU_FIELDS,
+    CPU_W,
+    GHOST_FIELDS,
+    GHOST_OFF,
+    GHOST_W,
+    HEADER,
+    HEADER_FIELDS,
+    NULL,
+    PKRU_INIT,
+    TASK_FIELDS,
+    decode,
+    encode,
+    pkru_of,
+    pkru_owner,
+    pkru_version,
+    user_value,
+    value_owner,
+    value_version,
+)
+
+
+def permute(m, s: bytes, cmap: list[int], tmap: list[int]) -> bytes:
+    """Apply a CPU and task-slot permutation through the decoded state, naming every field
+    that refers to a CPU, a task or an owner-tagged value (independently of the field-kind table)."""
+    ks = decode(s)
+    T = lambda t: NULL if t == NULL else tmap[t]  # noqa: E731
+    C = lambda c: NULL if c == NULL else cmap[c]  # noqa: E731
+    V = lambda v: v if value_owner(v) == NULL else user_value(tmap[value_owner(v)], value_version(v))  # noqa: E731
+    P = lambda p: p if p == PKRU_INIT else pkru_of(tmap[pkru_owner(p)], pkru_version(p))  # noqa: E731
+    local = {"data": lambda x: x, "task+1": lambda x: x if x in (0, 0xFF) else tmap[x - 1] + 1}[m.design.local_kind]
+    cpus, tasks, ghosts = [None] * len(ks.cpus), [None] * len(ks.tasks), [None] * len(ks.tasks)
+    for c, x in enumerate(ks.cpus):
+        cpus[cmap[c]] = x._replace(fpregs=V(x.fpregs), owner=T(x.owner), pkru=P(x.pkru), curr=T(x.curr))
+    for t, (x, g) in enumerate(zip(ks.tasks, ks.ghost)):
+        tasks[tmap[t]] = x._replace(local=local(x.local), cpu=C(x.cpu), fpstate=V(x.fpstate), last_cpu=C(x.last_cpu),
+                                    pkru=P(x.pkru), sigframe0=V(x.sigframe0), sigframe1=V(x.sigframe1))
+        ghosts[tmap[t]] = g._replace(value=V(g.value), pkru=P(g.pkru), frame0=V(g.frame0), frame1=V(g.frame1))
+    return encode(ks._replace(cpus=tuple(cpus), tasks=tuple(tasks), ghost=tuple(ghosts),
+                              fpstate_clobbered=T(ks.fpstate_clobbered), stale_read=T(ks.stale_read)))
+
+
+def group(m, fs: list[Factor]):
+    """Every (cpu map, task map) of the product of the factors; idle tasks follow their CPU."""
+    sc = m.scenario
+    nt = m.idle_base + sc.cpus
+    for combo in itertools.product(*(itertools.permutations(f.members) for f in fs)):
+        cmap, tmap = list(range(sc.cpus)), list(range(nt))
+        for f, image in zip(fs, combo):
+            for a, b in zip(f.members, image):
+                (cmap if f.name == "CPUs" else tmap)[a] = b
+        for c in range(sc.cpus):
+            tmap[m.idle_of(c)] = m.idle_of(cmap[c])
+        yield cmap, tmap
+
+
+def orbits(m, states, fs) -> tuple[int, int]:
+    """Number of orbits of `states` under the group and number of states in them, by applying
+    every permutation."""
+    perms = list(group(m, fs))
+    images = [{permute(m, s, c, t) for c, t in perms} for s in states]
+    return len({min(i) for i in images}), len(set().union(*images))
+
+
+CASES = [
+    ("linux", SMALL.replace(values=1)),  # CPUs x user tasks
+    ("linux", Scenario(cpus=1, kthreads=2, execs=0, values=1, kfpu_softirq=False, kfpu_hardirq=False)),  # kthreads
+    ("linux", Scenario(cpus=1, users=1, kthreads=0, workers=2, execs=0, values=1)),  # user workers
+    ("linux", Scenario(cpus=3, users=1, kthreads=0, execs=0, values=1, kfpu_softirq=False)),  # 3 CPUs and their idles
+    ("linux-sigframe-owner-cache", SMALL.replace(values=1, signals=1)),  # a cached owner pointer in T_LOCAL
+    ("rfc2016", Scenario(cpus=1, kthreads=0, execs=0, values=1, ptrace_writes=1, ptrace_reads=True, readers=True)),
+    ("strawman", Scenario(cpus=1, users=2, kthreads=0, forks=1, execs=1, exits=1, values=1)),  # fork into one dead slot
+]
+
+
+@pytest.mark.parametrize("design,scenario", CASES, ids=[f"{d}-{i}" for i, (d, _) in enumerate(CASES)])
+def test_canonical_count_is_the_number_of_orbits(design, scenario):
+    """With symmetry, both stores hold exactly one state per orbit of the unreduced reachable
+    set (for a broken design: up to the same depth past its first violation), and the orbit sizes add up to the states of those orbits (the raw count, or more where
+    boot is not symmetric)."""
+    m = make_model(get(design), scenario)
+    raw, ex = check(m)
+    sym = Symmetry(m)
+    assert sym.size > 1
+    want, closure = orbits(m, ex.states, sym.factors)
+    assert closure >= raw.states
+    for store in ("exact", "fingerprint"):
+        r, _ = check(m, symmetry=True, store=store)
+        assert (r.states, r.represented) == (want, closure), store
+
+
+def test_fork_into_the_lowest_dead_slot_breaks_user_symmetry():
+    """Fork's lowest-dead-slot rule is not symmetric in user slots: with two dead slots the
+    reduction is switched off for them, and forcing it would count other than the orbits."""
+    m = make_model(get("linux"), Scenario(cpus=1, users=1, spare=2, kthreads=0, forks=2, execs=0, values=1))
+    assert [f.name for f in factors(m)] == []
+    s = initial_state(m)
+    for code in ("syscall", "fork"):
+        s = next(x for (c, _, _), x in successors(m, s) if c == code)  # A forks into slot 1, slot 2 stays dead
+    users = Factor("user tasks", (0, 1, 2))
+    (cmap, tmap), = [p for p in group(m, [users]) if p[1][:3] == [0, 2, 1]]
+    forked = lambda st: sorted(a for (code, _, a), _ in successors(m, st) if code == "fork")  # noqa: E731
+    assert forked(s) == [2] and forked(permute(m, s, cmap, tmap)) == [1]
+
+
+def test_every_bug_has_the_same_shortest_counterexample_length():
+    """Every `fpustate bugs` mutant's shortest counterexample has as many steps with symmetry
+    (both stores) as without."""
+    from fpustate.check.bugs import BUGS
+    from fpustate.kernel.properties import BY_NAME
+
+    for bug in BUGS:
+        m = make_model(get(bug.mutant), Scenario(**bug.scenario))
+        lengths = set()
+        for symmetry, store in ((False, "exact"), (True, "exact"), (True, "fingerprint")):
+            ex = Explorer(m, (BY_NAME[bug.prop],), symmetry=symmetry, store=store)
+            r = ex.run(look_past=0)
+            lengths.add(len(ex.trace(r.violations[0])))
+        assert len(lengths) == 1, bug.name
+
+
+@pytest.mark.parametrize("design", ["lazy", "rfc2016", "rfc2016-stale-flags", "strawman"])
+def test_every_violated_property_keeps_its_shortest_length(design):
+    """On the small scenario each violated property's shortest counterexample has the same
+    length with symmetry, and the kept trace replays to a real violation."""
+    _, raw, _ = run(design, SMALL)
+    r, ex = check(make_model(get(design), SMALL), symmetry=True, store="fingerprint")
+    assert {v.prop.name: len(v.path) for v in r.violations} == {v.prop.name: len(v.path) for v in raw.violations}
+    assert {v.prop.name: v.depth for v in r.violations} == {v.prop.name: v.depth for v in raw.violations}
+
+
+def test_field_kind_table_covers_every_byte():
+    """Every header, CPU, task and ghost offset has a field kind."""
+    assert sorted(HEADER_FIELDS) == list(range(HEADER))
+    assert sorted(CPU_FIELDS) == list(range(CPU_W))
+    assert sorted(TASK_FIELDS) == list(range(GHOST_OFF))
+    assert sorted(GHOST_FIELDS) == list(range(GHOST_W))
+
+
+def test_canonicalizer_contract():
+    """canonicalizer() maps every permutation of a state to one image, and is the identity when off."""
+    m = make_model(get("linux"), Scenario())
+    canon = canonicalizer(m)
+    s = initial_state(m)
+    for _, s in successors(m, s)[:3]:
+        images = {canon(permute(m, s, c, t)) for c, t in group(m, Symmetry(m).factors)}
+        assert len(images) == 1
+    off = canonicalizer(m, enabled=False)
+    assert off(s) is s
+
+
+def test_batch_canonicalizer_agrees_with_the_one_state_canonicalizer():
+    """The batch canonicalizer returns the same images as canonicalizer(), and equal fingerprints
+    exactly for equal images."""
+    from fpustate.check.symmetry import batch_canonicalizer
+
+    m = make_model(get("linux"), Scenario(cpus=3, users=2))
+    states = [s for _, s in successors(m, initial_state(m))]
+    states += [s2 for s in states for _, s2 in successors(m, s)]
+    images, fps = batch_canonicalizer(m)(states)
+    canon = canonicalizer(m)
+    assert images == [canon(s) for s in states]
+    assert len(set(images)) == len(set(fps.tolist())) < len(states)
+    raw, raw_fps = batch_canonicalizer(m, enabled=False)(states)
+    assert raw == states and len(set(raw_fps.tolist())) == len(set(states))
