@@ -21,8 +21,10 @@ from fpustate.kernel.state import (
     HEADER,
     HEADER_FIELDS,
     NULL,
+    PKRU_HW_INIT,
     PKRU_INIT,
     TASK_FIELDS,
+    TASK_W,
     decode,
     encode,
     pkru_of,
@@ -41,17 +43,22 @@ def permute(m, s: bytes, cmap: list[int], tmap: list[int]) -> bytes:
     T = lambda t: NULL if t == NULL else tmap[t]  # noqa: E731
     C = lambda c: NULL if c == NULL else cmap[c]  # noqa: E731
     V = lambda v: v if value_owner(v) == NULL else user_value(tmap[value_owner(v)], value_version(v))  # noqa: E731
-    P = lambda p: p if p == PKRU_INIT else pkru_of(tmap[pkru_owner(p)], pkru_version(p))  # noqa: E731
+    P = lambda p: p if p in (PKRU_INIT, PKRU_HW_INIT, NULL) else pkru_of(tmap[pkru_owner(p)], pkru_version(p))  # noqa: E731
     local = {"data": lambda x: x, "task+1": lambda x: x if x in (0, 0xFF) else tmap[x - 1] + 1}[m.design.local_kind]
     cpus, tasks, ghosts = [None] * len(ks.cpus), [None] * len(ks.tasks), [None] * len(ks.tasks)
     for c, x in enumerate(ks.cpus):
         cpus[cmap[c]] = x._replace(fpregs=V(x.fpregs), owner=T(x.owner), pkru=P(x.pkru), curr=T(x.curr))
     for t, (x, g) in enumerate(zip(ks.tasks, ks.ghost)):
         tasks[tmap[t]] = x._replace(local=local(x.local), cpu=C(x.cpu), fpstate=V(x.fpstate), last_cpu=C(x.last_cpu),
-                                    pkru=P(x.pkru), sigframe0=V(x.sigframe0), sigframe1=V(x.sigframe1))
-        ghosts[tmap[t]] = g._replace(value=V(g.value), pkru=P(g.pkru), frame0=V(g.frame0), frame1=V(g.frame1))
+                                    pkru=P(x.pkru), sigframe0=V(x.sigframe0), sigframe1=V(x.sigframe1),
+                                    swap_fpstate=V(x.swap_fpstate), xpkru=P(x.xpkru), sig_pkru=P(x.sig_pkru),
+                                    sigframe_pkru0=P(x.sigframe_pkru0), sigframe_pkru1=P(x.sigframe_pkru1))
+        ghosts[tmap[t]] = g._replace(value=V(g.value), pkru=P(g.pkru), frame0=V(g.frame0), frame1=V(g.frame1),
+                                     swap_value=V(g.swap_value), frame_pkru0=P(g.frame_pkru0),
+                                     frame_pkru1=P(g.frame_pkru1))
     return encode(ks._replace(cpus=tuple(cpus), tasks=tuple(tasks), ghost=tuple(ghosts),
-                              fpstate_clobbered=T(ks.fpstate_clobbered), stale_read=T(ks.stale_read)))
+                              fpstate_clobbered=T(ks.fpstate_clobbered), stale_read=T(ks.stale_read),
+                              xfd_nm=T(ks.xfd_nm)))
 
 
 def group(m, fs: list[Factor]):
@@ -147,8 +154,9 @@ def test_field_kind_table_covers_every_byte():
     """Every header, CPU, task and ghost offset has a field kind."""
     assert sorted(HEADER_FIELDS) == list(range(HEADER))
     assert sorted(CPU_FIELDS) == list(range(CPU_W))
-    assert sorted(TASK_FIELDS) == list(range(GHOST_OFF))
-    assert sorted(GHOST_FIELDS) == list(range(GHOST_W))
+    task_bytes = sorted(list(TASK_FIELDS) + [GHOST_OFF + g for g in GHOST_FIELDS])
+    assert task_bytes == list(range(TASK_W))  # each byte once: kernel fields and the ghost's
+    assert set(range(GHOST_OFF)) <= set(TASK_FIELDS) and set(range(GHOST_W)) <= set(GHOST_FIELDS)
 
 
 def test_canonicalizer_contract():

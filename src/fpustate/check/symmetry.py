@@ -78,11 +78,14 @@ class Factor(NamedTuple):
 def factors(m: Model) -> list[Factor]:
     """The interchangeable sets of a model (singletons left out)."""
     sc = m.scenario
-    out = [Factor("CPUs", tuple(range(sc.cpus))),
+    # CPU 0 never goes offline (--hotplug): then only the others are interchangeable.
+    out = [Factor("CPUs", tuple(range(1 if sc.hotplug else 0, sc.cpus))),
            Factor("kernel threads", tuple(range(sc.slots, sc.slots + sc.kthreads))),
            Factor("user workers", tuple(range(sc.slots + sc.kthreads, m.idle_base)))]
     if not (sc.forks and sc.spare + sc.exits >= 2):  # fork's lowest-dead-slot rule (module docstring)
-        out.insert(1, Factor("user tasks", tuple(range(sc.slots))))
+        # The first --vcpus user tasks are KVM vCPU threads: interchangeable among themselves only.
+        out.insert(1, Factor("user tasks", tuple(range(sc.vcpus, sc.slots))))
+        out.insert(1, Factor("vCPU threads", tuple(range(sc.vcpus))))
     return [f for f in out if len(f.members) > 1]
 
 
