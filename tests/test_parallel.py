@@ -55,7 +55,9 @@ def test_cli_trace_is_the_golden_one_with_two_jobs():
     p = cli("check", "rfc2016-stale-flags", "--trace", "--execs", "0", "--property", "user_sees_own_registers",
             "--jobs", "2")
     assert p.returncode == 1
-    assert mask_seconds(p.stdout) == mask_seconds((GOLDEN / "stale_flags_trace.out").read_text())
+    golden = (GOLDEN / "stale_flags_trace.out").read_text()
+    # The partitions keep exact states; the sequential default keeps fingerprints: the same counts.
+    assert mask_seconds(p.stdout) == mask_seconds(golden.replace("store: fingerprint", "store: exact"))
 
 
 def test_bug_entry_with_two_jobs():
@@ -110,7 +112,7 @@ def test_interrupted_parallel_run_prints_partial_result(monkeypatch, capsys):
         return real(self, *args)
 
     monkeypatch.setattr(local_engine.LocalTransport, "layer", interrupting)
-    assert run(["check", "linux", "--scenario", "small", "--jobs", "2"]) == 130
+    assert run(["check", "linux", "--scenario", "small", "--jobs", "2", "--no-symmetry"]) == 130
     out = capsys.readouterr()
     # Layers 0..4 were expanded, layer 5 was being expanded: the states known are layers 0..5.
     m = make_model(get("linux"), SMALL)

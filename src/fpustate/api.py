@@ -114,10 +114,11 @@ def _design(design: Union[str, Design]) -> Design:
 
 def check(design: Union[str, Design], scenario: Union[None, str, Scenario] = None, *,
           properties: Optional[Sequence[str]] = None, look_past: int = LOOK_PAST, max_states: int = 0,
-          **knobs) -> CheckResult:
+          symmetry: bool = True, store: str = "fingerprint", **knobs) -> CheckResult:
     """Explore every interleaving of `design` (a name from `fpustate designs`, a mutant's name, or
     a `Design`, e.g. from `load_design()`) on `scenario` (see `scenario_of`; knobs such as
-    `execs=0` override it). `properties`: names to check (default: all). As `fpustate check`."""
+    `execs=0` override it). `properties`: names to check (default: all); `symmetry` and `store`
+    ("fingerprint" or "exact") as the command's --symmetry and --store. As `fpustate check`."""
     d = _design(design)
     sc = scenario_of(scenario, **knobs)
     props = PROPERTIES
@@ -129,7 +130,9 @@ def check(design: Union[str, Design], scenario: Union[None, str, Scenario] = Non
     if look_past < 0 or max_states < 0:
         raise UsageError("look_past and max_states must be 0 or more")
     m = make_model(d, sc)
-    ex = Explorer(m, props)
+    if store not in ("exact", "fingerprint"):
+        raise UsageError(f"store: {store!r}; use 'exact' or 'fingerprint'")
+    ex = Explorer(m, props, symmetry=symmetry, store=store)
     try:
         r = ex.run(max_states=max_states, look_past=look_past)
         for v in r.violations:

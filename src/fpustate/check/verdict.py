@@ -38,11 +38,13 @@ def incomplete(r: Result) -> Optional[str]:
     return "interrupted" if r.interrupted else "max-states"
 
 
-def check_status(results: list[Result]) -> int:
-    """130 interrupted (with a notice), else 1 a property is violated, else 3 a run was capped
-    by --max-states before its fixpoint (with a notice), else 0: every property holds."""
+def check_status(results: list[Result], resume_dir: Optional[str] = None) -> int:
+    """130 interrupted (with a notice, naming the checkpoint to resume from), else 1 a property
+    is violated, else 3 a run was capped by --max-states before its fixpoint (with a notice),
+    else 0: every property holds."""
     if any(r.interrupted for r in results):
-        click.echo("fpustate: interrupted; the results above are partial", err=True)
+        click.echo("fpustate: interrupted; the results above are partial"
+                   + (f"; continue with --resume {resume_dir}" if resume_dir else ""), err=True)
         return EXIT_INTERRUPTED
     if any(r.violations for r in results):
         return 1

@@ -216,5 +216,5 @@ HOOKS = tuple(
     f.name
     for f in dataclasses.fields(Design)
     if f.name not in ("name", "summary", "kernel", "files", "flag_name", "has_pkru", "valid_while_live", "simulation",
-                      "stale_snapshot", "extra_events", "fpu_ext", "no_fpu_ext")
+                      "stale_snapshot", "extra_events", "fpu_ext", "no_fpu_ext", "local_kind")
 )
