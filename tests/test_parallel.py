@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_cli import GOLDEN, cli, mask_seconds
+from test_cli import GOLDEN, cli
 
 from fpustate.check import local_engine
 from fpustate.check.explore import Explorer
@@ -51,13 +51,14 @@ def test_one_job_is_the_sequential_explorer():
 
 
 def test_cli_trace_is_the_golden_one_with_two_jobs():
-    """The stale cached_flags counterexample prints exactly as pinned with --jobs 2."""
+    """The stale cached_flags counterexample prints exactly as pinned with --jobs 2 (the trace and
+    its index path; the partitions search the unreduced space, so the table's counts are raw)."""
     p = cli("check", "rfc2016-stale-flags", "--trace", "--execs", "0", "--property", "user_sees_own_registers",
-            "--jobs", "2")
+            "--jobs", "2", "--no-symmetry")
     assert p.returncode == 1
     golden = (GOLDEN / "stale_flags_trace.out").read_text()
-    # The partitions keep exact states; the sequential default keeps fingerprints: the same counts.
-    assert mask_seconds(p.stdout) == mask_seconds(golden.replace("store: fingerprint", "store: exact"))
+    trace = golden[golden.index("\nrfc2016-stale-flags: "):]
+    assert p.stdout.endswith(trace)
 
 
 def test_bug_entry_with_two_jobs():

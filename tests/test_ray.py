@@ -12,7 +12,7 @@ from fpustate.kernel.machine import make_model
 
 ray = pytest.importorskip("ray", reason="Ray is in the test extra: pip install -e '.[test]'")
 
-SMALL = Scenario(kthreads=0, execs=0)
+SMALL = Scenario(kthreads=0, execs=0, values=1)  # small enough for a local Ray in seconds
 
 
 @pytest.fixture(scope="module")

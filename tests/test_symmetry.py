@@ -88,7 +88,7 @@ CASES = [
     ("linux", Scenario(cpus=1, kthreads=2, execs=0, values=1, kfpu_softirq=False, kfpu_hardirq=False)),  # kthreads
     ("linux", Scenario(cpus=1, users=1, kthreads=0, workers=2, execs=0, values=1)),  # user workers
     ("linux", Scenario(cpus=3, users=1, kthreads=0, execs=0, values=1, kfpu_softirq=False)),  # 3 CPUs and their idles
-    ("linux-sigframe-owner-cache", SMALL.replace(values=1, signals=1)),  # a cached owner pointer in T_LOCAL
+    ("linux-sigframe-owner-cache", SMALL.replace(cpus=1, values=1, signals=1)),  # a cached owner pointer in T_LOCAL
     ("rfc2016", Scenario(cpus=1, kthreads=0, execs=0, values=1, ptrace_writes=1, ptrace_reads=True, readers=True)),
     ("strawman", Scenario(cpus=1, users=2, kthreads=0, forks=1, execs=1, exits=1, values=1)),  # fork into one dead slot
 ]
