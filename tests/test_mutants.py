@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import run
 from fpustate.config import Scenario
 
@@ -29,33 +31,30 @@ def test_exec_invalidation_bug_1f69383b203e():
 
 
 BUG_SUITE = {
-    # mutant: (steps, index path, states explored, the violation)
-    "rfc2016-stale-flags": (5, "1/10/11/3/2", 5194, "cpu0: B runs in user mode with registers A.0, expected B.0"),
-    "lazy": (6, "1/1/0/8/3/4", 1595, "cpu0: A runs in user mode while the registers hold kernel-data"),
-    # States explored change with the XSAVE header and PKRU in frames (issue 8 C/D); every path is the same:
-    # eager-xcomp-bv 3,077 (an image's header and PKRU slot split states), eager-sigreturn-bh 40,327 (v4.19's
-    # sigreturn loads PKRU from the frame), linux-sigframe-owner-cache 11,724, linux-sigreturn-no-deactivate
-    # 41,771 (PKRU 0 during delivery, the frame's PKRU), linux-irq-fpu-usable 1,970 and linux-exec-invalidation
-    # 96,708 (exec's init image has XSTATE_BV 0).
-    "eager-xcomp-bv": (6, "1/3/10/8/3/4", 3189, "cpu0: A runs in user mode with registers A.0, expected init"),
-    "eager-sigreturn-bh": (14, "2/1/1/1/1/2/1/1/1/0/0/1/1/3", 38894,
-                           "cpu0: A runs in user mode with registers init, expected A.0"),
-    # The linux entries' paths are longer since v6.18's lock sections are split at their FPU
-    # instructions and lock/unlock (granularity issue); each tells the same story.
-    "linux-sigframe-owner-cache": (12, "2/2/1/0/0/2/0/0/0/2/0/0", 12920, "A's signal frame 0 holds kernel-data, expected A.0"),
-    "linux-sigreturn-no-deactivate": (18, "1/3/5/5/3/3/5/3/3/5/4/6/7/3/2/1/0/6", 63828,
-                                      "cpu0: fpregs_state_valid(A, 0) holds but the registers contain garbage, not A.0"),
-    "linux-irq-fpu-usable": (7, "1/4/1/0/1/2/4", 1972, "cpu0: A runs in user mode with registers A.0, expected init"),
-    "linux-sigframe-pkru-xstate-bv": (7, "2/2/0/0/2/0/0", 1494, "A's signal frame 0 restores PKRU 0, expected A-keys"),
-    "linux-ptrace-pkru-init": (5, "4/3/6/3/3", 689, "cpu0: A runs with PKRU A-keys, expected 0"),
-    "linux-exec-invalidation": (11, "1/8/7/14/11/6/6/8/13/3/4", 101500,
-                                "cpu0: A runs in user mode with registers A.0, expected init"),
-    "linux-kvm-save-ignores-need-load": (6, "1/6/0/3/6/2", 1843, "cpu0: A's guest runs with registers kernel-data, expected init"),
-    "linux-xfd-cache-hotplug": (13, "6/11/9/10/7/7/6/8/9/5/9/8/9", 30311,
-                                "XRSTOR of B's AMX state with XFD armed: #NM in the kernel"),
+    # mutant: (steps, index path, canonical states explored (symmetry and fingerprints: the CLI's default),
+    # the violation). Paths are real steps; the lengths equal those without symmetry (test_symmetry).
+    'rfc2016-stale-flags': (5, '1/10/11/3/2', 2614, 'cpu0: B runs in user mode with registers A.0, expected B.0'),
+    'lazy': (6, '1/1/0/8/3/4', 808, 'cpu0: A runs in user mode while the registers hold kernel-data'),
+    'eager-xcomp-bv': (6, '1/3/10/8/3/4', 1608, 'cpu0: A runs in user mode with registers A.0, expected init'),
+    'eager-sigreturn-bh': (14, '2/1/1/1/1/2/1/1/1/0/0/1/1/3', 15193,
+        'cpu0: A runs in user mode with registers init, expected A.0'),
+    'linux-sigframe-owner-cache': (12, '2/2/1/0/0/2/0/0/0/2/0/0', 5785,
+        "A's signal frame 0 holds kernel-data, expected A.0"),
+    'linux-sigreturn-no-deactivate': (18, '1/3/5/5/3/3/5/3/3/5/4/6/7/3/2/1/0/6', 24186,
+        'cpu0: fpregs_state_valid(A, 0) holds but the registers contain garbage, not A.0'),
+    'linux-irq-fpu-usable': (7, '1/4/1/0/1/2/4', 997, 'cpu0: A runs in user mode with registers A.0, expected init'),
+    'linux-sigframe-pkru-xstate-bv': (7, '2/2/0/0/2/0/0', 759, "A's signal frame 0 restores PKRU 0, expected A-keys"),
+    'linux-ptrace-pkru-init': (5, '4/3/6/3/3', 664, 'cpu0: A runs with PKRU A-keys, expected 0'),
+    'linux-exec-invalidation': (11, '1/8/7/14/11/6/6/8/13/3/4', 45331,
+        'cpu0: A runs in user mode with registers A.0, expected init'),
+    'linux-kvm-save-ignores-need-load': (6, '1/6/0/3/6/2', 2303,
+        "cpu0: A's guest runs with registers kernel-data, expected init"),
+    'linux-xfd-cache-hotplug': (13, '6/11/9/10/7/7/6/8/9/5/9/8/9', 24446,
+        "XRSTOR of B's AMX state with XFD armed: #NM in the kernel"),
 }
 
 
+@pytest.mark.xdist_group("bug_suite")  # one worker runs the session fixture once
 def test_bug_suite_counterexamples_are_pinned(bug_suite):
     """Every entry of `fpustate bugs` finds its bug with the pinned shortest counterexample, and its fixed design holds."""
     rows, _, _, p = bug_suite

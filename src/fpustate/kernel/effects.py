@@ -16,6 +16,7 @@ from .state import (
     CPU_W,
     CTX_SOFTIRQ_KFPU,
     CTX_TASK,
+    G_FRAME,
     G_PKRU,
     G_VALUE,
     GARBAGE,
@@ -166,7 +167,7 @@ def sigframe_corrupt(m, s, c, t, out):
     if depth and m.scenario.corrupt_frames and not s[p + T_SIGFRAME_HDR + depth - 1] & HDR_BAD:
         k = bytearray(s)
         k[p + T_SIGFRAME_HDR + depth - 1] |= HDR_BAD
-        k[ghost(k, t) + M.G_FRAME + depth - 1] = GARBAGE
+        k[ghost(k, t) + G_FRAME + depth - 1] = GARBAGE
         out.append(((M.SIGFRAME_CORRUPT, c, 0), bytes(k)))
 
 
