@@ -54,7 +54,7 @@ BUG_SUITE = {
 }
 
 
-@pytest.mark.xdist_group("bug_suite")  # one worker runs the session fixture once
+@pytest.mark.xdist_group(name="bug_suite")  # one worker runs the session fixture once
 def test_bug_suite_counterexamples_are_pinned(bug_suite):
     """Every entry of `fpustate bugs` finds its bug with the pinned shortest counterexample, and its fixed design holds."""
     rows, _, _, p = bug_suite

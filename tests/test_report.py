@@ -109,7 +109,7 @@ def test_check_junit_cases(tmp_path):
     assert root.get("tests") == str(2 * len(PROPERTIES)) and root.get("failures") == str(len(failures))
 
 
-@pytest.mark.xdist_group("bug_suite")  # one worker runs the session fixture once
+@pytest.mark.xdist_group(name="bug_suite")  # one worker runs the session fixture once
 def test_bugs_html_and_junit(browser, bug_suite, tmp_path):
     """bugs --html shows every bug (a section per mutant, its property marked on the last step);
     bugs --junit has one passing test case per bug and validates."""
