@@ -25,6 +25,15 @@ def run(design: str, scenario: Scenario):
     return m, res, ex
 
 
+@functools.lru_cache(maxsize=None)
+def run_reduced(design: str, scenario: Scenario):
+    """Check `design` on `scenario` with symmetry and the exact store (as the command line does,
+    without the fingerprints' risk), once per session: `.states` are orbits, `.represented` the
+    states they stand for (the raw count where boot is symmetric)."""
+    res, _ = check(make_model(get(design), scenario), symmetry=True, store="exact")
+    return res
+
+
 @pytest.fixture
 def checked():
     return run
