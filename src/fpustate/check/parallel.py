@@ -359,7 +359,7 @@ def check_engine_flags(jobs: int, engine: str, ray_address: Optional[str]) -> No
     """--jobs, --engine and --ray-address make sense together (UsageError otherwise)."""
     if engine not in ENGINES:
         raise UsageError(f"--engine: unknown engine {engine!r}; available: {', '.join(ENGINES)}")
-    if jobs < 0:
+    if jobs is not None and jobs < 0:
         raise UsageError(f"--jobs: {jobs} is negative; give 1 or more (0: every core)")
     if ray_address and engine != "ray":
         raise UsageError("--ray-address needs --engine ray")

@@ -15,7 +15,7 @@ from ..errors import UsageError
 from ..kernel.machine import initial_state
 from ..search_options import engine_from_flags, engine_options, footnotes, make_checkpoint, search_json
 from . import main
-from .common import Progress, check_outputs, placement_options, write_report
+from .common import Progress, check_outputs, exhaustive_jobs, placement_options, write_report
 
 
 @main.command("bugs")
@@ -34,8 +34,9 @@ def bugs_cmd(trace, as_json, html_path, junit_path, jobs, engine, ray_address, s
 
     check_outputs(html=html_path, junit=junit_path)
     check_engine_flags(jobs, engine, ray_address)
+    jobs = exhaustive_jobs(jobs, engine)
     search = engine_from_flags(symmetry, store, checkpoint_dir, resume_dir)
-    if search["root"] and (jobs != 1 or engine != "local"):
+    if search["root"] and (jobs not in (None, 1) or engine != "local"):
         raise UsageError("--checkpoint and --resume work with the sequential search (--jobs 1, the default)")
 
     def explorer(m, properties):

@@ -20,8 +20,8 @@ from ..kernel.machine import initial_state, make_model, unsupported
 from ..kernel.properties import BY_NAME, PROPERTIES
 from ..search_options import engine_from_flags, engine_options, footnotes, make_checkpoint, search_json
 from . import main
-from .common import (CHECK_COLUMNS, Progress, check_outputs, check_row, placement_options, results_table, scenario_of,
-                     scenario_options, write_report)
+from .common import (CHECK_COLUMNS, Progress, check_outputs, check_row, exhaustive_jobs, placement_options,
+                     results_table, scenario_of, scenario_options, write_report)
 
 
 @main.command("check")
@@ -67,7 +67,7 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     scenario = scenario_of(preset, knobs)
     check_outputs(html=html_path, junit=junit_path)
     search = engine_from_flags(symmetry, store, checkpoint_dir, resume_dir)
-    if search["root"] and (jobs != 1 or engine != "local"):
+    if search["root"] and (jobs not in (None, 1) or engine != "local"):
         raise UsageError("--checkpoint and --resume work with the sequential search (--jobs 1, the default)")
     if look_past < 0 or max_states < 0:
         raise UsageError("--look-past and --max-states must be 0 or more")
@@ -106,6 +106,7 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
         sys.exit(_check_walks(designs, loaded, scenario, properties, walks, depth, seed, jobs, engine, trace,
                               trace_all, as_json))
     check_engine_flags(jobs, engine, ray_address)
+    jobs = exhaustive_jobs(jobs, engine)
 
     results = []
     with Progress() as progress:

@@ -129,7 +129,16 @@ def placement_options(f):
                           "default: start a local one")(f)
     f = click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
                      help="local: processes on this machine; ray: Ray actors (pip install 'fpustate[ray]')")(f)
-    f = click.option("--jobs", type=int, default=1, show_default=True, metavar="N",
+    f = click.option("--jobs", type=int, default=None, metavar="N",
                      help="partitions searched in parallel (0: every core, or every CPU of the Ray cluster; "
-                          "1: the sequential search, which alone has the fingerprint store and checkpoints)")(f)
+                          "1: the sequential search, which alone has the fingerprint store and checkpoints). "
+                          "Default: 1 on this machine, every CPU with --engine ray, every core for --walks")(f)
     return f
+
+
+def exhaustive_jobs(jobs, engine: str) -> int:
+    """--jobs for the exhaustive search: as given, else 1 locally (the sequential search, the
+    fastest here) and every CPU of a Ray cluster."""
+    if jobs is None:
+        return 0 if engine == "ray" else 1
+    return jobs
