@@ -37,7 +37,7 @@ from ..errors import InternalError, UsageError
 from ..kernel.machine import Action, Model, initial_state, successors
 from ..kernel.properties import PROPERTIES, Property
 from .explore import LOOK_PAST, Explorer, Result, Violation
-from .keys import canonicalizer
+from .symmetry import canonicalizer
 
 POS_BITS = 16  # a key is parent_index << POS_BITS | position among the parent's successors
 ENGINES = ("local", "ray")
@@ -214,7 +214,7 @@ class ParallelExplorer:
         self.properties = tuple(properties)
         self.engine, self.ray_address = engine, ray_address
         self.jobs = jobs
-        self.key = key or canonicalizer(model)
+        self.key = key or canonicalizer(model, enabled=False)
         self.symmetry_name = "off"  # make_explorer() names the group its key reduces by
         self.parent: dict[int, int] = {}  # along counterexamples only: index -> parent index
         self.via: dict[int, int] = {}  # index -> position of the step in the parent's successors
@@ -373,7 +373,7 @@ def make_explorer(model: Model, properties: Sequence[Property] = PROPERTIES, job
     check_engine_flags(jobs, engine, ray_address)
     if engine == "local" and (jobs or default_jobs()) == 1:
         return Explorer(model, properties, symmetry=symmetry, store=store)
-    from .symmetry import Symmetry, canonicalizer
+    from .symmetry import Symmetry
 
     px = ParallelExplorer(model, properties, jobs, engine, ray_address, key=canonicalizer(model, symmetry))
     px.symmetry_name = Symmetry(model, enabled=symmetry).describe()

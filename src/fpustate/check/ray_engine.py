@@ -19,7 +19,7 @@ from typing import Callable, Optional, Sequence
 from ..errors import UsageError
 from ..kernel.machine import Model
 from ..kernel.properties import Property
-from .keys import fingerprint
+from .store import fingerprint
 from .parallel import Partition, PartitionFailure
 
 

@@ -78,7 +78,7 @@ from .effects import (
 )
 
 GLOBAL = "global"  # an event not bound to a CPU (wake-ups, a tracer on another CPU)
-SOFTIRQ = -1  # the situation of a CPU whose softirq is inside its kernel-FPU section
+SOFTIRQ = M.SOFTIRQ_SITUATION  # the situation of a CPU whose softirq is inside its kernel-FPU section
 KERNEL_PCS = (PC_SYSCALL, PC_SYSCALL_KFPU, PC_EXIT_LOOP, PC_KTHREAD, PC_KTHREAD_KFPU, PC_KVM_RUN, PC_XFD_NM)
 PATH_PCS = tuple(range(PATH_BASE, PATH_BASE + len(PATH_NAMES) * PATH_STRIDE))
 ANY_KERNEL = KERNEL_PCS + PATH_PCS  # every pc of task context in the kernel
@@ -161,67 +161,66 @@ def _end(m):
 
 KFPU_PCS = (PC_SYSCALL_KFPU, PC_KTHREAD_KFPU)
 USER_PCS = (PC_USER,)
-P = M  # action codes live in machine (tests and index paths use them)
 
 EVENTS: tuple[Event, ...] = (
     # A softirq inside its kernel-FPU section: a hardirq may still arrive, then it ends.
-    Event(P.HARDIRQ_KFPU, "hardirq", (SOFTIRQ,) + ANY_KERNEL, hardirq_kfpu,
+    Event(M.HARDIRQ_KFPU, "hardirq", (SOFTIRQ,) + ANY_KERNEL, hardirq_kfpu,
           lambda m, a, s: (_who(m, a, s), f"IRQ: {_begin(m)}() .. {_end(m)}()")),
-    Event(P.SOFTIRQ_KFPU_END, "softirq", (SOFTIRQ,), softirq_kfpu_end,
+    Event(M.SOFTIRQ_KFPU_END, "softirq", (SOFTIRQ,), softirq_kfpu_end,
           lambda m, a, s: (_who(m, a, s), f"softirq: {_end(m)}()")),
     # User mode.
-    Event(P.USER_WRITE, "user", USER_PCS, user_write, _text("writes its FPU registers")),
-    Event(P.NM_TRAP, "user", (), None,  # fired by user_write when CR0.TS is set
+    Event(M.USER_WRITE, "user", USER_PCS, user_write, _text("writes its FPU registers")),
+    Event(M.NM_TRAP, "user", (), None,  # fired by user_write when CR0.TS is set
           lambda m, a, s: (_who(m, a, s), f"#NM: {_fn(m.design.do_device_not_available)}() -> exit_to_user_mode_loop")),
-    Event(P.WRPKRU, "user", USER_PCS, wrpkru,
+    Event(M.WRPKRU, "user", USER_PCS, wrpkru,
           lambda m, a, s: (_who(m, a, s), "WRPKRU(0): all keys enabled, PKRU in its init state" if a.arg
                             else "WRPKRU: changes its protection keys")),
-    Event(P.XRSTOR_USER, "user", USER_PCS, xrstor_user,
+    Event(M.XRSTOR_USER, "user", USER_PCS, xrstor_user,
           lambda m, a, s: (_who(m, a, s), "XRSTOR from its own memory, XSTATE_BV["
                             + ("PKRU" if a.arg == M.XRSTOR_PKRU_INIT else "FP/SSE") + "] clear")),
-    Event(P.SIGRETURN, "user", USER_PCS, sigreturn,
+    Event(M.SIGRETURN, "user", USER_PCS, sigreturn,
           lambda m, a, s: (_who(m, a, s), "rt_sigreturn() entry ("
                             + ("ia32 FXSR frame" if a.arg == PATH_SIGRETURN_IA32 else "64-bit frame") + ")")),
-    Event(P.SIGFRAME_CORRUPT, "user", USER_PCS, sigframe_corrupt, _text("overwrites its signal frame's xsave header")),
-    Event(P.SYSCALL, "user", USER_PCS, syscall, _text("syscall entry")),
-    Event(P.IRQ_FROM_USER, "hardirq", USER_PCS, irq_from_user,
+    Event(M.SIGFRAME_CORRUPT, "user", USER_PCS, sigframe_corrupt, _text("overwrites its signal frame's xsave header")),
+    Event(M.SYSCALL, "user", USER_PCS, syscall, _text("syscall entry")),
+    Event(M.IRQ_FROM_USER, "hardirq", USER_PCS, irq_from_user,
           lambda m, a, s: (_who(m, a, s), "IRQ from user mode, work pending -> exit_to_user_mode_loop"
                             + _snap(m, a.cpu, s[HEADER + a.cpu * CPU_W + C_CURR], s))),
-    Event(P.HARDIRQ_KFPU_USER, "hardirq", USER_PCS, hardirq_kfpu_user,
+    Event(M.HARDIRQ_KFPU_USER, "hardirq", USER_PCS, hardirq_kfpu_user,
           lambda m, a, s: (_who(m, a, s), f"IRQ from user mode: {_begin(m)}() .. {_end(m)}() -> exit_to_user_mode_loop")),
-    Event(P.SOFTIRQ_KFPU_USER, "softirq", USER_PCS, softirq_kfpu_user,
+    Event(M.SOFTIRQ_KFPU_USER, "softirq", USER_PCS, softirq_kfpu_user,
           lambda m, a, s: (_who(m, a, s), f"IRQ from user mode, softirq: {_begin(m)}()")),
     # Kernel, task context: interrupts first (HARDIRQ_KFPU above), then the task's own code.
-    Event(P.SOFTIRQ_KFPU_BEGIN, "softirq", ANY_KERNEL, softirq_kfpu_begin,
+    Event(M.SOFTIRQ_KFPU_BEGIN, "softirq", ANY_KERNEL, softirq_kfpu_begin,
           lambda m, a, s: (_who(m, a, s), f"softirq: {_begin(m)}()")),
-    Event(P.FPU_SYNC, "task", (PC_SYSCALL,), fpu_sync,
+    Event(M.FPU_SYNC, "task", (PC_SYSCALL,), fpu_sync,
           lambda m, a, s: (_who(m, a, s), f"coredump/regset read of self: {_fn(m.design.fpu_sync_fpstate)}(), copy the image")),
-    Event(P.KFPU_BEGIN, "task", (PC_SYSCALL, PC_KTHREAD), kfpu_begin, lambda m, a, s: (_who(m, a, s), f"{_begin(m)}()")),
-    Event(P.SLEEP, "task", (PC_SYSCALL, PC_KTHREAD), sleep, _switch_text("schedule() to sleep")),
-    Event(P.FORK, "task", (PC_SYSCALL,), fork,
+    Event(M.KFPU_BEGIN, "task", (PC_SYSCALL, PC_KTHREAD), kfpu_begin, lambda m, a, s: (_who(m, a, s), f"{_begin(m)}()")),
+    Event(M.SLEEP, "task", (PC_SYSCALL, PC_KTHREAD), sleep, _switch_text("schedule() to sleep")),
+    Event(M.FORK, "task", (PC_SYSCALL,), fork,
           lambda m, a, s: (_who(m, a, s), f"fork: copy_process -> {_fn(m.design.fpu_clone)}() for child {m.name(a.arg)}")),
-    Event(P.EXEC_STEP, "task", (PC_SYSCALL,), execve, _path_text),
-    Event(P.EXIT_STEP, "task", (PC_SYSCALL,), do_exit, _path_text),
-    Event(P.SYSCALL_EXIT, "task", (PC_SYSCALL,), syscall_exit,
+    Event(M.EXEC_STEP, "task", (PC_SYSCALL,), execve, _path_text),
+    Event(M.EXIT_STEP, "task", (PC_SYSCALL,), do_exit, _path_text),
+    Event(M.SYSCALL_EXIT, "task", (PC_SYSCALL,), syscall_exit,
           lambda m, a, s: (_who(m, a, s), f"syscall exit, no work pending: {_fn(m.design.exit_to_user)}() -> user mode")),
-    Event(P.ENTER_EXIT_LOOP, "task", (PC_SYSCALL,), enter_exit_loop,
+    Event(M.ENTER_EXIT_LOOP, "task", (PC_SYSCALL,), enter_exit_loop,
           lambda m, a, s: (_who(m, a, s), "syscall exit, work pending -> exit_to_user_mode_loop"
                             + _snap(m, a.cpu, s[HEADER + a.cpu * CPU_W + C_CURR], s))),
-    Event(P.KFPU_END, "task", KFPU_PCS, kfpu_end, lambda m, a, s: (_who(m, a, s), f"{_end(m)}()")),
-    Event(P.SIGNAL_STEP, "task", (PC_EXIT_LOOP,), signal, _path_text),
-    Event(P.EXIT_TO_USER, "task", (PC_EXIT_LOOP,), exit_to_user, _exit_to_user_text),
+    Event(M.KFPU_END, "task", KFPU_PCS, kfpu_end, lambda m, a, s: (_who(m, a, s), f"{_end(m)}()")),
+    Event(M.SIGNAL_STEP, "task", (PC_EXIT_LOOP,), signal, _path_text),
+    Event(M.EXIT_TO_USER, "task", (PC_EXIT_LOOP,), exit_to_user, _exit_to_user_text),
     Event("path_step", "task", PATH_PCS, path_step, _path_text),
-    Event(P.TASK_DEAD, "task", (), None, _switch_text("do_task_dead()")),  # fired by path_step past exit's end
-    Event(P.PREEMPT, "task", ANY_KERNEL, preempt, _switch_text("preempted")),
+    Event(M.TASK_DEAD, "task", (), None, _switch_text("do_task_dead()")),  # fired by path_step past exit's end
+    Event(M.PREEMPT, "task", ANY_KERNEL, preempt, _switch_text("preempted")),
     # Not bound to a CPU.
-    Event(P.WAKE, "-", (GLOBAL,), wake, lambda m, a, s: ("-", f"try_to_wake_up({m.name(a.arg)})")),
-    Event(P.PTRACE_SET, "tracer", (GLOBAL,), ptrace, _ptrace_text),
-    Event(P.PTRACE_GET, "tracer", (), None, _ptrace_text),  # fired by ptrace
+    Event(M.WAKE, "-", (GLOBAL,), wake, lambda m, a, s: ("-", f"try_to_wake_up({m.name(a.arg)})")),
+    Event(M.PTRACE_SET, "tracer", (GLOBAL,), ptrace, _ptrace_text),
+    Event(M.PTRACE_GET, "tracer", (), None, _ptrace_text),  # fired by ptrace
 )
 
 # Path steps keep one code per path (index paths and tests name them); they print alike.
 _PATH_EVENTS = tuple(Event(code, "task", (), None, _path_text) for code in M.PATH_ACTIONS
-                     if code not in (P.EXEC_STEP, P.EXIT_STEP, P.SIGNAL_STEP))
+                     if code not in (M.EXEC_STEP, M.EXIT_STEP, M.SIGNAL_STEP))
 
 
 # ---------------------------------------------------------------- a design's own events
