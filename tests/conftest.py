@@ -34,6 +34,12 @@ def run_reduced(design: str, scenario: Scenario):
     return res
 
 
+def pytest_collection_modifyitems(items):
+    """Modules marked `heavy` (long fixpoints) run first, so the xdist workers finish together
+    instead of one grinding a late fixpoint while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)  # stable: order kept otherwise
+
+
 @pytest.fixture
 def checked():
     return run

@@ -89,3 +89,21 @@ def test_simulate_matches_the_cli():
     assert got == want
     assert sim.cycles("linux") == int(want[0]["cycles"])
     assert sim.table().startswith("workload crypto:")
+
+
+def test_results_show_as_their_pages_in_a_notebook():
+    """A check result and a simulation display in Jupyter as their --html pages, framed: the
+    timeline's steps with the violation marked, the simulation's table and plot."""
+    import html
+    import re
+
+    r = fpustate.check("rfc2016-stale-flags", "small", properties=["user_sees_own_registers"], look_past=0)
+    (v,) = r.violations
+    page = r.html()
+    assert page.count("data-step=") == len(v.steps) and '<section data-design="rfc2016-stale-flags">' in page
+    assert f'data-step="{len(v.steps)}" data-violation="user_sees_own_registers"' in page
+    frame = re.fullmatch(r'<iframe srcdoc="([^"]*)" style="[^"]*" sandbox="allow-scripts"></iframe>', r._repr_html_())
+    assert frame and html.unescape(frame.group(1)) == page
+    sim = fpustate.simulate(workloads=["crypto"], designs=["linux"], length=100)
+    shown = html.unescape(sim._repr_html_())
+    assert shown.startswith('<iframe srcdoc="<!DOCTYPE html>') and "<svg" in shown and "clairvoyant bound" in shown

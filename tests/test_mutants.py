@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run
+from conftest import run, run_reduced
 from fpustate.config import Scenario
+
+pytestmark = pytest.mark.heavy  # long fixpoints: scheduled first (conftest.py)
 
 
 def test_exec_invalidation_bug_1f69383b203e():
@@ -66,16 +68,21 @@ def test_bug_suite_counterexamples_are_pinned(bug_suite):
 
 def test_sigframe_owner_cache_story():
     """59c4bd853abc: after the frame XSAVE faults, an interrupt's kernel-FPU use takes the registers and the retry trusts the stale owner."""
-    from fpustate.check.bugs import BUGS, run_bug
+    from fpustate.check.bugs import BUGS
+    from fpustate.check.explore import Explorer
     from fpustate.check.trace import describe
-    from fpustate.kernel.machine import initial_state
+    from fpustate.designs import get
+    from fpustate.kernel.machine import initial_state, make_model
+    from fpustate.kernel.properties import BY_NAME
 
     bug = next(b for b in BUGS if b.commit == "59c4bd853abc")
-    r = run_bug(bug, {})
-    m = r.explorer.model
+    m = make_model(get(bug.mutant), Scenario(**bug.scenario))
+    ex = Explorer(m, (BY_NAME[bug.prop],))  # the mutant alone: its fixed design holds in the bug-suite test
+    v = ex.run(look_past=0).violations[0]
+    ex.trace(v)
     prev = initial_state(m)
     lines = []
-    for a, s in r.found.path:
+    for a, s in v.path:
         lines.append(describe(m, a, prev)[2])
         prev = s
     assert lines == [
@@ -110,7 +117,7 @@ def test_sigframe_pkru_xstate_bv_bug_ae6012d72fa6():
         ("signal_step", 7),  # restore_fpregs_from_init_fpstate, pkru_write_default
         ("signal_step", 8),  # the frame is on the stack: XRSTOR of it would load PKRU 0
     ]
-    _, fixed, _ = run("linux", Scenario(kthreads=0, execs=0, values=1, signals=1))
+    fixed = run_reduced("linux", Scenario(kthreads=0, execs=0, values=1, signals=1))
     assert fixed.ok and fixed.complete
 
 
@@ -123,5 +130,5 @@ def test_ptrace_pkru_init_bug_d7e5aceace51():
     assert (v.prop.name, v.detail) == ("kernel_uaccess_uses_own_pkru", "cpu0: A runs with PKRU A-keys, expected 0")
     assert [(a.code, a.arg) for a, _ in v.path] == [
         ("syscall", 0), ("sleep", 1), ("ptrace_set", 3), ("wake", 0), ("preempt", 0)]
-    _, fixed, _ = run("linux", sc)
+    fixed = run_reduced("linux", sc)
     assert fixed.ok and fixed.complete

@@ -11,6 +11,7 @@ from fpustate.designs import get
 from fpustate.kernel.machine import make_model
 
 ray = pytest.importorskip("ray", reason="Ray is in the test extra: pip install -e '.[test]'")
+pytestmark = pytest.mark.xdist_group(name="ray")  # one worker starts the local Ray, once
 
 SMALL = Scenario(kthreads=0, execs=0, values=1)  # small enough for a local Ray in seconds
 

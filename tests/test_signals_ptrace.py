@@ -5,6 +5,9 @@ from __future__ import annotations
 from conftest import run, run_reduced
 from fpustate.cli import PRESETS
 from fpustate.config import Scenario
+import pytest
+
+pytestmark = pytest.mark.heavy  # long fixpoints: scheduled first (conftest.py)
 
 SIGNALS = Scenario(**PRESETS["signals"])
 PTRACE = Scenario(**dict(PRESETS["ptrace"], values=1))

@@ -72,6 +72,7 @@ class CheckResult:
     violations: tuple[Counterexample, ...]  # most severe first, one per violated property
     model: Model = field(repr=False, compare=False)
     result: Result = field(repr=False, compare=False)  # the explorer's raw result
+    explorer: Optional[Explorer] = field(default=None, repr=False, compare=False)  # for index paths and pages
 
     @property
     def ok(self) -> bool:
@@ -84,6 +85,21 @@ class CheckResult:
     def violation(self, prop: str) -> Optional[Counterexample]:
         """The counterexample of property `prop`, or None."""
         return next((v for v in self.violations if v.property == prop), None)
+
+    def html(self) -> str:
+        """The page `fpustate check --html` writes for this design: summary, then a timeline per violation."""
+        from .check.verdict import verdict
+        from .cli.common import CHECK_COLUMNS, check_row
+        from .report.html import check_page
+
+        return check_page(self.scenario, [(self.model, self.explorer, self.result)], CHECK_COLUMNS,
+                          [check_row(self.result)], verdict)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a result as its page (`html()`), framed."""
+        from .report.html import notebook_frame
+
+        return notebook_frame(self.html())
 
 
 def scenario_of(scenario: Union[None, str, Scenario] = None, **knobs) -> Scenario:
@@ -144,7 +160,7 @@ def check(design: Union[str, Design], scenario: Union[None, str, Scenario] = Non
     init = initial_state(m)
     cex = tuple(Counterexample(v.prop.name, v.detail, v.prop.doc, tuple(steps(m, v.path, init)),
                                format_trace(m, v.path, init, v), f"{model_tag(m)}:{index_path(ex, v)}") for v in r.violations)
-    return CheckResult(d.name, sc, r.states, r.transitions, r.depth, r.seconds, r.complete, cex, m, r)
+    return CheckResult(d.name, sc, r.states, r.transitions, r.depth, r.seconds, r.complete, cex, m, r, ex)
 
 
 def load_design(path: str) -> Design:
@@ -184,6 +200,18 @@ class Simulation:
         from .sim.report import table
 
         return "\n\n".join(table(r, self.profile) for r in self.runs)
+
+    def html(self) -> str:
+        """The page `fpustate simulate --html` writes: per run its table, then the plot against the bound."""
+        from .report.html import simulate_page
+
+        return simulate_page(self.runs, self.profile)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the simulation as its page (`html()`), framed."""
+        from .report.html import notebook_frame
+
+        return notebook_frame(self.html())
 
 
 DEFAULT_SIM_DESIGNS = ("eager", "lazy", "strawman", "linux")

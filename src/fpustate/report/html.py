@@ -53,6 +53,13 @@ def summary_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> Mark
     return Markup("".join(out))
 
 
+def notebook_frame(page: str, height: int = 640) -> str:
+    """A page for a notebook cell (`_repr_html_`): the whole self-contained page in an iframe's
+    `srcdoc`, so its stylesheet and script cannot restyle the notebook around it."""
+    return (f'<iframe srcdoc="{escape(page)}" style="width:100%;height:{height}px;border:1px solid #d5dae3" '
+            'sandbox="allow-scripts"></iframe>')
+
+
 def verdict_class(verdict: str) -> str:
     v = verdict.lower()
     if v.startswith(("violated", "not found", "fixed design fails")):
