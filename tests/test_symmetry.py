@@ -13,17 +13,13 @@ from fpustate.config import Scenario
 from fpustate.designs import get
 from fpustate.kernel.machine import initial_state, make_model, successors
 from fpustate.kernel.state import (
-    CPU_FIELDS,
     CPU_W,
-    GHOST_FIELDS,
     GHOST_OFF,
     GHOST_W,
     HEADER,
-    HEADER_FIELDS,
     NULL,
     PKRU_HW_INIT,
     PKRU_INIT,
-    TASK_FIELDS,
     TASK_W,
     decode,
     encode,
@@ -33,6 +29,12 @@ from fpustate.kernel.state import (
     user_value,
     value_owner,
     value_version,
+)
+from fpustate.kernel.fields import (
+    CPU_FIELDS,
+    GHOST_FIELDS,
+    HEADER_FIELDS,
+    TASK_FIELDS,
 )
 
 

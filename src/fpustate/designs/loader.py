@@ -18,7 +18,7 @@ from ..errors import InvalidDesign
 from ..kernel.actions import GLOBAL, KERNEL_CODES, SITUATIONS, Event
 from ..kernel.design import HOOKS, Design, Step
 from ..kernel.state import PATH_STRIDE
-from ..kernel.state import FIELD_KINDS
+from ..kernel.fields import FIELD_KINDS
 
 # Positional arguments each hook receives, as documented in base.Design.
 ARITY = {

@@ -16,7 +16,6 @@ from ..kernel.state import (
     C_IN_KFPU,
     C_OWNER,
     C_PREEMPT,
-    FIELD_TASK_PLUS1,
     NULL,
     T_FPSTATE,
     T_FPSTATE_ACTIVE,
@@ -28,6 +27,7 @@ from ..kernel.state import (
     cpu,
     task,
 )
+from ..kernel.fields import FIELD_TASK_PLUS1
 from . import eager, linux, linux_paths
 from ..kernel.design import DONE, Step
 

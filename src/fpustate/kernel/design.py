@@ -24,7 +24,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional
 
-from .state import FIELD_DATA, T_FPSTATE, T_PKRU, task
+from .fields import FIELD_DATA
+from .state import T_FPSTATE, T_PKRU, task
 
 
 K_TASK, K_SOFTIRQ, K_HARDIRQ = 0, 1, 2
@@ -211,7 +212,7 @@ class Design:
     # Events this design adds to the kernel's action table (`fpustate.kernel.actions.Event`):
     # a new user or kernel path with its enabling test, its effect and its trace text.
     extra_events: tuple = ()
-    # What the design keeps in a task's T_LOCAL, one of kernel.state.FIELD_KINDS (symmetry
+    # What the design keeps in a task's T_LOCAL, one of kernel.fields.FIELD_KINDS (symmetry
     # reduction rewrites it when it names a CPU or a task): the cached_flags snapshot is plain
     # data; a cached owner pointer is FIELD_TASK_PLUS1.
     local_kind: str = FIELD_DATA
