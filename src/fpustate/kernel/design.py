@@ -38,7 +38,7 @@ StepFn = Callable[[bytearray, int, int], None]
 
 class Step(NamedTuple):
     """One uninterruptible piece of a multi-step kernel path (exec, signal
-    delivery, sigreturn, exit): one FPU instruction, one user-memory access,
+    delivery, sigreturn, fork, exit): one FPU instruction, one user-memory access,
     or the plain writes between two of them. A hardirq may arrive between
     two steps; a softirq and the scheduler too when the CPU's BH and preempt
     counts (which the steps keep, as fpregs_lock()/fpregs_unlock() do) allow.

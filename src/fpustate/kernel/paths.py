@@ -170,7 +170,9 @@ def dup_task_struct(k: bytearray, parent: int, child: int) -> None:
 
 
 def wake_up_new_task(k: bytearray, parent: int) -> None:
-    """copy_process() done: wake_up_new_task() puts the child on a runqueue."""
+    """copy_process() done: wake_up_new_task() puts the child on a runqueue. Run with the fork
+    path's last step: what the kernel does between copy_thread() and the wake-up touches
+    nothing the FPU code or another CPU can see, and the child cannot run before it."""
     pp = task(k, parent)
     k[task(k, k[pp + T_CHILD]) + T_RUN] = RUNNABLE
     k[pp + T_CHILD] = NULL
