@@ -1,6 +1,10 @@
-"""Fork at the kernel's granularity (v6.18 fpu_clone() split at its steps) and the PKRU copy_thread() gives."""
+"""Fork at the kernel's granularity (v6.18 fpu_clone() split at its steps), the PKRU copy_thread() gives, and
+ghost bookkeeping kept out of the designs."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 from conftest import run
 from fpustate.check.explore import check
@@ -55,6 +59,14 @@ def test_user_worker_runs_with_its_owners_pkru():
     assert res.ok and res.complete and res.states == LINUX_WORKER_PKRU
     s = initial_state(make_model(get("eager"), sc))
     assert (s[task(s, w) + T_PKRU], s[ghost(s, w) + G_PKRU]) == (0, 0)  # PKRU_INIT: a kthread_use_mm() thread
+
+
+def test_design_hooks_write_kernel_fields_only():
+    """No built-in design touches the ghost (what the program expects): the generic kernel sets it."""
+    designs = Path(linux.__file__).parent
+    hits = [f"{p.name}:{i}" for p in sorted(designs.glob("*.py"))
+            for i, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"\bghost\(|\bG_[A-Z_]+\b", line)]
+    assert hits == []
 
 
 LINUX_FORK_1CPU = 1_582  # canonical states (symmetry, fingerprints) with fpu_clone() in its six steps
