@@ -84,7 +84,7 @@ def test_json_output():
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["check", "nosuch"], "fpustate: unknown design 'nosuch'; available: eager, lazy, rfc2016, rfc2016-stale-flags, strawman, linux; mutants: linux-sigframe-pkru-xstate-bv, linux-ptrace-pkru-init, linux-irq-fpu-usable, linux-exec-invalidation, linux-sigframe-owner-cache, linux-sigreturn-no-deactivate, eager-sigreturn-bh, eager-xcomp-bv, linux-kvm-save-ignores-need-load, linux-xfd-cache-hotplug"),
+        (["check", "nosuch"], "fpustate: unknown design 'nosuch'; available: eager, lazy, rfc2016, rfc2016-stale-flags, strawman, linux; mutants: linux-sigframe-pkru-xstate-bv, linux-ptrace-pkru-init, linux-irq-fpu-usable, linux-exec-invalidation, linux-sigframe-owner-cache, linux-sigreturn-no-deactivate, eager-sigreturn-bh, eager-xcomp-bv, linux-fork-no-lock, linux-kvm-save-ignores-need-load, linux-xfd-cache-hotplug"),
         (["check", "--cpus", "9"], "fpustate: scenario: --cpus must be a whole number from 1 to 4, got 9"),
         (["check", "--scenario", "huge"], "fpustate: --scenario: unknown preset 'huge'; available: default, small, lifecycle, pkru, signals, ptrace, kvm, amx"),
         (["check", "--property", "nope"], "fpustate: --property: unknown property 'nope'; available: user_sees_own_registers, "

@@ -62,7 +62,8 @@ def test_ptrace_reads_writes_and_readers_hold_on_linux_and_eager():
 
 
 def test_user_worker_pkru():
-    """A kernel thread on a borrowed mm runs with the init PKRU in v6.18, but with the last user task's in v4.19."""
+    """A user worker runs with its owner's PKRU in v6.18 (copy_thread()'s read_pkru()); a kernel thread on a borrowed mm
+    should have the init PKRU in v4.19 but runs with the last user task's."""
     sc = Scenario(kthreads=0, execs=0, workers=1)
     _, res, _ = run("linux", sc)
     assert res.ok and res.states == 80_800

@@ -13,17 +13,13 @@ from fpustate.config import Scenario
 from fpustate.designs import get
 from fpustate.kernel.machine import initial_state, make_model, successors
 from fpustate.kernel.state import (
-    CPU_FIELDS,
     CPU_W,
-    GHOST_FIELDS,
     GHOST_OFF,
     GHOST_W,
     HEADER,
-    HEADER_FIELDS,
     NULL,
     PKRU_HW_INIT,
     PKRU_INIT,
-    TASK_FIELDS,
     TASK_W,
     decode,
     encode,
@@ -33,6 +29,12 @@ from fpustate.kernel.state import (
     user_value,
     value_owner,
     value_version,
+)
+from fpustate.kernel.fields import (
+    CPU_FIELDS,
+    GHOST_FIELDS,
+    HEADER_FIELDS,
+    TASK_FIELDS,
 )
 
 pytestmark = pytest.mark.heavy  # long fixpoints: scheduled first (conftest.py)
@@ -54,7 +56,8 @@ def permute(m, s: bytes, cmap: list[int], tmap: list[int]) -> bytes:
         tasks[tmap[t]] = x._replace(local=local(x.local), cpu=C(x.cpu), fpstate=V(x.fpstate), last_cpu=C(x.last_cpu),
                                     pkru=P(x.pkru), sigframe0=V(x.sigframe0), sigframe1=V(x.sigframe1),
                                     swap_fpstate=V(x.swap_fpstate), xpkru=P(x.xpkru), sig_pkru=P(x.sig_pkru),
-                                    sigframe_pkru0=P(x.sigframe_pkru0), sigframe_pkru1=P(x.sigframe_pkru1))
+                                    sigframe_pkru0=P(x.sigframe_pkru0), sigframe_pkru1=P(x.sigframe_pkru1),
+                                    child=T(x.child))
         ghosts[tmap[t]] = g._replace(value=V(g.value), pkru=P(g.pkru), frame0=V(g.frame0), frame1=V(g.frame1),
                                      swap_value=V(g.swap_value), frame_pkru0=P(g.frame_pkru0),
                                      frame_pkru1=P(g.frame_pkru1))
@@ -93,6 +96,7 @@ CASES = [
     ("linux-sigframe-owner-cache", SMALL.replace(cpus=1, values=1, signals=1)),  # a cached owner pointer in T_LOCAL
     ("rfc2016", Scenario(cpus=1, kthreads=0, execs=0, values=1, ptrace_writes=1, ptrace_reads=True, readers=True)),
     ("strawman", Scenario(cpus=1, users=2, kthreads=0, forks=1, execs=1, exits=1, values=1)),  # fork into one dead slot
+    ("linux", Scenario(cpus=1, users=2, kthreads=0, forks=1, execs=0, exits=1, values=1)),  # fpu_clone()'s steps: T_CHILD
 ]
 
 
@@ -118,7 +122,7 @@ def test_fork_into_the_lowest_dead_slot_breaks_user_symmetry():
     m = make_model(get("linux"), Scenario(cpus=1, users=1, spare=2, kthreads=0, forks=2, execs=0, values=1))
     assert [f.name for f in factors(m)] == []
     s = initial_state(m)
-    for code in ("syscall", "fork"):
+    for code in ("syscall", "fork", "fork_step", "fork_step", "fork_step"):  # the rest of fpu_clone()'s steps
         s = next(x for (c, _, _), x in successors(m, s) if c == code)  # A forks into slot 1, slot 2 stays dead
     users = Factor("user tasks", (0, 1, 2))
     (cmap, tmap), = [p for p in group(m, [users]) if p[1][:3] == [0, 2, 1]]

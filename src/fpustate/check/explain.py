@@ -41,7 +41,7 @@ def task_class(m: Model, s: bytes, t: int) -> str | None:
     """Andy's class of user task t in state s, or None for dead tasks and tasks inside exit or
     sigreturn (whose state is being dropped or replaced by the frame's)."""
     p = task(s, t)
-    if s[p + T_RUN] == DEAD or in_flux(s[p + T_PC]):
+    if s[p + T_RUN] >= DEAD or in_flux(s[p + T_PC]):
         return None
     want = s[ghost(s, t) + G_VALUE]
     mem = m.design.fpstate_image(s, t) == want

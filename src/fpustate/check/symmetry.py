@@ -11,7 +11,7 @@ steps from boot.
 
 A permutation moves whole CPU and task records and rewrites every byte that
 names a CPU, a task slot, or a value or PKRU tagged with its owner; which
-bytes those are is the field-kind table of `kernel/state.py`. An idle task
+bytes those are is the field-kind table of `kernel/fields.py`. An idle task
 belongs to its CPU: permuting CPUs permutes their idle slots with them.
 
 Canonical image: each state has 2 Zobrist hashes per permutation (h1, h2;
@@ -39,8 +39,21 @@ import numpy as np
 
 from ..kernel.machine import Model, initial_state
 from ..kernel.state import (
-    CPU_FIELDS,
     CPU_W,
+    GHOST_OFF,
+    HEADER,
+    PKRU_HW_INIT,
+    PKRU_INIT,
+    TASK_W,
+    pkru_of,
+    pkru_owner,
+    pkru_version,
+    user_value,
+    value_owner,
+    value_version,
+)
+from ..kernel.fields import (
+    CPU_FIELDS,
     FIELD_CPU,
     FIELD_DATA,
     FIELD_LOCAL,
@@ -49,19 +62,8 @@ from ..kernel.state import (
     FIELD_TASK_PLUS1,
     FIELD_VALUE,
     GHOST_FIELDS,
-    GHOST_OFF,
-    HEADER,
     HEADER_FIELDS,
-    PKRU_HW_INIT,
-    PKRU_INIT,
     TASK_FIELDS,
-    TASK_W,
-    pkru_of,
-    pkru_owner,
-    pkru_version,
-    user_value,
-    value_owner,
-    value_version,
 )
 
 MAX_GROUP = 48  # permutations tried per state; bigger groups keep their largest factors that fit
@@ -184,7 +186,7 @@ class Symmetry:
         for j in range(TASK_W):  # kernel fields at their offsets, ghost fields at GHOST_OFF + theirs
             kinds = [k for k in (TASK_FIELDS.get(j), GHOST_FIELDS.get(j - GHOST_OFF)) if k is not None]
             if len(kinds) != 1:
-                raise AssertionError(f"task record byte {j} has {len(kinds)} field kinds (kernel/state.py)")
+                raise AssertionError(f"task record byte {j} has {len(kinds)} field kinds (kernel/fields.py)")
             task_kinds.append(local if kinds[0] == FIELD_LOCAL else kinds[0])
         out += task_kinds * nt
         assert all(k in (FIELD_DATA, FIELD_CPU, FIELD_TASK, FIELD_VALUE, FIELD_PKRU, FIELD_TASK_PLUS1) for k in out)

@@ -95,9 +95,9 @@ def changes(m: Model, before: bytes, after: bytes) -> str:
         xs, ys = a.tasks[t].pc in KVM_PCS, b.tasks[t].pc in KVM_PCS
         host = (x.swap_value if xs else x.value), (y.swap_value if ys else y.value)
         guest = (x.value if xs else x.swap_value), (y.value if ys else y.swap_value)
-        if host[0] != host[1] and b.tasks[t].run != DEAD:
+        if host[0] != host[1] and b.tasks[t].run < DEAD:
             out.append(f"[{m.name(t)} expects {m.value(host[1])}]")
-        if guest[0] != guest[1] and b.tasks[t].run != DEAD:
+        if guest[0] != guest[1] and b.tasks[t].run < DEAD:
             out.append(f"[{m.name(t)}'s guest expects {m.value(guest[1])}]")
     return " ".join(out)
 

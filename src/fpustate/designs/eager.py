@@ -19,6 +19,7 @@ deferral removed. fpu->initialized is modelled by T_FPSTATE_ACTIVE.
 from __future__ import annotations
 
 from ..kernel.context import (
+    fork_child,
     fpregs_activate,
     fpregs_deactivate,
     fpregs_state_valid,
@@ -37,10 +38,8 @@ from ..kernel.state import (
     C_IN_KFPU,
     C_PKRU,
     C_PREEMPT,
-    G_PKRU,
     HDR_BAD,
     PKRU_HW_INIT,
-    G_VALUE,
     INIT,
     NULL,
     PKRU_INIT,
@@ -51,7 +50,6 @@ from ..kernel.state import (
     T_NEED_LOAD,
     T_PKRU,
     cpu,
-    ghost,
     task,
 )
 from . import v4_8
@@ -117,8 +115,11 @@ def kernel_fpu_end(k: bytearray, c: int, ctx: int) -> None:
     k[q + C_PREEMPT] -= 1
 
 
-def fpu__copy(k: bytearray, c: int, parent: int, child: int) -> None:
-    """fork: fpu__copy(): child last_cpu = -1; XSAVE the parent's (live) registers into it."""
+def fpu__copy(k: bytearray, c: int, parent: int) -> None:
+    """fork: fpu__copy(): child last_cpu = -1; XSAVE the parent's (live) registers into it with
+    preemption off. One step: the child's writes are invisible until wake_up_new_task(), and
+    the XSAVE is the one instruction of the preempt_disable()d region."""
+    child = fork_child(k, parent)
     k[task(k, child) + T_LAST_CPU] = NULL
     if k[task(k, parent) + T_FPSTATE_ACTIVE]:
         save_fpregs_to_fpstate(k, c, child, pkru=True)
@@ -132,7 +133,6 @@ def fpu__drop(k: bytearray, c: int, t: int) -> None:
 
 def fpu__clear_drop(k: bytearray, c: int, t: int) -> None:
     """exec: fpu__clear() part 1, fpu__drop(); preemptible afterwards with initialized == 0."""
-    k[ghost(k, t) + G_VALUE] = INIT  # the old program's state is dead from here on
     fpu__drop(k, c, t)
 
 
@@ -146,7 +146,6 @@ def fpu__clear_init(k: bytearray, c: int, t: int) -> None:
     q = cpu(c)
     restore_fpregs_from_init_fpstate(k, c)
     k[q + C_PKRU] = PKRU_INIT
-    k[ghost(k, t) + G_PKRU] = PKRU_INIT
 
 
 def xstateregs_set(k: bytearray, t: int, value: int, hdr: int, pkru: int) -> None:
@@ -244,18 +243,19 @@ DESIGN = Design(
     irq_fpu_usable=irq_fpu_usable,
     kernel_fpu_begin=kernel_fpu_begin,
     kernel_fpu_end=kernel_fpu_end,
-    fpu_clone=fpu__copy,
-    exec_steps=(Step("fpu__clear: fpu__drop", fpu__clear_drop), Step("fpu__clear: copy_init_fpstate_to_fpregs", fpu__clear_init)),
+    fork_steps=(Step("fpu__copy", fpu__copy),),
+    exec_steps=(Step("fpu__clear: fpu__drop", fpu__clear_drop, fresh_state=True),
+                Step("fpu__clear: copy_init_fpstate_to_fpregs", fpu__clear_init)),
     exit_steps=(Step("fpu__drop", fpu__drop),),
     regs_live=lambda s, t, c: bool(s[task(s, t) + T_FPSTATE_ACTIVE]),
     xstateregs_set=xstateregs_set,
     signal_steps=(Step("copy_fpstate_to_sigframe", copy_fpstate_to_sigframe, may_fault=True),
                   Step("copy_fpregs_to_sigframe (restarted)", copy_fpregs_to_sigframe),
-                  Step("handle_signal: fpu__clear: fpu__drop", fpu__clear_drop),
+                  Step("handle_signal: fpu__clear: fpu__drop", fpu__clear_drop, fresh_state=True),
                   Step("handle_signal: fpu__clear: copy_init_fpstate_to_fpregs", fpu__clear_init)),
     sigreturn_steps=(Step("user_fpu_begin", user_fpu_begin),
                      Step("copy_user_to_fpregs_zeroing", copy_user_to_fpregs_zeroing),
-                     Step("fpu__clear: fpu__drop", fpu__clear_drop),
+                     Step("fpu__clear: fpu__drop", fpu__clear_drop, fresh_state=True),
                      Step("fpu__clear: copy_init_fpstate_to_fpregs", fpu__clear_init)),
     sigreturn_ia32_steps=(Step("__fpu__restore_sig: fpu__drop", sigreturn_fpu__drop),
                           Step("__copy_from_user, validate_xstate_header", copy_from_user_validate),

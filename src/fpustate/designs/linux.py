@@ -3,8 +3,8 @@
 Pinned to v6.18, the kernel the shipped traces were recorded on. Files:
 arch/x86/include/asm/fpu/sched.h (switch_fpu), arch/x86/kernel/fpu/context.h
 (fpregs_state_valid, fpregs_restore_userregs), arch/x86/kernel/fpu/core.c
-(kernel_fpu_begin_mask, kernel_fpu_end, irq_fpu_usable, fpu_clone, fpu__drop,
-fpu_flush_thread), arch/x86/include/asm/entry-common.h
+(kernel_fpu_begin_mask, kernel_fpu_end, irq_fpu_usable, fpu__drop, fpu_flush_thread;
+fpu_clone, from copy_thread() in arch/x86/kernel/process.c, is a path in `linux_paths`), arch/x86/include/asm/entry-common.h
 (arch_exit_to_user_mode_prepare), kernel/entry/common.c (the work loop),
 arch/x86/kernel/process_64.c (x86_pkru_load), arch/x86/kernel/process.c
 (flush_thread, pkru_flush_thread), arch/x86/kernel/fpu/signal.c
@@ -43,7 +43,6 @@ from ..kernel.state import (
     C_PKRU,
     CPU_W,
     CTX_SOFTIRQ_KFPU,
-    G_PKRU,
     HDR_BAD,
     HEADER,
     NULL,
@@ -55,15 +54,11 @@ from ..kernel.state import (
     T_LAST_CPU,
     T_NEED_LOAD,
     T_PKRU,
-    T_XFD,
     T_XPKRU,
-    T_XSIZE,
     TASK_W,
     USER,
-    XFD_ARMED,
     XFEATURE_MASK_PKRU,
     cpu,
-    ghost,
     task,
 )
 from ..kernel.design import K_HARDIRQ, Design, Step
@@ -157,22 +152,8 @@ def kernel_fpu_end(k: bytearray, c: int, ctx: int) -> None:
         k[q + C_BH] -= 1
 
 
-def fpu_clone(k: bytearray, c: int, parent: int, child: int) -> None:
-    """fpu_clone(): last_cpu = -1 and TIF_NEED_FPU_LOAD for the child; under fpregs_lock()
-    make the parent's registers current (restore if its flag is set), then XSAVE them into
-    the child. copy_thread() gives the child the current PKRU register."""
-    p = task(k, child)
-    k[p + T_LAST_CPU], k[p + T_NEED_LOAD], k[p + T_PKRU] = NULL, 1, k[cpu(c) + C_PKRU]
-    if k[p + T_XSIZE]:  # fpstate_reset(): the default-size fpstate, xfd = init_fpstate.xfd
-        k[p + T_XSIZE], k[p + T_XFD] = 0, XFD_ARMED
-    if k[task(k, parent) + T_NEED_LOAD]:
-        fpregs_restore_userregs(k, c, parent)
-    save_fpregs_to_fpstate(k, c, child)
-
-
 def pkru_flush_thread(k: bytearray, c: int, t: int) -> None:
     """exec: pkru_flush_thread(): write the default PKRU into the register."""
-    k[ghost(k, t) + G_PKRU] = PKRU_INIT
     k[cpu(c) + C_PKRU] = PKRU_INIT
 
 
@@ -233,7 +214,8 @@ DESIGN = Design(
     irq_fpu_usable=irq_fpu_usable,
     kernel_fpu_begin=kernel_fpu_begin_mask,
     kernel_fpu_end=kernel_fpu_end,
-    fpu_clone=fpu_clone,
+    fork_steps=linux_paths.FORK_STEPS,
+    pf_user_worker=True,
     exec_steps=linux_paths.exec_steps(pkru_flush_thread),
     exit_steps=(Step("fpu__drop", fpu__drop),),
     regs_live=regs_live,

@@ -40,8 +40,6 @@ from ..kernel.design import FpuExt
 from ..kernel.state import (
     C_FPREGS,
     C_PKRU,
-    G_SWAP_VALUE,
-    G_VALUE,
     INIT,
     NULL,
     PKRU_INIT,
@@ -58,7 +56,6 @@ from ..kernel.state import (
     T_XPERM,
     T_XSIZE,
     cpu,
-    ghost,
     task,
     value_owner,
 )
@@ -68,12 +65,12 @@ from .linux_paths import fpregs_mark_activate
 
 def swap_fpstate_pointer(k: bytearray, t: int) -> None:
     """fpu->fpstate = guest_fps (fpu->__task_fpstate = the task's own), or back: the model swaps
-    the (image, header, xfd, size) of the two fpstates, and the ghost's expectations with them."""
-    p, g = task(k, t), ghost(k, t)
+    the (image, header, xfd, size) of the two fpstates (the generic kernel swaps the ghost's
+    expectations with them once the hook is done: `kernel.paths.swap_expectations`)."""
+    p = task(k, t)
     for a, b in ((T_FPSTATE, T_SWAP_FPSTATE), (T_FPSTATE_HDR, T_SWAP_HDR), (T_XFD, T_SWAP_XFD),
                  (T_XSIZE, T_SWAP_XSIZE)):
         k[p + a], k[p + b] = k[p + b], k[p + a]
-    k[g + G_VALUE], k[g + G_SWAP_VALUE] = k[g + G_SWAP_VALUE], k[g + G_VALUE]
 
 
 def fpu_swap_kvm_fpstate(k: bytearray, c: int, t: int, enter_guest: bool) -> None:

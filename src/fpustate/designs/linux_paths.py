@@ -1,4 +1,4 @@
-"""`linux`'s multi-step paths at the kernel's own granularity: exec, signal delivery, sigreturn.
+"""`linux`'s multi-step paths at the kernel's own granularity: exec, signal delivery, sigreturn, fork.
 
 Read from the tip tree (kernelorg-mirror/linux_kernel_git_tip_tip, v6.18 era):
 arch/x86/kernel/fpu/signal.c (copy_fpstate_to_sigframe, restore_fpregs_from_user,
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from ..kernel.context import (
     copy_sigframe_to_fpstate,
+    fork_child,
     xrstor_from_sigframe,
     xsave_to_sigframe,
     __cpu_invalidate_fpregs_state,
@@ -41,7 +42,6 @@ from ..kernel.design import DONE, Step
 from ..kernel.state import (
     C_FPREGS,
     C_PKRU,
-    G_VALUE,
     GARBAGE,
     INIT,
     NULL,
@@ -56,10 +56,12 @@ from ..kernel.state import (
     T_SIGDEPTH,
     T_SIGFRAME_HDR,
     T_SIGFRAME_PKRU,
+    T_XFD,
     T_XPKRU,
+    T_XSIZE,
+    XFD_ARMED,
     XFEATURE_MASK_PKRU,
     cpu,
-    ghost,
     task,
     xrstor_pkru,
 )
@@ -95,7 +97,6 @@ def fpu_reset_fpregs_invalidate(k: bytearray, c: int, t: int):
     """fpu_reset_fpregs(): fpregs_lock(); __fpu_invalidate_fpregs_state(). The new program
     starts from the init state."""
     fpregs_lock(k, c)
-    k[ghost(k, t) + G_VALUE] = INIT
     __fpu_invalidate_fpregs_state(k, t)
 
 
@@ -113,7 +114,8 @@ def fpu_reset_fpregs_set_flag(k: bytearray, c: int, t: int):
 
 
 def exec_steps(pkru_flush_thread) -> tuple[Step, ...]:
-    return (Step("fpu_flush_thread: fpregs_lock, __fpu_invalidate_fpregs_state", fpu_reset_fpregs_invalidate),
+    return (Step("fpu_flush_thread: fpregs_lock, __fpu_invalidate_fpregs_state", fpu_reset_fpregs_invalidate,
+                 fresh_state=True),
             Step("fpu_flush_thread: copy init_fpstate to the image", fpu_reset_fpregs_copy_init),
             Step("fpu_flush_thread: set TIF_NEED_FPU_LOAD, fpregs_unlock", fpu_reset_fpregs_set_flag),
             Step("pkru_flush_thread", pkru_flush_thread))
@@ -156,19 +158,23 @@ def sigframe_lock(k: bytearray, c: int, t: int):
     return 1 if k[task(k, t) + T_NEED_LOAD] else 3
 
 
-def fpregs_restore_userregs_xrstor(k: bytearray, c: int, t: int):
-    """fpregs_restore_userregs(): XRSTOR the image unless fpregs_state_valid(); if valid, only
-    clear TIF_NEED_FPU_LOAD."""
-    if fpregs_state_valid(k, t, c):
-        k[task(k, t) + T_NEED_LOAD] = 0
-        return 3
-    restore_fpregs_from_fpstate(k, c, t, fault_loads_init=True)
-    return 2
+def restore_userregs_steps(then: int) -> tuple[Step, Step]:
+    """fpregs_restore_userregs() (context.h) as two steps, the XRSTOR and the bookkeeping
+    writes after it; both go on to step `then`, the first at once if fpregs_state_valid()."""
+    def fpregs_restore_userregs_xrstor(k: bytearray, c: int, t: int):
+        if fpregs_state_valid(k, t, c):
+            k[task(k, t) + T_NEED_LOAD] = 0
+            return then
+        restore_fpregs_from_fpstate(k, c, t, fault_loads_init=True)
+        return None
 
+    def fpregs_restore_userregs_activate(k: bytearray, c: int, t: int):
+        fpregs_mark_activate(k, c, t)
+        return then
 
-def fpregs_restore_userregs_activate(k: bytearray, c: int, t: int):
-    """fpregs_restore_userregs(): fpregs_activate(), last_cpu = cpu, clear TIF_NEED_FPU_LOAD."""
-    fpregs_mark_activate(k, c, t)
+    return (Step("fpregs_restore_userregs: XRSTOR unless fpregs_state_valid", fpregs_restore_userregs_xrstor),
+            Step("fpregs_restore_userregs: fpregs_activate, last_cpu, clear TIF_NEED_FPU_LOAD",
+                 fpregs_restore_userregs_activate))
 
 
 def update_pkru_in_sigframe(k: bytearray, t: int, set_xfeature: bool = True) -> None:
@@ -197,9 +203,7 @@ def xsave_to_user_sigframe(set_xfeature: bool = True):
 def signal_steps(set_xfeature: bool = True) -> tuple[Step, ...]:
     return (
         Step("copy_fpstate_to_sigframe: fpregs_lock", sigframe_lock),
-        Step("fpregs_restore_userregs: XRSTOR unless fpregs_state_valid", fpregs_restore_userregs_xrstor),
-        Step("fpregs_restore_userregs: fpregs_activate, last_cpu, clear TIF_NEED_FPU_LOAD",
-             fpregs_restore_userregs_activate),
+        *restore_userregs_steps(3),
         Step("copy_fpregs_to_sigframe: XSAVE to the frame, update_pkru_in_sigframe",
              xsave_to_user_sigframe(set_xfeature), may_fault=True),
         Step("fpregs_unlock", unlock(6)),
@@ -297,3 +301,61 @@ SIGRETURN_IA32_STEPS = (
     Step("__fpu_restore_sig: os_xrstor_safe", os_xrstor_safe),
     Step("fpregs_mark_activate, fpregs_unlock", mark_activate_unlock),
 ) + clear_user_states_steps(7)
+
+
+# ---------------------------------------------------------------- fork: copy_thread() -> fpu_clone()
+def fpu_clone_reset(k: bytearray, c: int, t: int):
+    """fpu_clone(): dst_fpu->last_cpu = -1 ("the new task's FPU state cannot be valid in the
+    hardware"), fpstate_reset() (the default-size fpstate, xfd = init_fpstate.xfd), set the
+    child's TIF_NEED_FPU_LOAD. Writes to the child only, which nothing can see before
+    wake_up_new_task(): one step."""
+    p = task(k, fork_child(k, t))
+    k[p + T_LAST_CPU], k[p + T_NEED_LOAD] = NULL, 1
+    if k[p + T_XSIZE]:
+        k[p + T_XSIZE], k[p + T_XFD] = 0, XFD_ARMED
+
+
+def fpu_clone_lock(locked: bool = True):
+    """fpregs_lock(); if (test_thread_flag(TIF_NEED_FPU_LOAD)) fpregs_restore_userregs() (the
+    flag cannot change once BH is off). Without `locked`, the flag is tested unlocked."""
+    def fpregs_lock_step(k: bytearray, c: int, t: int):
+        if locked:
+            fpregs_lock(k, c)
+        return 2 if k[task(k, t) + T_NEED_LOAD] else 4
+    return fpregs_lock_step
+
+
+def save_fpregs_to_dst_fpstate(k: bytearray, c: int, t: int):
+    """save_fpregs_to_fpstate(dst_fpu): XSAVE current's registers into the child's image."""
+    save_fpregs_to_fpstate(k, c, fork_child(k, t))
+
+
+def fpu_clone_unlock(locked: bool = True):
+    """fpregs_unlock(); back in copy_thread(): p->thread.pkru = read_pkru(), "clone current's
+    PKRU value from hardware" (a user child). The RDPKRU is merged into this step: nothing
+    between the two writes PKRU (a switch out and back stashes and reloads the same value)."""
+    def fpregs_unlock_step(k: bytearray, c: int, t: int):
+        if locked:
+            fpregs_unlock(k, c)
+        k[task(k, fork_child(k, t)) + T_PKRU] = k[cpu(c) + C_PKRU]
+        return DONE
+    return fpregs_unlock_step
+
+
+def fork_steps(locked: bool = True) -> tuple[Step, ...]:
+    """v6.18 fpu_clone() for a user child (arch/x86/kernel/fpu/core.c, read from the tip tree
+    kernelorg-mirror/linux_kernel_git_tip_tip at 67639ee98521, v6.18 era), called from
+    copy_thread() (arch/x86/kernel/process.c): the child's bookkeeping, then fpregs_lock();
+    if (TIF_NEED_FPU_LOAD) fpregs_restore_userregs(); save_fpregs_to_fpstate(dst_fpu);
+    fpregs_unlock(), each FPU instruction and each write of the parent's flag, owner or
+    last_cpu its own step. The lock keeps softirqs and the scheduler out; a hardirq may
+    arrive between any two steps and asks irq_fpu_usable()."""
+    lock, unlock = ("fpregs_lock", "fpregs_unlock") if locked else ("no fpregs_lock", "no fpregs_unlock")
+    return (Step("fpu_clone: last_cpu = -1, fpstate_reset, set TIF_NEED_FPU_LOAD", fpu_clone_reset),
+            Step(f"fpu_clone: {lock}, test TIF_NEED_FPU_LOAD", fpu_clone_lock(locked)),
+            *restore_userregs_steps(4),
+            Step("fpu_clone: save_fpregs_to_fpstate(dst_fpu)", save_fpregs_to_dst_fpstate),
+            Step(f"fpu_clone: {unlock}; copy_thread: p->thread.pkru = read_pkru()", fpu_clone_unlock(locked)))
+
+
+FORK_STEPS = fork_steps()

@@ -18,7 +18,7 @@ from ..errors import InvalidDesign
 from ..kernel.actions import GLOBAL, KERNEL_CODES, SITUATIONS, Event
 from ..kernel.design import HOOKS, Design, Step
 from ..kernel.state import PATH_STRIDE
-from ..kernel.state import FIELD_KINDS
+from ..kernel.fields import FIELD_KINDS
 
 # Positional arguments each hook receives, as documented in base.Design.
 ARITY = {
@@ -28,7 +28,6 @@ ARITY = {
     "irq_fpu_usable": ("state", "cpu", "ctx", "from_user"),
     "kernel_fpu_begin": ("k", "cpu", "ctx"),
     "kernel_fpu_end": ("k", "cpu", "ctx"),
-    "fpu_clone": ("k", "cpu", "parent", "child"),
     "regs_live": ("state", "t", "cpu"),
     "xstateregs_set": ("k", "t", "value", "hdr", "pkru"),
     "fpu_sync_fpstate": ("k", "cpu", "task"),
@@ -42,7 +41,7 @@ ARITY = {
 }
 STEP_ARGS = ("k", "cpu", "task")
 FAULT_STEP_ARGS = ("k", "cpu", "task", "fault")
-STEP_HOOKS = ("exec_steps", "exit_steps", "signal_steps", "sigreturn_steps", "sigreturn_ia32_steps")
+STEP_HOOKS = ("exec_steps", "exit_steps", "signal_steps", "sigreturn_steps", "sigreturn_ia32_steps", "fork_steps")
 
 
 def _check_callable(where: str, fn, args: tuple[str, ...]) -> None:

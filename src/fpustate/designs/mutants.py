@@ -16,9 +16,6 @@ from ..kernel.state import (
     C_IN_KFPU,
     C_OWNER,
     C_PREEMPT,
-    FIELD_TASK_PLUS1,
-    G_VALUE,
-    INIT,
     NULL,
     T_FPSTATE,
     T_FPSTATE_ACTIVE,
@@ -28,9 +25,9 @@ from ..kernel.state import (
     T_NEED_LOAD,
     T_PKRU,
     cpu,
-    ghost,
     task,
 )
+from ..kernel.fields import FIELD_TASK_PLUS1
 from . import eager, linux, linux_paths
 from ..kernel.design import DONE, Step
 
@@ -43,14 +40,14 @@ def fpu_reset_fpregs_before_1f69383b203e(k: bytearray, c: int, t: int) -> None:
     last saved there and migrates back before returning to user, the restore is
     skipped and the new program starts with the old program's registers."""
     fpregs_lock(k, c)
-    k[ghost(k, t) + G_VALUE] = INIT
     fpregs_deactivate(k, c)  # fpu__drop(): owner = NULL, this CPU only
 
 
 EXEC_INVALIDATION = linux.DESIGN.variant(
     name="linux-exec-invalidation",
     summary="linux with exec's invalidation before 1f69383b203e (fpu__drop on the current CPU only)",
-    exec_steps=(Step("fpu_flush_thread: fpregs_lock, fpu__drop", fpu_reset_fpregs_before_1f69383b203e),)
+    exec_steps=(Step("fpu_flush_thread: fpregs_lock, fpu__drop", fpu_reset_fpregs_before_1f69383b203e,
+                     fresh_state=True),)
     + linux.DESIGN.exec_steps[1:],
 )
 
@@ -210,4 +207,18 @@ PTRACE_PKRU_INIT = linux.DESIGN.variant(
     xstateregs_set=xstateregs_set_before_d7e5aceace51,
 )
 
-MUTANTS = {d.name: d for d in (SIGFRAME_PKRU_XSTATE_BV, PTRACE_PKRU_INIT, IRQ_FPU_USABLE, EXEC_INVALIDATION, SIGFRAME_OWNER_CACHE, SIGRETURN_NO_DEACTIVATE, SIGRETURN_BH, XCOMP_BV)}
+# ---------------------------------------------------------------- fpu_clone() without fpregs_lock()
+# fpu_clone() (v6.18) with its fpregs_lock()/fpregs_unlock() pair dropped (a one-change mutant, not a
+# bug the kernel shipped: 5.2's fpu__copy() added the lock with the deferred restore, 5f409e20b794).
+# The parent's flag test, its restore and the XSAVE into the child then run with BH and preemption
+# enabled: a softirq's or a hardirq's kernel_fpu_begin(), or a switch away and back, between them
+# leaves the registers holding kernel data or another task's, and the XSAVE copies that into the
+# child. The atomic fork of the old model could not express it.
+FORK_NO_LOCK = linux.DESIGN.variant(
+    name="linux-fork-no-lock",
+    summary="linux whose fpu_clone() saves the parent's registers into the child without fpregs_lock()",
+    fork_steps=linux_paths.fork_steps(locked=False),
+)
+
+MUTANTS = {d.name: d for d in (SIGFRAME_PKRU_XSTATE_BV, PTRACE_PKRU_INIT, IRQ_FPU_USABLE, EXEC_INVALIDATION,
+                                SIGFRAME_OWNER_CACHE, SIGRETURN_NO_DEACTIVATE, SIGRETURN_BH, XCOMP_BV, FORK_NO_LOCK)}

@@ -27,6 +27,7 @@ the 2018 finding that PKRU must be switched eagerly.
 from __future__ import annotations
 
 from ..kernel.context import (
+    fork_child,
     __cpu_invalidate_fpregs_state,
     __fpu_invalidate_fpregs_state,
     fpregs_activate,
@@ -42,8 +43,6 @@ from ..kernel.state import (
     C_CURR,
     C_IN_KFPU,
     C_PREEMPT,
-    G_PKRU,
-    G_VALUE,
     INIT,
     NULL,
     PKRU_INIT,
@@ -56,7 +55,6 @@ from ..kernel.state import (
     T_FPSTATE_HDR,
     USER,
     cpu,
-    ghost,
     task,
     xinuse,
 )
@@ -134,8 +132,10 @@ def kernel_fpu_end(k: bytearray, c: int, ctx: int) -> None:
     k[q + C_PREEMPT] -= 1
 
 
-def fpu__copy(k: bytearray, c: int, parent: int, child: int) -> None:
-    """fork: user_fpregs_copy_to_memory(parent), copy the image; the child starts in 2b."""
+def fpu__copy(k: bytearray, c: int, parent: int) -> None:
+    """fork: user_fpregs_copy_to_memory(parent), copy the image; the child starts in 2b. One
+    step with preemption off (the straw man has no finer kernel code to split)."""
+    child = fork_child(k, parent)
     user_fpregs_copy_to_memory(k, c, parent)
     pp, cp = task(k, parent), task(k, child)
     k[cp + T_FPSTATE], k[cp + T_PKRU], k[cp + T_FPSTATE_HDR] = k[pp + T_FPSTATE], k[pp + T_PKRU], k[pp + T_FPSTATE_HDR]
@@ -147,8 +147,6 @@ def fpu__clear(k: bytearray, c: int, t: int) -> None:
     user_fpregs_move_to_memory(k, c, t)
     p = task(k, t)
     k[p + T_FPSTATE], k[p + T_PKRU], k[p + T_FPSTATE_HDR] = INIT, PKRU_INIT, xinuse(INIT, PKRU_INIT)
-    g = ghost(k, t)
-    k[g + G_VALUE], k[g + G_PKRU] = INIT, PKRU_INIT
 
 
 def fpu__drop(k: bytearray, c: int, t: int) -> None:
@@ -224,7 +222,7 @@ DESIGN = Design(
     irq_fpu_usable=irq_fpu_usable,
     kernel_fpu_begin=kernel_fpu_begin,
     kernel_fpu_end=kernel_fpu_end,
-    fpu_clone=fpu__copy,
+    fork_steps=(Step("fpu__copy", fpu__copy),),
     exec_steps=(Step("fpu__clear", fpu__clear),),
     exit_steps=(Step("fpu__drop", fpu__drop),),
     regs_live=regs_live,

@@ -19,6 +19,7 @@ import functools
 
 from ..kernel import context
 from ..kernel.context import (
+    fork_child,
     kernel_clobbers_fpregs,
     restore_fpregs_from_init_fpstate,
     trace_device_not_available,
@@ -37,8 +38,6 @@ from ..kernel.state import (
     C_PKRU,
     C_PREEMPT,
     C_TS,
-    G_PKRU,
-    G_VALUE,
     INIT,
     NULL,
     PKRU_INIT,
@@ -50,7 +49,6 @@ from ..kernel.state import (
     T_LAST_CPU,
     T_PKRU,
     cpu,
-    ghost,
     task,
 )
 from ..kernel.design import DONE, Step
@@ -190,10 +188,14 @@ def kernel_fpu_end(k: bytearray, c: int, ctx: int, eager: bool) -> None:
     k[q + C_PREEMPT] -= 1
 
 
-def fpu__copy(k: bytearray, c: int, parent: int, child: int, eager: bool) -> None:
-    """fpu__copy(): counter = 0, fpregs_active = 0, last_cpu = -1 for the child; if the parent's
-    fpstate is active, XSAVE the registers straight into the child with preemption off. In lazy
-    mode an unloaded parent makes that XSAVE trap (#NM), which first loads the parent's state."""
+def fpu__copy(k: bytearray, c: int, parent: int, eager: bool) -> None:
+    """fork: arch_dup_task_struct() -> fpu__copy(): counter = 0, fpregs_active = 0, last_cpu = -1
+    for the child; if the parent's fpstate is active, XSAVE the registers straight into the
+    child with preemption off. In lazy mode an unloaded parent makes that XSAVE trap (#NM),
+    which first loads the parent's state. One step: the child's writes are invisible until
+    wake_up_new_task(), and the preempt_disable()d region holds the one XSAVE (with the #NM
+    before it, whose fpu__restore() is a section of its own: left atomic here)."""
+    child = fork_child(k, parent)
     p = task(k, child)
     k[p + T_COUNTER], k[p + T_FPREGS_ACTIVE], k[p + T_LAST_CPU] = 0, 0, NULL
     if not k[task(k, parent) + T_FPSTATE_ACTIVE]:
@@ -216,14 +218,12 @@ def fpu__drop(k: bytearray, c: int, t: int, eager: bool) -> None:
 def fpu__clear(k: bytearray, c: int, t: int, eager: bool) -> None:
     """exec: fpu__clear(): lazy mode drops the state (re-initialised at the next #NM); eager mode
     XRSTORs init_fpstate into the registers (PKRU included) and touches no bookkeeping."""
-    k[ghost(k, t) + G_VALUE] = INIT  # the new program starts from the init state
     if not eager:
         fpu__drop(k, c, t, eager)
         return
     fpu__activate_curr(k, t)
     restore_fpregs_from_init_fpstate(k, c)  # copy_init_fpstate_to_fpregs()
     k[cpu(c) + C_PKRU] = PKRU_INIT  # init_fpstate's PKRU component
-    k[ghost(k, t) + G_PKRU] = PKRU_INIT
 
 
 def xstateregs_set(k: bytearray, t: int, value: int, hdr: int, pkru: int) -> None:
@@ -366,7 +366,7 @@ def bind(eager: bool) -> dict:
         irq_fpu_usable=_named(irq_fpu_usable, "irq_fpu_usable", eager=eager),
         kernel_fpu_begin=_named(kernel_fpu_begin, "kernel_fpu_begin", eager=eager),
         kernel_fpu_end=_named(kernel_fpu_end, "kernel_fpu_end", eager=eager),
-        fpu_clone=_named(fpu__copy, "fpu__copy", eager=eager),
+        fork_steps=(Step("fpu__copy", _named(fpu__copy, "fpu__copy", eager=eager)),),
         exec_steps=(Step("fpu__clear", _named(fpu__clear, "fpu__clear", eager=eager)),),
         exit_steps=(Step("fpu__drop", _named(fpu__drop, "fpu__drop", eager=eager)),),
         regs_live=regs_live,

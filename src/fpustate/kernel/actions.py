@@ -140,9 +140,15 @@ def _path_text(m, a, s):
     path = M.PATH_ACTIONS.index(a.code)
     step, choice = a.arg % M.FAULTED, a.arg // M.FAULTED
     st = paths.path_steps(m.design, path)[step]
-    label = ("exec", "signal delivery", "sigreturn", "sigreturn (ia32)", "exit")[path]
+    label = ("exec", "signal delivery", "sigreturn", "sigreturn (ia32)", "fork", "exit")[path]
     paren = "()" if st.name.isidentifier() else ""
     return _who(m, a, s), f"{label}: {st.name}{paren}{st.outcome_text(st.choices()[choice] if st.choices() else 0)}"
+
+
+def _fork_text(m, a, s):
+    st = m.design.fork_steps[0]
+    paren = "()" if st.name.isidentifier() else ""
+    return _who(m, a, s), f"fork: copy_process({m.name(a.arg)}) -> {st.name}{paren}"
 
 
 def _exit_to_user_text(m, a, s):
@@ -197,8 +203,7 @@ EVENTS: tuple[Event, ...] = (
           lambda m, a, s: (_who(m, a, s), f"coredump/regset read of self: {_fn(m.design.fpu_sync_fpstate)}(), copy the image")),
     Event(M.KFPU_BEGIN, "task", (PC_SYSCALL, PC_KTHREAD), kfpu_begin, lambda m, a, s: (_who(m, a, s), f"{_begin(m)}()")),
     Event(M.SLEEP, "task", (PC_SYSCALL, PC_KTHREAD), sleep, _switch_text("schedule() to sleep")),
-    Event(M.FORK, "task", (PC_SYSCALL,), fork,
-          lambda m, a, s: (_who(m, a, s), f"fork: copy_process -> {_fn(m.design.fpu_clone)}() for child {m.name(a.arg)}")),
+    Event(M.FORK, "task", (PC_SYSCALL,), fork, _fork_text),
     Event(M.EXEC_STEP, "task", (PC_SYSCALL,), execve, _path_text),
     Event(M.EXIT_STEP, "task", (PC_SYSCALL,), do_exit, _path_text),
     Event(M.SYSCALL_EXIT, "task", (PC_SYSCALL,), syscall_exit,

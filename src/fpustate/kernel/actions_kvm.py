@@ -70,6 +70,7 @@ from .state import (
 )
 from . import context
 from . import machine as M
+from . import paths
 
 KVM_RUN = "kvm_run"  # KVM_RUN ioctl: kvm_load_guest_fpu()
 KVM_RUN_EXIT = "kvm_run_exit"  # back to userspace: kvm_put_guest_fpu()
@@ -103,6 +104,7 @@ def kvm_run(m, s, c, t, out):
     if t < m.scenario.vcpus:
         k = bytearray(s)
         _ext(m).fpu_swap_kvm_fpstate(k, c, t, True)
+        paths.swap_expectations(k, t)
         k[k[0] + t * TASK_W + T_PC] = PC_KVM_RUN
         out.append(((KVM_RUN, c, 0), bytes(k)))
 
@@ -111,6 +113,7 @@ def kvm_run_exit(m, s, c, t, out):
     """An exit to userspace (MMIO, I/O, a pending signal): kvm_put_guest_fpu(), back in the syscall."""
     k = bytearray(s)
     _ext(m).fpu_swap_kvm_fpstate(k, c, t, False)
+    paths.swap_expectations(k, t)
     k[k[0] + t * TASK_W + T_PC] = PC_SYSCALL
     out.append(((KVM_RUN_EXIT, c, 0), bytes(k)))
 

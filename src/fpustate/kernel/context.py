@@ -29,6 +29,7 @@ from .state import (
     KERNEL,
     NULL,
     PKRU_INIT,
+    T_CHILD,
     T_FPSTATE,
     T_FPSTATE_HDR,
     T_LAST_CPU,
@@ -76,6 +77,11 @@ def trace(k, op: str, c: int, t: int) -> None:
     """Fire tracepoint `op` if the working copy `k` carries a probe."""
     if k.__class__ is Traced:
         k.probe(op, c, t)
+
+
+def fork_child(k, t: int) -> int:
+    """copy_process()'s p: the child task t's fork is building (its slot), on the fork path."""
+    return k[k[0] + t * TASK_W + T_CHILD]
 
 
 def fpregs_state_valid(k, t: int, c: int) -> bool:

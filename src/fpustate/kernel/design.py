@@ -24,7 +24,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional
 
-from .state import FIELD_DATA, T_FPSTATE, T_PKRU, task
+from .fields import FIELD_DATA
+from .state import T_FPSTATE, T_PKRU, task
 
 
 K_TASK, K_SOFTIRQ, K_HARDIRQ = 0, 1, 2
@@ -37,7 +38,7 @@ StepFn = Callable[[bytearray, int, int], None]
 
 class Step(NamedTuple):
     """One uninterruptible piece of a multi-step kernel path (exec, signal
-    delivery, sigreturn, exit): one FPU instruction, one user-memory access,
+    delivery, sigreturn, fork, exit): one FPU instruction, one user-memory access,
     or the plain writes between two of them. A hardirq may arrive between
     two steps; a softirq and the scheduler too when the CPU's BH and preempt
     counts (which the steps keep, as fpregs_lock()/fpregs_unlock() do) allow.
@@ -55,6 +56,11 @@ class Step(NamedTuple):
     fn: Callable  # (k, cpu, task[, outcome]) -> Optional[int]
     may_fault: bool = False
     outcomes: tuple[str, ...] = ()
+    # The step after which the program's FPU state is init (exec's invalidation or fpu__drop(),
+    # 4.x signal delivery's and failed sigreturn's fpu__clear()): the generic kernel
+    # (`kernel.paths`) sets what the ghost expects once the step's function, which touches
+    # kernel fields only, is done. (Exec's and signal delivery's ends set it anyway.)
+    fresh_state: bool = False
 
     def choices(self) -> tuple:
         """The values of the fourth argument the machine explores, or () for a plain step."""
@@ -139,9 +145,11 @@ class Design:
     kernel_fpu_begin: Callable[[bytearray, int, int], None]
     kernel_fpu_end: Callable[[bytearray, int, int], None]
 
-    # fork: the child slot already holds a copy of the parent's task_struct
-    # (dup_task_struct); fix up its FPU state. Atomic. (k, cpu, parent, child)
-    fpu_clone: Callable[[bytearray, int, int, int], None]
+    # fork: copy_thread() -> fpu_clone() as steps run by the parent (`task`), with the
+    # child slot already holding a copy of the parent's task_struct (dup_task_struct) and
+    # named by `context.fork_child(k, task)`; the child is TASK_NEW until the last step is
+    # done (wake_up_new_task()). Steps are split where the kernel's fork can be interrupted.
+    fork_steps: tuple[Step, ...]
     # exec and exit: steps with a preemption point between each two.
     exec_steps: tuple[Step, ...]
     exit_steps: tuple[Step, ...]
@@ -195,10 +203,16 @@ class Design:
     # Does exit_to_user() decide from the snapshot taken before the work loop (a stale
     # cached_flags, the 2016 RFC's hazard) rather than from the flags re-read with IRQs off?
     stale_snapshot: bool = False
+    # Does the design's kernel make user workers (io_uring, vhost) as PF_USER_WORKER threads of
+    # their owner (create_io_thread(), vhost_task_create(): copy_process() from the owner, and
+    # copy_thread() gives them read_pkru(), the owner's live PKRU; 5.12+ for io_uring)? If not,
+    # a user worker is a kernel thread from kthreadd on a borrowed mm (kthread_use_mm()), and
+    # copy_thread()/fpu__copy() give it the init PKRU.
+    pf_user_worker: bool = False
     # Events this design adds to the kernel's action table (`fpustate.kernel.actions.Event`):
     # a new user or kernel path with its enabling test, its effect and its trace text.
     extra_events: tuple = ()
-    # What the design keeps in a task's T_LOCAL, one of kernel.state.FIELD_KINDS (symmetry
+    # What the design keeps in a task's T_LOCAL, one of kernel.fields.FIELD_KINDS (symmetry
     # reduction rewrites it when it names a CPU or a task): the cached_flags snapshot is plain
     # data; a cached owner pointer is FIELD_TASK_PLUS1.
     local_kind: str = FIELD_DATA
@@ -216,5 +230,5 @@ HOOKS = tuple(
     f.name
     for f in dataclasses.fields(Design)
     if f.name not in ("name", "summary", "kernel", "files", "flag_name", "has_pkru", "valid_while_live", "simulation",
-                      "stale_snapshot", "extra_events", "fpu_ext", "no_fpu_ext", "local_kind")
+                      "stale_snapshot", "pf_user_worker", "extra_events", "fpu_ext", "no_fpu_ext", "local_kind")
 )

@@ -243,10 +243,11 @@ def sleep(m, s, c, t, out):
 
 
 def fork(m, s, c, t, out):
+    """fork() into the lowest dead user slot: copy_process(), the fork path's first step."""
     if s[H_FORKS]:
         child = paths.free_slot(m, s)
         if child != NULL:
-            out.append(((M.FORK, c, child), paths.fork(m, s, c, t, child)))
+            out.extend(paths.fork(m, s, c, t, child))
 
 
 def execve(m, s, c, t, out):

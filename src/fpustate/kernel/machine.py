@@ -75,6 +75,7 @@ from .state import (
     PKRU_INIT,
     RUNNABLE,
     RUNNING,
+    T_CHILD,
     T_CPU,
     T_FPSTATE,
     T_LOCAL,
@@ -123,7 +124,8 @@ EXIT_TO_USER = "exit_to_user"
 PREEMPT = "preempt"
 SLEEP = "sleep"
 WAKE = "wake"
-FORK = "fork"
+FORK = "fork"  # arg: the child slot; copy_process() and the first step of fpu_clone()
+FORK_STEP = "fork_step"  # arg: step of the fork path (copy_thread() -> fpu_clone())
 EXEC_STEP = "exec_step"
 EXIT_STEP = "exit_step"
 TASK_DEAD = "task_dead"
@@ -139,7 +141,7 @@ FAULTED = 64  # a path step's arg is step + FAULTED * outcome (1: its user-memor
 PTRACE_VALUES, PTRACE_BOGUS, PTRACE_PKRU, PTRACE_PKRU_INIT = 0, 1, 2, 3
 PTRACE_KINDS = 4
 XRSTOR_FPSSE_INIT, XRSTOR_PKRU_INIT = 0, 1
-PATH_ACTIONS = (EXEC_STEP, SIGNAL_STEP, SIGRETURN_STEP, SIGRETURN_IA32_STEP, EXIT_STEP)
+PATH_ACTIONS = (EXEC_STEP, SIGNAL_STEP, SIGRETURN_STEP, SIGRETURN_IA32_STEP, FORK_STEP, EXIT_STEP)
 SOFTIRQ_SITUATION = -1  # kernel.actions.SOFTIRQ: a softirq in its kernel-FPU section on top of current
 
 
@@ -228,7 +230,9 @@ def initial_state(m: Model) -> bytes:
     """Boot: CPU c runs user task c in user mode with its registers live; the
     other user tasks wait in the exit-to-user loop and the kernel threads are
     runnable, all with their state in memory; spare slots are free; CPUs
-    without a user task run their idle task."""
+    without a user task run their idle task. User worker w belongs to user task
+    w % users; its PKRU is the one its kernel's copy_thread() gave it
+    (`Design.pf_user_worker`: its owner's, else the init PKRU)."""
     sc, d = m.scenario, m.design
     nt = m.idle_base + sc.cpus
     k = new_vector(m, nt)
@@ -253,6 +257,12 @@ def initial_state(m: Model) -> bytes:
             on = t - m.idle_base
         val = user_value(t, 0) if kind == USER and alive else INIT
         pkru = pkru_of(t) if (kind == USER and alive and d.has_pkru) else PKRU_INIT
+        thread_pkru = want_pkru = pkru
+        if kind == UWORKER and d.has_pkru and d.pf_user_worker:
+            # Made by its owner (a user task) before boot's snapshot: copy_thread() gives it
+            # read_pkru(), the owner's live PKRU then, and its uaccess must use exactly those keys.
+            owner = (t - sc.slots - sc.kthreads) % sc.users
+            thread_pkru, want_pkru = k[task(k, owner) + T_PKRU], k[ghost(k, owner) + G_PKRU]
         if not alive:
             run, pc = DEAD, PC_DEAD
         elif on != NULL:
@@ -260,9 +270,9 @@ def initial_state(m: Model) -> bytes:
         else:
             run, pc = RUNNABLE, (PC_EXIT_LOOP if kind == USER else PC_KTHREAD)
         # kind run pc local cpu fpstate last_cpu need fpregs_active fpstate_active counter pkru
-        k[p: p + T_SIGDEPTH] = bytes((kind, run, pc, 0, on, val, NULL, 1, 0, 1 if kind == USER else 0, 0, pkru))
-        k[g + G_VALUE], k[g + G_PKRU] = val, pkru  # no signal frames: the rest stays 0
-        k[p + T_FPSTATE_HDR], k[p + T_XPKRU], k[p + T_SIG_PKRU] = xinuse(val, pkru), pkru, NULL
+        k[p: p + T_SIGDEPTH] = bytes((kind, run, pc, 0, on, val, NULL, 1, 0, 1 if kind == USER else 0, 0, thread_pkru))
+        k[g + G_VALUE], k[g + G_PKRU] = val, want_pkru  # no signal frames: the rest stays 0
+        k[p + T_FPSTATE_HDR], k[p + T_XPKRU], k[p + T_SIG_PKRU], k[p + T_CHILD] = xinuse(val, pkru), pkru, NULL, NULL
         if kind == USER:  # fpstate_reset(): xfd = init_fpstate.xfd; a guest fpstate's xfd is 0 (its RESET value)
             k[p + T_XFD] = xfd
         if kind == USER and on != NULL:

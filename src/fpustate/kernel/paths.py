@@ -1,5 +1,5 @@
-"""Multi-step kernel paths (exec, signal delivery, the two sigreturn paths, exit) and the
-other events that build a task's record: fork, ptrace's regset access, a reader of current.
+"""Multi-step kernel paths (exec, signal delivery, the two sigreturn paths, fork, exit) and
+the other events that touch a task's record: ptrace's regset access, a reader of current.
 
 The machine (`kernel.machine`) says when a path step may run; this module runs it: one step
 of the design's `Step` tuple per transition, every outcome of a step that has several, the
@@ -12,6 +12,7 @@ from __future__ import annotations
 from .design import Design
 from .machine import (
     FAULTED,
+    FORK,
     PATH_ACTIONS,
     PTRACE_BOGUS,
     PTRACE_PKRU,
@@ -23,6 +24,7 @@ from .machine import (
 )
 from .state import (
     DEAD,
+    NEW,
     G_FRAME_PKRU,
     G_PKRU,
     G_VALUE,
@@ -40,6 +42,7 @@ from .state import (
     NULL,
     PATH_EXEC,
     PATH_EXIT,
+    PATH_FORK,
     PATH_SIGNAL,
     PATH_SIGRETURN,
     PATH_SIGRETURN_IA32,
@@ -48,6 +51,7 @@ from .state import (
     PKRU_HW_INIT,
     PKRU_INIT,
     RUNNABLE,
+    T_CHILD,
     T_CPU,
     T_FPSTATE,
     T_LOCAL,
@@ -74,7 +78,8 @@ from .state import (
 
 def path_steps(d: Design, path: int) -> tuple:
     """The design's steps of one multi-step path."""
-    return (d.exec_steps, d.signal_steps, d.sigreturn_steps, d.sigreturn_ia32_steps, d.exit_steps)[path]
+    return (d.exec_steps, d.signal_steps, d.sigreturn_steps, d.sigreturn_ia32_steps, d.fork_steps,
+            d.exit_steps)[path]
 
 
 def run_path(m: Model, k: bytearray, c: int, t: int, path: int) -> None:
@@ -141,23 +146,45 @@ def free_slot(m: Model, s: bytes) -> int:
     return NULL
 
 
-def fork(m: Model, s: bytes, c: int, parent: int, child: int) -> bytes:
+def fork(m: Model, s: bytes, c: int, parent: int, child: int) -> list[tuple[tuple, bytes]]:
+    """fork() from a syscall: copy_process() up to copy_thread() (budget, dup_task_struct()),
+    then the first step of the design's fork path, in one transition: what dup_task_struct()
+    writes is the child's, which nobody else can see before wake_up_new_task()."""
     k = bytearray(s)
     k[H_FORKS] -= 1
-    copy_process(m, k, c, parent, child)
-    return bytes(k)
+    dup_task_struct(k, parent, child)
+    return [((FORK, c, child), succ) for _, succ in path_successors(m, bytes(k), c, parent, PATH_FORK, 0)]
+
+
+def dup_task_struct(k: bytearray, parent: int, child: int) -> None:
+    """dup_task_struct(): the parent's task_struct copied over the reused slot (4.x: struct fpu
+    included; v6.18 copies only the task_struct and fpu_clone() initialises the struct fpu
+    after it, every field of which the model's fork steps write). The child is TASK_NEW; it
+    will return through the syscall tail like its parent, and copy_process()'s p names it.
+    The ghost fields come along: the child's program is a copy of the parent's."""
+    pp, cp = task(k, parent), task(k, child)
+    k[cp: cp + TASK_W] = k[pp: pp + TASK_W]
+    k[cp + T_RUN], k[cp + T_PC], k[cp + T_LOCAL], k[cp + T_CPU] = NEW, PC_SYSCALL, 0, NULL
+    k[cp + T_SWAP_FPSTATE] = k[ghost(k, child) + G_SWAP_VALUE] = INIT  # no vCPU fd: a new guest fpstate if any
+    k[pp + T_CHILD] = child
+
+
+def wake_up_new_task(k: bytearray, parent: int) -> None:
+    """copy_process() done: wake_up_new_task() puts the child on a runqueue. Run with the fork
+    path's last step: what the kernel does between copy_thread() and the wake-up touches
+    nothing the FPU code or another CPU can see, and the child cannot run before it."""
+    pp = task(k, parent)
+    k[task(k, k[pp + T_CHILD]) + T_RUN] = RUNNABLE
+    k[pp + T_CHILD] = NULL
 
 
 def copy_process(m: Model, k: bytearray, c: int, parent: int, child: int) -> None:
-    """copy_process(): dup_task_struct() copies the parent's task_struct (and its
-    struct fpu) over the reused slot, the design's fpu_clone() fixes it up, and
-    wake_up_new_task() makes the child runnable. The child returns through the
-    syscall tail like its parent."""
-    pp, cp = task(k, parent), task(k, child)
-    k[cp: cp + TASK_W] = k[pp: pp + TASK_W]
-    k[cp + T_RUN], k[cp + T_PC], k[cp + T_LOCAL], k[cp + T_CPU] = RUNNABLE, PC_SYSCALL, 0, NULL
-    k[cp + T_SWAP_FPSTATE] = k[ghost(k, child) + G_SWAP_VALUE] = INIT  # no vCPU fd: a new guest fpstate if any
-    m.design.fpu_clone(k, c, parent, child)
+    """copy_process() on one schedule (the cost simulator's): dup_task_struct(), the design's
+    fork path to its end with no interleaving, wake_up_new_task(); the parent is back in
+    the syscall."""
+    dup_task_struct(k, parent, child)
+    run_path(m, k, c, parent, PATH_FORK)
+    wake_up_new_task(k, parent)
 
 
 def path_step(m: Model, k: bytearray, c: int, t: int, path: int, step: int, choice=None) -> int:
@@ -170,6 +197,8 @@ def path_step(m: Model, k: bytearray, c: int, t: int, path: int, step: int, choi
         nxt = st.fn(k, c, t, choices[0] if choice is None else choice)
     else:
         nxt = st.fn(k, c, t)
+    if st.fresh_state:  # the old program's (or the interrupted one's) state is dead from here
+        k[ghost(k, t) + G_VALUE] = INIT
     return step + 1 if nxt is None else nxt
 
 
@@ -221,7 +250,8 @@ def _enter_path(k: bytearray, t: int, path: int) -> None:
 
 def _complete_path(m: Model, k: bytearray, c: int, t: int, path: int) -> None:
     """Where a path goes when its last step is done, and what the program expects afterwards,
-    from the ghost alone (no design state is read).
+    from the ghost alone (no design state is read). Fork: wake_up_new_task() (the parent's
+    ghost is untouched: fork changes no register of its program).
 
     Signal delivery: the handler starts from the init registers and the kernel's default
     PKRU, init_pkru_value, in every modelled version (v6.18 fpu__clear_user_states() ->
@@ -233,7 +263,15 @@ def _complete_path(m: Model, k: bytearray, c: int, t: int, path: int) -> None:
     registers and SIGSEGV; its PKRU is then the business of that SIGSEGV's delivery (which the
     model does not run), so it is unchecked (NULL) until the program or a handler sets it."""
     p, g = task(k, t), ghost(k, t)
-    if path == PATH_SIGNAL:
+    if path == PATH_EXEC:
+        # The new program starts from the init registers (where inside exec the old program's
+        # state dies is the step marked `fresh_state`) and the kernel's default PKRU, in every
+        # modelled version (v6.18 flush_thread() -> pkru_flush_thread(); 4.x fpu__clear()
+        # XRSTORs init_fpstate, PKRU included).
+        k[g + G_VALUE], k[g + G_PKRU] = INIT, PKRU_INIT
+    elif path == PATH_FORK:
+        wake_up_new_task(k, t)
+    elif path == PATH_SIGNAL:
         # handle_signal() done: the frame is on the stack, the handler starts from init.
         k[p + T_SIGDEPTH] += 1
         k[g + G_VALUE], k[g + G_PKRU] = INIT, PKRU_INIT
@@ -249,6 +287,13 @@ def _complete_path(m: Model, k: bytearray, c: int, t: int, path: int) -> None:
         k[p + T_SIGDEPTH] = depth
         _clear_frame(k, t, depth)
     k[p + T_PC] = PC_SYSCALL
+
+
+def swap_expectations(k: bytearray, t: int) -> None:
+    """After fpu_swap_kvm_fpstate(): what the program expects of "current's fpstate" is now the
+    other context's (host <-> guest). Ghost bookkeeping, so the generic kernel's, not the hook's."""
+    g = ghost(k, t)
+    k[g + G_VALUE], k[g + G_SWAP_VALUE] = k[g + G_SWAP_VALUE], k[g + G_VALUE]
 
 
 def task_dead(m: Model, s: bytes, c: int, t: int, nxt: int) -> bytes:

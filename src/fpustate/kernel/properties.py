@@ -6,7 +6,8 @@ what the registers hold). Its docstring's first line says what a user would
 lose if it broke; the checker prints it under every counterexample.
 
 Tasks on their way out (inside exit) are exempt from the state properties:
-their registers are never used again. The order below is the reporting order
+their registers are never used again; so are dead slots and a fork child
+copy_process() is still building (TASK_NEW: T_RUN >= DEAD), which nothing runs. The order below is the reporting order
 when one state breaks several properties: architectural violations first,
 the LazyFP exposure class last.
 """
@@ -154,7 +155,7 @@ def fpregs_state_valid_sound(m, s) -> Optional[str]:
         if t == NULL or s[q + C_IN_KFPU] or in_locked_section(s, s[q + C_CURR]):
             continue  # (inside a locked section the CPU's registers are being replaced)
         p = tb + t * TASK_W
-        if (s[p + T_LAST_CPU] != c or s[p + T_RUN] == DEAD or s[p + T_KIND] != USER or in_flux(s[p + T_PC])
+        if (s[p + T_LAST_CPU] != c or s[p + T_RUN] >= DEAD or s[p + T_KIND] != USER or in_flux(s[p + T_PC])
                 or in_locked_section(s, t)):
             continue
         on = s[p + T_CPU]
@@ -183,7 +184,7 @@ def state_survives(m, s) -> Optional[str]:
     tb = s[0]
     for t in range(m.scenario.slots):
         p = tb + t * TASK_W
-        if s[p + T_RUN] == DEAD or in_flux(s[p + T_PC]) or in_locked_section(s, t):
+        if s[p + T_RUN] >= DEAD or in_flux(s[p + T_PC]) or in_locked_section(s, t):
             continue
         want = s[tb + t * TASK_W + GHOST_OFF + G_VALUE]
         image = d.fpstate_image(s, t)
@@ -210,7 +211,7 @@ def sigframe_holds_user_state(m, s) -> Optional[str]:
     pkeys = m.design.has_pkru
     for t in range(m.scenario.slots):
         p = tb + t * TASK_W
-        if s[p + T_RUN] == DEAD:
+        if s[p + T_RUN] >= DEAD:
             continue
         g = p + GHOST_OFF
         for i in range(s[p + T_SIGDEPTH]):
@@ -239,7 +240,7 @@ def xrstor_image_valid(m, s) -> Optional[str]:
     tb = s[0]
     for t in range(m.scenario.slots):
         p = tb + t * TASK_W
-        if s[p + T_RUN] == DEAD or in_flux(s[p + T_PC]) or in_locked_section(s, t) or not d.fpstate_active(s, t):
+        if s[p + T_RUN] >= DEAD or in_flux(s[p + T_PC]) or in_locked_section(s, t) or not d.fpstate_active(s, t):
             continue
         c = s[p + T_CPU]
         if c != NULL and d.regs_live(s, t, c):
@@ -265,8 +266,10 @@ def kernel_uaccess_uses_own_pkru(m, s) -> Optional[str]:
     Checked where the model's tasks touch user memory: in user mode, in a
     syscall body and in the exit-to-user work loop (signal frames), not in the
     middle of exec, exit or a kernel-FPU section, which do no uaccess; and in
-    the body of a user worker (a kernel thread on a borrowed mm), which runs
-    with the init PKRU of the kernel thread it is (copy_thread()).
+    the body of a user worker (io_uring, vhost), which runs with the PKRU
+    copy_thread() gave it: its owner's live keys when the owner created it
+    (read_pkru(), a PF_USER_WORKER of v5.12+), or the init PKRU of a kernel thread
+    on a borrowed mm (kthread_use_mm()) in older kernels.
     """
     tb = s[0]
     for c in range(m.scenario.cpus):

@@ -61,7 +61,7 @@ def inactive_fpstate_kept(m, s) -> Optional[str]:
     tb = s[0]
     for t in range(m.scenario.vcpus):
         p = tb + t * TASK_W
-        if s[p + T_RUN] == DEAD:
+        if s[p + T_RUN] >= DEAD:
             continue
         got, want = s[p + T_SWAP_FPSTATE], s[p + GHOST_OFF + G_SWAP_VALUE]
         if got != want:

@@ -116,12 +116,13 @@ def pkru_version(pkru: int) -> int:
 USER, KTHREAD, IDLE, UWORKER = 0, 1, 2, 3
 KIND_NAMES = ("user", "kthread", "idle", "user-worker")
 
-# Run states.
-RUNNING, RUNNABLE, SLEEPING, DEAD = 0, 1, 2, 3
-RUN_NAMES = ("running", "runnable", "sleeping", "dead")
+# Run states. NEW is TASK_NEW: copy_process() is still building the task (a fork child until
+# wake_up_new_task()); like a dead one, nothing runs it and no property looks at it (RUN >= DEAD).
+RUNNING, RUNNABLE, SLEEPING, DEAD, NEW = 0, 1, 2, 3, 4
+RUN_NAMES = ("running", "runnable", "sleeping", "dead", "new")
 
 # Where a task is (its program counter). Multi-step paths (exec, signal
-# delivery, the two sigreturn paths, exit) use
+# delivery, the two sigreturn paths, fork, exit) use
 # PATH_BASE + path * PATH_STRIDE + next_step.
 PC_USER = 0  # executing in user mode
 PC_SYSCALL = 1  # inside a syscall body, preemptible
@@ -136,9 +137,9 @@ PC_GUEST = 9  # in guest mode (VMX non-root), between VM entry and VM exit
 PC_OFFLINE = 10  # an idle task whose CPU is offline (hotplug): nothing runs there until it is brought up
 PC_XFD_NM = 11  # in handle_xfd_event() from user mode, IRQs enabled, before fpstate_realloc()'s lock
 PATH_BASE = 16
-PATH_STRIDE = 16  # at most 16 steps a path (pc is one byte: 16 + 5 * 16 < 255)
-PATH_EXEC, PATH_SIGNAL, PATH_SIGRETURN, PATH_SIGRETURN_IA32, PATH_EXIT = 0, 1, 2, 3, 4  # exit stays last
-PATH_NAMES = ("exec", "signal", "sigreturn", "sigreturn-ia32", "exit")
+PATH_STRIDE = 16  # at most 16 steps a path (pc is one byte: 16 + 6 * 16 < 255)
+PATH_EXEC, PATH_SIGNAL, PATH_SIGRETURN, PATH_SIGRETURN_IA32, PATH_FORK, PATH_EXIT = 0, 1, 2, 3, 4, 5  # exit stays last
+PATH_NAMES = ("exec", "signal", "sigreturn", "sigreturn-ia32", "fork", "exit")
 PC_NAMES = ("user", "syscall", "syscall:kernel_fpu", "exit_to_user_mode_loop", "kthread",
             "kthread:kernel_fpu", "irq-from-user", "dead", "kvm_run", "guest", "offline", "xfd-#NM")
 KVM_PCS = (PC_KVM_RUN, PC_GUEST)  # inside KVM_RUN: fpu->fpstate points at the guest's fpstate
@@ -252,7 +253,8 @@ T_SIGFRAME_HDR = _X + 2  # header of frame 0 .. MAX_SIGFRAMES-1
 T_SIGFRAME_PKRU = T_SIGFRAME_HDR + MAX_SIGFRAMES  # the PKRU slot of frame 0 .. MAX_SIGFRAMES-1
 T_SIG_PKRU = T_SIGFRAME_PKRU + MAX_SIGFRAMES  # handle_signal()'s pkru local (6.12+ sig_prepare_pkru()); NULL outside
 T_SWAP_HDR = T_SIG_PKRU + 1  # the other fpstate's header (KVM)
-X_FIELDS = T_SWAP_HDR + 1 - _X
+T_CHILD = T_SWAP_HDR + 1  # copy_process()'s p: the child a fork is building (NULL outside fork)
+X_FIELDS = T_CHILD + 1 - _X
 # Ghost fields after the kernel's (offsets from ghost()).
 _GX = _X + X_FIELDS
 G_SWAP_VALUE = _GX - GHOST_OFF  # what the other context (host or guest) expects
@@ -329,6 +331,7 @@ class TaskState(NamedTuple):
     sigframe_pkru1: int = 0
     sig_pkru: int = NULL
     swap_hdr: int = 0
+    child: int = NULL
 
 
 class Ghost(NamedTuple):
@@ -378,46 +381,3 @@ def decode(s) -> KernelState:
                          *s[ghost(s, t) + G_SWAP_VALUE: ghost(s, t) + G_FRAME_PKRU + MAX_SIGFRAMES]) for t in range(nt))
     return KernelState(cpus, tasks, ghosts, (s[H_FORKS], s[H_EXECS], s[H_EXITS]), s[H_CLOBBERED], s[H_PTRACE],
                        s[H_SIGNALS], s[H_STALE_READ], s[H_XFD_NM])
-
-
-# ---------------------------------------------------------------- field kinds
-# What each byte of the vector refers to, for symmetry reduction
-# (`fpustate.check.symmetry`): permuting CPUs or task slots must rewrite every
-# byte that names a CPU, a task slot, or a value or PKRU tagged with its owner.
-# Adding a field? Give it its kind here, or the symmetry reduction is unsound.
-FIELD_DATA = "data"  # plain data: counters, flags, pcs, budgets
-FIELD_CPU = "cpu"  # a CPU number, or NULL
-FIELD_TASK = "task"  # a task slot, or NULL
-FIELD_VALUE = "value"  # register/memory contents: INIT, KERNEL, GARBAGE or user_value(owner, version)
-FIELD_PKRU = "pkru"  # PKRU_INIT or pkru_of(owner, version)
-FIELD_TASK_PLUS1 = "task+1"  # 0 = none, 0xFF = NULL, else a task slot + 1 (a cached owner pointer)
-FIELD_LOCAL = "local"  # T_LOCAL: what it holds is the design's (`Design.local_kind`)
-FIELD_KINDS = (FIELD_DATA, FIELD_CPU, FIELD_TASK, FIELD_VALUE, FIELD_PKRU, FIELD_TASK_PLUS1)
-
-HEADER_FIELDS = {
-    H_TASK_BASE: FIELD_DATA, H_NTASKS: FIELD_DATA, H_FORKS: FIELD_DATA, H_EXECS: FIELD_DATA, H_EXITS: FIELD_DATA,
-    H_CLOBBERED: FIELD_TASK, H_PTRACE: FIELD_DATA, H_SIGNALS: FIELD_DATA, H_STALE_READ: FIELD_TASK,
-    H_XFD_NM: FIELD_TASK,
-}
-CPU_FIELDS = {
-    C_FPREGS: FIELD_VALUE, C_OWNER: FIELD_TASK, C_PKRU: FIELD_PKRU, C_CURR: FIELD_TASK, C_CTX: FIELD_DATA,
-    C_PREEMPT: FIELD_DATA, C_BH: FIELD_DATA, C_IN_KFPU: FIELD_DATA, C_TS: FIELD_DATA,
-    C_XFD: FIELD_DATA, C_XFD_STATE: FIELD_DATA,
-}
-TASK_FIELDS = {
-    T_KIND: FIELD_DATA, T_RUN: FIELD_DATA, T_PC: FIELD_DATA, T_LOCAL: FIELD_LOCAL, T_CPU: FIELD_CPU,
-    T_FPSTATE: FIELD_VALUE, T_LAST_CPU: FIELD_CPU, T_NEED_LOAD: FIELD_DATA, T_FPREGS_ACTIVE: FIELD_DATA,
-    T_FPSTATE_ACTIVE: FIELD_DATA, T_COUNTER: FIELD_DATA, T_PKRU: FIELD_PKRU, T_SIGDEPTH: FIELD_DATA,
-    **{T_SIGFRAME + i: FIELD_VALUE for i in range(MAX_SIGFRAMES)},
-    # 5.16+: AMX/XFD and KVM's other fpstate (guest values are user values of their vCPU task)
-    T_XFD: FIELD_DATA, T_XSIZE: FIELD_DATA, T_XPERM: FIELD_DATA, T_SWAP_FPSTATE: FIELD_VALUE,
-    T_SWAP_XFD: FIELD_DATA, T_SWAP_XSIZE: FIELD_DATA,
-    # XSAVE headers and the PKRU slots (PKRU_HW_INIT and NULL are nobody's)
-    T_FPSTATE_HDR: FIELD_DATA, T_XPKRU: FIELD_PKRU, T_SIG_PKRU: FIELD_PKRU, T_SWAP_HDR: FIELD_DATA,
-    **{T_SIGFRAME_HDR + i: FIELD_DATA for i in range(MAX_SIGFRAMES)},
-    **{T_SIGFRAME_PKRU + i: FIELD_PKRU for i in range(MAX_SIGFRAMES)},
-}
-GHOST_FIELDS = {
-    G_VALUE: FIELD_VALUE, G_PKRU: FIELD_PKRU, **{G_FRAME + i: FIELD_VALUE for i in range(MAX_SIGFRAMES)},
-    G_SWAP_VALUE: FIELD_VALUE, **{G_FRAME_PKRU + i: FIELD_PKRU for i in range(MAX_SIGFRAMES)},
-}

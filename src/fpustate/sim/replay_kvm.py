@@ -24,6 +24,7 @@ from __future__ import annotations
 from ..errors import UsageError
 from ..kernel import context
 from ..kernel.machine import enter_exit_loop
+from ..kernel.paths import swap_expectations
 from ..kernel.state import (
     C_FPREGS,
     C_XFD,
@@ -95,6 +96,7 @@ class KvmReplay:
         if k[p + T_PC] == PC_GUEST:
             self._vm_exit(c, t)
         self._fpu_ext(None).fpu_swap_kvm_fpstate(k, c, t, False)
+        swap_expectations(k, t)
         k[p + T_PC] = PC_SYSCALL
 
     def op_kvm_load(self, op: O.Op) -> None:
@@ -106,6 +108,7 @@ class KvmReplay:
         ext = self._fpu_ext(op)
         self._leave_user(c, t, False)  # the ioctl
         ext.fpu_swap_kvm_fpstate(k, c, t, True)
+        swap_expectations(k, t)
         k[p + T_PC] = PC_KVM_RUN
 
     def op_kvm_put(self, op: O.Op) -> None:
