@@ -232,7 +232,7 @@ class Explorer:
             row = np.frombuffer(init, dtype=np.uint8)[None, :]
             self._visited = FingerprintSet(self.sym.canonical(self.sym.hashes(row))[1])
         self._fhash = [self._hash_rows(self._frontier[0].unpack())]
-        self._represented = self.sym.orbit_sizes(self._fhash[0]) if self.batched else 1
+        self._represented = int(self.sym.orbit_sizes(self._fhash[0]).sum()) if self.batched else 1
 
     def _hash_rows(self, rows: np.ndarray) -> Optional[np.ndarray]:
         """Full hashes of the frontier (later layers carry them from their parents)."""
@@ -274,7 +274,7 @@ class Explorer:
                     blocks.add(rows[keep], h[keep])
                     new_parent.frombytes((base + lo + prow[keep]).astype(np.int32).tobytes())
                     new_via.frombytes(pos[keep].astype(np.uint16).tobytes())
-                    self._represented += self.sym.orbit_sizes(h[keep])
+                    self._represented += int(self.sym.orbit_sizes(h[keep]).sum())
                     self._nnew += len(keep)
             self._transitions += sum(counts)
             self._expanded += len(counts)

@@ -229,11 +229,11 @@ class Symmetry:
         n = np.arange(len(rows))[:, None]
         return self.lut[g[:, None], np.arange(self.width)[None, :], rows[n, self.src[g]]]
 
-    def orbit_sizes(self, h: np.ndarray) -> int:
-        """How many concrete states the orbits of these hash rows stand for: |G| / |stabilizer|
+    def orbit_sizes(self, h: np.ndarray) -> np.ndarray:
+        """How many concrete states the orbit of each hash row stands for: |G| / |stabilizer|
         (image 0 is the identity; images equal to it fix the state)."""
         g = self.size
-        return int((g // (h[:, :g] == h[:, :1]).sum(axis=1)).sum()) if len(h) else 0
+        return g // (h[:, :g] == h[:, :1]).sum(axis=1) if len(h) else np.zeros(0, np.int64)
 
     # ---------------------------------------------------------------- one state
     def canonical_state(self, s: bytes) -> bytes:
