@@ -56,6 +56,7 @@ class Partition:
         self.exact = store == "exact"
         self.width = len(initial_state(model))
         self.visited = FingerprintSet()  # the fingerprint store
+        self.routed = FingerprintSet()  # what it sent other owners in earlier layers: visited there
         self.seen: set[bytes] = set()  # the exact store: canonical images
         self.seq = array("q")  # per owned state, ascending: its sequential index ...
         self.keys = array("q")  # ... and its key (-1: the root)
@@ -90,7 +91,7 @@ class Partition:
         out: list[list[tuple]] = [[] for _ in range(self.n)]
         runs = FingerprintRuns()  # what this partition generated this layer
         found, nsucc, lo = [], [], 0
-        for block, fhash in frontier_chunks(self.frontier, self.fhash, True):
+        for block, fhash in frontier_chunks(self.frontier, self.fhash, True):  # freed as expanded
             seq = layer_seq[lo: lo + len(block)]
             lo += len(block)
             try:
@@ -115,6 +116,9 @@ class Partition:
                     if len(sel):
                         out[o].append((rows[sel], h[sel], keys[owner == o]))
         self.frontier, self.fhash = [], []
+        if not self.exact:
+            sent = np.concatenate(runs.runs) if runs.runs else np.empty(0, np.uint64)
+            self.routed.merge(sent[sent % np.uint64(self.n) != self.me])
         self.expanded_seq, self.nsucc = layer_seq.copy(), np.asarray(nsucc, np.int64)
         buckets = [_join(parts, self.width, 2 * self.sym.size) for parts in out]
         self.own = buckets[self.me]
@@ -124,12 +128,13 @@ class Partition:
 
     def _first_seen(self, rows: np.ndarray, h: np.ndarray, fps: np.ndarray, runs: FingerprintRuns) -> np.ndarray:
         """Positions of the first successor of each orbit in this batch, in order, leaving out
-        orbits this partition generated earlier in the layer (their first key was smaller).
-        The exact store compares canonical images, so a fingerprint collision loses nothing."""
+        orbits this partition generated earlier in the layer (their first key was smaller) and
+        those it knows are visited (its own, and those it routed in earlier layers). The exact
+        store compares canonical images, so a fingerprint collision loses nothing."""
         if self.exact:
             return np.sort(np.unique(self._images(rows, h), return_index=True)[1])
         uniq, first = np.unique(fps, return_index=True)
-        fresh = ~runs.contains(uniq)
+        fresh = ~(runs.contains(uniq) | self.visited.contains(uniq) | self.routed.contains(uniq))
         runs.add(uniq[fresh])
         return np.sort(first[fresh])
 
