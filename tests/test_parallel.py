@@ -168,3 +168,23 @@ def test_interrupted_parallel_run_prints_partial_result(monkeypatch, capsys):
     assert re.search(rf"^linux\s+{states:,}\s+{transitions:,}\s+5\s+\S+\s+\S+\s+incomplete \(interrupted\)",
                      out.out, re.M), out.out
     assert out.err.strip() == "fpustate: interrupted; the results above are partial"
+
+
+def test_interrupt_raised_inside_a_partition(monkeypatch, capsys):
+    """A KeyboardInterrupt raised inside a partition process (SIGINT itself is ignored there) ends the
+    run as Ctrl-C does: the layers done so far, 'incomplete (interrupted)', exit 130, no hang."""
+    from fpustate.check import explore
+
+    real, calls = explore.successors, {"n": 0}
+
+    def interrupting(m, s):
+        calls["n"] += 1  # counted per process: each partition interrupts itself at its 500th state
+        if calls["n"] == 500:
+            raise KeyboardInterrupt
+        return real(m, s)
+
+    monkeypatch.setattr(explore, "successors", interrupting)
+    assert run(["check", "linux", "--scenario", "small", "--jobs", "2"]) == 130
+    out = capsys.readouterr()
+    assert re.search(r"^linux\s+[\d,]+\s+[\d,]+\s+\d+\s+\S+\s+\S+\s+incomplete \(interrupted\)", out.out, re.M), out.out
+    assert out.err.strip() == "fpustate: interrupted; the results above are partial"

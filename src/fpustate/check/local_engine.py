@@ -62,6 +62,9 @@ def _serve(part: Partition, ctrl, outs: dict, ins: dict, others: tuple) -> None:
         except PartitionFailure as e:
             ctrl.send(("error", e))
             return
+        except KeyboardInterrupt:  # raised by a hook or a test (SIGINT itself is ignored): an interrupt
+            ctrl.send(("interrupted", None))
+            return
         except (Exception, SystemExit) as e:  # fpustate failed, or a peer died: report, never hang
             ctrl.send(("error", PartitionFailure(None, f"{type(e).__name__}: {e}")))
             return
@@ -101,6 +104,8 @@ class LocalTransport:
             raise InternalError(f"partition process {i} died (exit code {self.procs[i].exitcode})") from None
         if status == "error":
             raise value
+        if status == "interrupted":
+            raise KeyboardInterrupt
         return value
 
     def seed(self) -> list[tuple]:

@@ -131,14 +131,16 @@ def placement_options(f):
                      help="local: processes on this machine; ray: Ray actors (pip install 'fpustate[ray]')")(f)
     f = click.option("--jobs", type=int, default=None, metavar="N",
                      help="partitions searched in parallel (0: every core, or every CPU of the Ray cluster; "
-                          "1: the sequential search, which alone has the fingerprint store and checkpoints). "
+                          "1: the sequential search, which alone has checkpoints). "
                           "Default: 1 on this machine, every CPU with --engine ray, every core for --walks")(f)
     return f
 
 
-def exhaustive_jobs(jobs, engine: str) -> int:
-    """--jobs for the exhaustive search: as given, else 1 locally (the sequential search, the
-    fastest here) and every CPU of a Ray cluster."""
+def exhaustive_jobs(jobs, engine: str, checkpointing: bool) -> int:
+    """--jobs for the exhaustive search: as given, else 1 locally (the sequential search) and every
+    CPU of a Ray cluster; 1 is the only choice with --checkpoint or --resume."""
+    if checkpointing and (jobs not in (None, 1) or engine != "local"):
+        raise UsageError("--checkpoint and --resume work with the sequential search only (--jobs 1)")
     if jobs is None:
         return 0 if engine == "ray" else 1
     return jobs
