@@ -57,7 +57,8 @@ class Partition:
         self.width = len(initial_state(model))
         self.visited = FingerprintSet()  # the fingerprint store
         self.routed = FingerprintSet()  # what it sent other owners in earlier layers: visited there
-        self.seen: set[bytes] = set()  # the exact store: canonical images
+        self.seen: set[bytes] = set()  # the exact store: canonical images ...
+        self.sent: set[bytes] = set()  # ... and, likewise exact, what it generated: visited at the owner
         self.seq = array("q")  # per owned state, ascending: its sequential index ...
         self.keys = array("q")  # ... and its key (-1: the root)
         self.frontier: list = []  # this partition's share of the layer (PackedBlocks) ...
@@ -75,7 +76,7 @@ class Partition:
         if int(self.sym.canonical(h)[1][0]) % self.n != self.me:
             return self._absorbed(row[:0], h[:0], np.empty(0, np.int64))
         if self.exact:
-            self.seen.update(self._images(row, h).tolist())
+            self.seen.update(self._images(row, h))
         else:
             self.visited.merge(self.sym.canonical(h)[1])
         return self._absorbed(row, h, np.array([-1], np.int64))
@@ -128,20 +129,27 @@ class Partition:
 
     def _first_seen(self, rows: np.ndarray, h: np.ndarray, fps: np.ndarray, runs: FingerprintRuns) -> np.ndarray:
         """Positions of the first successor of each orbit in this batch, in order, leaving out
-        orbits this partition generated earlier in the layer (their first key was smaller) and
-        those it knows are visited (its own, and those it routed in earlier layers). The exact
+        orbits this partition generated before (earlier in the layer, with a smaller key, or in
+        an earlier layer: visited at their owner by now) and those it has visited. The exact
         store compares canonical images, so a fingerprint collision loses nothing."""
         if self.exact:
-            return np.sort(np.unique(self._images(rows, h), return_index=True)[1])
+            seen, sent = self.seen, self.sent
+            keep = []
+            for i, c in enumerate(self._images(rows, h)):
+                if c not in sent and c not in seen:
+                    sent.add(c)
+                    keep.append(i)
+            return np.asarray(keep, np.intp)
         uniq, first = np.unique(fps, return_index=True)
         fresh = ~(runs.contains(uniq) | self.visited.contains(uniq) | self.routed.contains(uniq))
         runs.add(uniq[fresh])
         return np.sort(first[fresh])
 
-    def _images(self, rows: np.ndarray, h: np.ndarray) -> np.ndarray:
-        """Canonical images of `rows`, one opaque (void) value each, for np.unique and bytes."""
-        img = self.sym.images(rows, self.sym.canonical(h)[0]) if self.sym.size > 1 else rows
-        return np.ascontiguousarray(img).view(f"V{self.width}").ravel()
+    def _images(self, rows: np.ndarray, h: np.ndarray) -> list[bytes]:
+        """Canonical images of `rows` as bytes."""
+        flat = (self.sym.images(rows, self.sym.canonical(h)[0]) if self.sym.size > 1 else rows).tobytes()
+        w = self.width
+        return [flat[i: i + w] for i in range(0, len(flat), w)]
 
     def absorb(self, *buckets: tuple[bytes, bytes, bytes]) -> tuple[int, int, bytes]:
         """Take the successors every partition routed here (this partition's own slot is empty:
@@ -155,11 +163,14 @@ class Partition:
         rows, h, keys = (np.concatenate([p[i] for p in parts]) for i in range(3))
         order = np.argsort(keys)  # keys are distinct: one per (parent, position)
         rows, h, keys = rows[order], h[order], keys[order]
-        if self.exact:
-            uniq, first = np.unique(self._images(rows, h), return_index=True)
-            fresh = [(i, u) for i, u in zip(first.tolist(), uniq.tolist()) if u not in self.seen]
-            self.seen.update(u for _, u in fresh)
-            sel = np.sort(np.asarray([i for i, _ in fresh], np.intp))
+        if self.exact:  # in key order: the first copy of an image has its smallest key
+            seen = self.seen
+            keep = []
+            for i, c in enumerate(self._images(rows, h)):
+                if c not in seen:
+                    seen.add(c)
+                    keep.append(i)
+            sel = np.asarray(keep, np.intp)
         else:
             uniq, first = np.unique(self.sym.canonical(h)[1], return_index=True)
             fresh = ~self.visited.contains(uniq)
