@@ -188,3 +188,21 @@ def test_interrupt_raised_inside_a_partition(monkeypatch, capsys):
     out = capsys.readouterr()
     assert re.search(r"^linux\s+[\d,]+\s+[\d,]+\s+\d+\s+\S+\s+\S+\s+incomplete \(interrupted\)", out.out, re.M), out.out
     assert out.err.strip() == "fpustate: interrupted; the results above are partial"
+
+
+def test_jobs_default_to_every_core():
+    """Without --jobs, check and bugs search on every core; with --checkpoint or --resume, sequentially
+    (only the sequential search has checkpoints); with Ray, on every CPU of the cluster."""
+    from fpustate.check.parallel import default_jobs
+    from fpustate.cli.common import exhaustive_jobs
+
+    assert exhaustive_jobs(None, "local", False) == default_jobs()
+    assert exhaustive_jobs(None, "local", True) == 1
+    assert (exhaustive_jobs(None, "ray", False), exhaustive_jobs(3, "local", False)) == (0, 3)
+
+
+def test_checkpoint_with_jobs_is_one_line(tmp_path):
+    """--checkpoint with --jobs 2 is refused in one line, exit 2: only the sequential search saves layers."""
+    p = cli("check", "linux", "--scenario", "small", "--jobs", "2", "--checkpoint", str(tmp_path / "ck"))
+    assert (p.returncode, p.stdout, p.stderr) == (
+        2, "", "fpustate: --checkpoint and --resume work with the sequential search only (--jobs 1)\n")
