@@ -4,9 +4,10 @@ A partition does for its share of a layer what the sequential `Explorer` does
 for a whole one, with the same machinery: it expands its frontier in numpy
 batches (`explore.expand_block`), hashes the successors incrementally from
 their parents (`Symmetry.successor_hashes`), takes their canonical
-fingerprints (`Symmetry.canonical`), drops the repeats it generated itself,
-and routes each successor to its owner, `fingerprint % N`, with its hash row
-and its *key*, `parent_index << POS_BITS | position`. The owner keeps, per
+fingerprints (`Symmetry.canonical`), drops the repeats it generated itself
+and those it knows are visited (its own states, and what it routed in earlier
+layers), and routes each remaining successor to its owner, `fingerprint % N`,
+with its hash row and its *key*, `parent_index << POS_BITS | position`. The owner keeps, per
 fingerprint (per canonical image with `--store exact`), the successor with
 the smallest key, drops those it has visited, and keeps the rest, in key
 order, as its share of the next layer.
@@ -17,6 +18,10 @@ sequential index is the layer's start plus the number of the layer's keys
 below its own, counted over every partition's sorted keys (`rank`). The
 Zobrist tables have a fixed seed, so every process, forked or on a Ray node,
 computes the same fingerprints and agrees on the owners.
+
+Memory: each partition keeps 8 bytes of fingerprint and 16 of sequential index
+and key per state it owns, plus 8 per state it routed elsewhere; with
+`--store exact`, the canonical images it owns or generated.
 """
 
 from __future__ import annotations

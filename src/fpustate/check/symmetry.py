@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -255,21 +255,3 @@ def canonicalizer(m: Model, enabled: bool = True) -> Callable[[bytes], bytes]:
 
 def _identity(s: bytes) -> bytes:
     return s
-
-
-def batch_canonicalizer(m: Model, enabled: bool = True) -> Callable[[Sequence[bytes]], tuple[list[bytes], np.ndarray]]:
-    """A function from many states to their canonical images (as `canonicalizer`) and the
-    images' 64-bit fingerprints (Zobrist h2, uint64), in one numpy batch: the fast path for
-    engines that handle a layer at a time."""
-    sym = Symmetry(m, enabled=enabled)
-    w = sym.width
-
-    def canonicalize(states: Sequence[bytes]) -> tuple[list[bytes], np.ndarray]:
-        if not states:
-            return [], np.empty(0, dtype=np.uint64)
-        rows = np.frombuffer(b"".join(states), dtype=np.uint8).reshape(len(states), w)
-        g, fps = sym.canonical(sym.hashes(rows))
-        flat = (sym.images(rows, g) if sym.size > 1 else rows).tobytes()
-        return [flat[i: i + w] for i in range(0, len(flat), w)], fps
-
-    return canonicalize
