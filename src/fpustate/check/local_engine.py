@@ -12,6 +12,8 @@ import signal
 import threading
 from typing import Optional, Sequence
 
+import numpy as np
+
 from ..errors import InternalError
 from ..kernel.machine import Model
 from ..kernel.properties import Property
@@ -21,13 +23,19 @@ from .symmetry import Symmetry
 
 def _exchange(me: int, buckets: tuple, outs: dict, ins: dict) -> list:
     """All-to-all: send each peer its buffer (in a thread) while reading the peers' buffers."""
+    failed: list[Exception] = []
+
     def send() -> None:
         try:
             for j, conn in outs.items():
                 for part in buckets[j]:
-                    conn.send_bytes(part)
+                    conn.send_bytes(part.reshape(-1).view(np.uint8))  # flat bytes: no copy
         except OSError:
             pass  # a peer died: reading from it ends in EOF, which is what gets reported
+        except Exception as e:  # fpustate failed here: end the peers' reads (EOF), never a hang
+            failed.append(e)
+            for conn in outs.values():
+                conn.close()
 
     sender = threading.Thread(target=send)
     sender.start()
@@ -35,6 +43,8 @@ def _exchange(me: int, buckets: tuple, outs: dict, ins: dict) -> list:
     for j, conn in ins.items():
         got[j] = tuple(conn.recv_bytes() for _ in buckets[j])
     sender.join()
+    if failed:
+        raise failed[0]
     return got
 
 

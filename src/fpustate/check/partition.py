@@ -126,11 +126,14 @@ class Partition:
             sent = np.concatenate(runs.runs) if runs.runs else np.empty(0, np.uint64)
             self.routed.merge(sent[sent % np.uint64(self.n) != self.me])
         self.expanded_seq, self.nsucc = layer_seq.copy(), np.asarray(nsucc, np.int64)
-        buckets = [_join(parts, self.width, 2 * self.sym.size) for parts in out]
+        buckets = []
+        for o in range(self.n):  # one owner at a time, its batches freed once joined
+            buckets.append(_join(out[o], self.width, 2 * self.sym.size))
+            out[o] = None
         self.own = buckets[self.me]
         stats = (int(self.nsucc.sum()), len(self.nsucc), found)
-        return (stats, *[(b"", b"", b"") if o == self.me else tuple(a.tobytes() for a in b)
-                         for o, b in enumerate(buckets)])
+        empty = (np.empty(0, np.uint8),) * 3  # this partition's own slot: those stay here
+        return (stats, *[empty if o == self.me else b for o, b in enumerate(buckets)])
 
     def _first_seen(self, rows: np.ndarray, h: np.ndarray, fps: np.ndarray, runs: FingerprintRuns) -> np.ndarray:
         """Positions of the first successor of each orbit in this batch, in order, leaving out
@@ -156,31 +159,31 @@ class Partition:
         w = self.width
         return [flat[i: i + w] for i in range(0, len(flat), w)]
 
-    def absorb(self, *buckets: tuple[bytes, bytes, bytes]) -> tuple[int, int, bytes]:
-        """Take the successors every partition routed here (this partition's own slot is empty:
-        those stayed here); the new ones, in key order, are its share of the next layer.
-        Returns their count, the concrete states they stand for, and their sorted keys."""
+    def absorb(self, *buckets: tuple) -> tuple[int, int, bytes]:
+        """Take the (rows, hashes, keys) buffers every partition routed here (this partition's own
+        slot is empty: those stayed here); the new ones, in key order, are its share of the next
+        layer. Returns their count, the concrete states they stand for, and their sorted keys."""
         g2 = 2 * self.sym.size
         parts = [self.own] + [(np.frombuffer(r, np.uint8).reshape(-1, self.width),
                                np.frombuffer(h, np.uint64).reshape(-1, g2), np.frombuffer(k, np.int64))
                               for i, (r, h, k) in enumerate(buckets) if i != self.me]
         self.own = ()
         rows, h, keys = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        del parts
         order = np.argsort(keys)  # keys are distinct: one per (parent, position)
-        rows, h, keys = rows[order], h[order], keys[order]
         if self.exact:  # in key order: the first copy of an image has its smallest key
-            seen = self.seen
+            seen, images = self.seen, self._images(rows, h)
             keep = []
-            for i, c in enumerate(self._images(rows, h)):
-                if c not in seen:
-                    seen.add(c)
+            for i in order.tolist():
+                if images[i] not in seen:
+                    seen.add(images[i])
                     keep.append(i)
             sel = np.asarray(keep, np.intp)
         else:
-            uniq, first = np.unique(self.sym.canonical(h)[1], return_index=True)
+            uniq, first = np.unique(self.sym.canonical(h)[1][order], return_index=True)
             fresh = ~self.visited.contains(uniq)
             self.visited.merge(uniq[fresh])
-            sel = np.sort(first[fresh])
+            sel = order[np.sort(first[fresh])]
         return self._absorbed(rows[sel], h[sel], keys[sel])
 
     def _absorbed(self, rows: np.ndarray, h: np.ndarray, keys: np.ndarray) -> tuple[int, int, bytes]:
