@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
-from test_cli import GOLDEN, cli
+from test_cli import GOLDEN, cli, mask_seconds
 
 from fpustate.check import local_engine
 from fpustate.check.explore import Explorer
@@ -24,23 +25,52 @@ def outcome(ex, **kw) -> tuple:
     r = ex.run(**kw)
     for v in r.violations:
         ex.trace(v)
-    return (r.states, r.transitions, r.depth, r.complete, r.stopped_after_violation, r.expanded,
+    return (r.states, r.represented, r.transitions, r.depth, r.complete, r.stopped_after_violation, r.expanded,
+            r.symmetry, r.store,
             [(v.prop.name, v.state_index, v.depth, v.detail, [a for a, _ in v.path], index_path(ex, v))
              for v in r.violations])
 
 
-@pytest.mark.parametrize("design", ["rfc2016-stale-flags", "linux", "lazy"])
-def test_two_partitions_match_sequential(design):
-    """Counts, depth, look-past stop and every counterexample are those of --jobs 1."""
+DEFAULT = dict(symmetry=True, store="fingerprint")  # the CLI's search
+
+
+@pytest.mark.parametrize("design, counts", [
+    ("rfc2016-stale-flags", (20552, 81894, 83158, 11)),
+    ("linux", (6797, 27000, 49608, 20)),
+    ("lazy", (14006, 55640, 65221, 12)),
+])
+def test_two_partitions_match_sequential(design, counts):
+    """With the CLI's search (symmetry, fingerprints), counts, represented states, depth, look-past
+    stop and every counterexample with its index path are those of --jobs 1."""
     m = make_model(get(design), SMALL)
-    assert outcome(ParallelExplorer(m, jobs=2)) == outcome(Explorer(m))
+    par = outcome(ParallelExplorer(m, jobs=2, **DEFAULT))
+    assert par == outcome(Explorer(m, **DEFAULT))
+    assert par[:4] == counts
 
 
-@pytest.mark.parametrize("kw", [dict(max_states=5000), dict(look_past=0), dict(look_past=2)])
-def test_stops_where_sequential_stops(kw):
+@pytest.mark.parametrize("symmetry, store, counts", [
+    (True, "exact", (6797, 27000, 49608, 20)),
+    (False, "exact", (27000, 27000, 197312, 23)),
+])
+def test_every_store_and_symmetry_setting(symmetry, store, counts):
+    """--store exact (canonical images compared byte for byte) and --no-symmetry give --jobs 1's results too."""
+    m = make_model(get("linux"), SMALL)
+    par = outcome(ParallelExplorer(m, jobs=2, symmetry=symmetry, store=store))
+    assert par == outcome(Explorer(m, symmetry=symmetry, store=store))
+    assert par[:4] == counts
+
+
+@pytest.mark.parametrize("kw, counts", [
+    (dict(max_states=5000), (5000, 19884, 17842, 9)),
+    (dict(look_past=0), (511, 1996, 1830, 5)),
+    (dict(look_past=2), (1995, 7896, 6755, 7)),
+])
+def test_stops_where_sequential_stops(kw, counts):
     """--max-states cuts inside the layer where --jobs 1 does; --look-past stops at the same layer."""
     m = make_model(get("rfc2016-stale-flags"), SMALL)
-    assert outcome(ParallelExplorer(m, jobs=3), **kw) == outcome(Explorer(m), **kw)
+    par = outcome(ParallelExplorer(m, jobs=3, **DEFAULT), **kw)
+    assert par == outcome(Explorer(m, **DEFAULT), **kw)
+    assert par[:4] == counts
 
 
 def test_one_job_is_the_sequential_explorer():
@@ -50,15 +80,26 @@ def test_one_job_is_the_sequential_explorer():
     assert type(make_explorer(m, jobs=2)) is ParallelExplorer
 
 
-def test_cli_trace_is_the_golden_one_with_two_jobs():
-    """The stale cached_flags counterexample prints exactly as pinned with --jobs 2 (the trace and
-    its index path; the partitions search the unreduced space, so the table's counts are raw)."""
+def test_cli_output_is_the_golden_one_with_two_jobs():
+    """`check` with its default search on two partitions prints exactly the pinned output of
+    --jobs 1: the table's counts, the footnotes, the stale cached_flags trace and its index path."""
     p = cli("check", "rfc2016-stale-flags", "--trace", "--execs", "0", "--property", "user_sees_own_registers",
-            "--jobs", "2", "--no-symmetry")
+            "--jobs", "2")
     assert p.returncode == 1
-    golden = (GOLDEN / "stale_flags_trace.out").read_text()
-    trace = golden[golden.index("\nrfc2016-stale-flags: "):]
-    assert p.stdout.endswith(trace)
+    assert mask_seconds(p.stdout) == mask_seconds((GOLDEN / "stale_flags_trace.out").read_text())
+
+
+def test_cli_json_with_two_jobs_is_that_of_one():
+    """`check --json` under a --max-states cut gives the same document with --jobs 2 as with --jobs 1,
+    but for the timings: counts, verdicts, every counterexample and its replay path."""
+    args = ("check", "rfc2016-stale-flags", "lazy", "--scenario", "small", "--max-states", "3000", "--json")
+    one, two = (json.loads(cli(*args, "--jobs", j).stdout) for j in ("1", "2"))
+    for doc in (one, two):
+        for d in doc["designs"]:
+            del d["seconds"], d["states_per_second"]
+    assert two == one
+    assert [(d["states"], d["transitions"], d["verdict"]) for d in one["designs"]] == \
+        [(3001, 10151, "violated"), (3000, 10857, "violated")]
 
 
 def test_bug_entry_with_two_jobs():
@@ -127,3 +168,41 @@ def test_interrupted_parallel_run_prints_partial_result(monkeypatch, capsys):
     assert re.search(rf"^linux\s+{states:,}\s+{transitions:,}\s+5\s+\S+\s+\S+\s+incomplete \(interrupted\)",
                      out.out, re.M), out.out
     assert out.err.strip() == "fpustate: interrupted; the results above are partial"
+
+
+def test_interrupt_raised_inside_a_partition(monkeypatch, capsys):
+    """A KeyboardInterrupt raised inside a partition process (SIGINT itself is ignored there) ends the
+    run as Ctrl-C does: the layers done so far, 'incomplete (interrupted)', exit 130, no hang."""
+    from fpustate.check import explore
+
+    real, calls = explore.successors, {"n": 0}
+
+    def interrupting(m, s):
+        calls["n"] += 1  # counted per process: each partition interrupts itself at its 500th state
+        if calls["n"] == 500:
+            raise KeyboardInterrupt
+        return real(m, s)
+
+    monkeypatch.setattr(explore, "successors", interrupting)
+    assert run(["check", "linux", "--scenario", "small", "--jobs", "2"]) == 130
+    out = capsys.readouterr()
+    assert re.search(r"^linux\s+[\d,]+\s+[\d,]+\s+\d+\s+\S+\s+\S+\s+incomplete \(interrupted\)", out.out, re.M), out.out
+    assert out.err.strip() == "fpustate: interrupted; the results above are partial"
+
+
+def test_jobs_default_to_every_core():
+    """Without --jobs, check and bugs search on every core; with --checkpoint or --resume, sequentially
+    (only the sequential search has checkpoints); with Ray, on every CPU of the cluster."""
+    from fpustate.check.parallel import default_jobs
+    from fpustate.cli.common import exhaustive_jobs
+
+    assert exhaustive_jobs(None, "local", False) == default_jobs()
+    assert exhaustive_jobs(None, "local", True) == 1
+    assert (exhaustive_jobs(None, "ray", False), exhaustive_jobs(3, "local", False)) == (0, 3)
+
+
+def test_checkpoint_with_jobs_is_one_line(tmp_path):
+    """--checkpoint with --jobs 2 is refused in one line, exit 2: only the sequential search saves layers."""
+    p = cli("check", "linux", "--scenario", "small", "--jobs", "2", "--checkpoint", str(tmp_path / "ck"))
+    assert (p.returncode, p.stdout, p.stderr) == (
+        2, "", "fpustate: --checkpoint and --resume work with the sequential search only (--jobs 1)\n")

@@ -27,23 +27,32 @@ def outcome(ex, **kw) -> tuple:
     r = ex.run(**kw)
     for v in r.violations:
         ex.trace(v)
-    return (r.states, r.transitions, r.depth, r.complete, r.stopped_after_violation, r.expanded,
-            [(v.prop.name, v.state_index, v.depth, v.detail, index_path(ex, v)) for v in r.violations])
+    return (r.states, r.represented, r.transitions, r.depth, r.complete, r.stopped_after_violation, r.expanded,
+            r.symmetry, r.store, [(v.prop.name, v.state_index, v.depth, v.detail, index_path(ex, v)) for v in r.violations])
 
 
-@pytest.mark.parametrize("design", ["rfc2016-stale-flags", "linux"])
-def test_ray_matches_local_and_sequential(local_ray, design):
+DEFAULT = dict(symmetry=True, store="fingerprint")  # the CLI's search
+
+
+@pytest.mark.parametrize("design, search, counts", [
+    ("rfc2016-stale-flags", DEFAULT, (5521, 21922, 23960, 11)),
+    ("linux", DEFAULT, (1104, 4328, 7525, 17)),
+    ("linux", dict(symmetry=False, store="exact"), (4328, 4328, 29596, 20)),
+])
+def test_ray_matches_local_and_sequential(local_ray, design, search, counts):
     """On a local 2-CPU Ray, every count, verdict and counterexample equals the local engine's and --jobs 1's."""
     m = make_model(get(design), SMALL)
-    on_ray = outcome(ParallelExplorer(m, jobs=2, engine="ray"))
-    assert on_ray == outcome(ParallelExplorer(m, jobs=2))
-    assert on_ray == outcome(Explorer(m))
+    on_ray = outcome(ParallelExplorer(m, jobs=2, engine="ray", **search))
+    assert on_ray == outcome(ParallelExplorer(m, jobs=2, **search))
+    assert on_ray == outcome(Explorer(m, **search))
+    assert on_ray[:4] == counts
 
 
 def test_ray_max_states_cut(local_ray):
     """--max-states stops the Ray search where the sequential one stops."""
     m = make_model(get("rfc2016-stale-flags"), SMALL)
-    assert outcome(ParallelExplorer(m, jobs=2, engine="ray"), max_states=3000) == outcome(Explorer(m), max_states=3000)
+    assert outcome(ParallelExplorer(m, jobs=2, engine="ray", **DEFAULT), max_states=3000) == \
+        outcome(Explorer(m, **DEFAULT), max_states=3000)
 
 
 
@@ -55,4 +64,4 @@ def test_ray_checks_a_design_file(local_ray):
 
     (design,) = load_design_file(str(Path(__file__).parents[1] / "examples" / "forgetful_linux.py"))
     m = make_model(design, SMALL)
-    assert outcome(ParallelExplorer(m, jobs=2, engine="ray")) == outcome(Explorer(m))
+    assert outcome(ParallelExplorer(m, jobs=2, engine="ray", **DEFAULT)) == outcome(Explorer(m, **DEFAULT))

@@ -34,9 +34,10 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InternalError, UsageError
+from ..errors import UsageError
 from ..kernel.machine import Action, Model, initial_state, successors
 from ..kernel.properties import BY_NAME, PROPERTIES, Property
+from .layer import frontier_chunks, positions, replay
 from .store import CHUNK, STORES, FingerprintRuns, FingerprintSet, FrontierBlocks, PackedBlock, expected_omissions
 from .symmetry import Symmetry
 
@@ -231,7 +232,7 @@ class Explorer:
             row = np.frombuffer(init, dtype=np.uint8)[None, :]
             self._visited = FingerprintSet(self.sym.canonical(self.sym.hashes(row))[1])
         self._fhash = [self._hash_rows(self._frontier[0].unpack())]
-        self._represented = self._orbit_sizes(self._fhash[0]) if self.batched else 1
+        self._represented = int(self.sym.orbit_sizes(self._fhash[0]).sum()) if self.batched else 1
 
     def _hash_rows(self, rows: np.ndarray) -> Optional[np.ndarray]:
         """Full hashes of the frontier (later layers carry them from their parents)."""
@@ -253,50 +254,28 @@ class Explorer:
         layer = FingerprintRuns()
         cut = False
         lo = 0
-        for block, fhash in self._chunks():
-            flat = block.tobytes()
-            succ: list[bytes] = []
-            counts: list[int] = []
-            for r in range(len(block)):
-                s = flat[r * w: r * w + w]
-                for p in self._pending:
-                    detail = p.check(m, s)
-                    if detail is not None:
-                        self._found.append(Violation(p, detail, base + lo + r, self._depth))
-                        self._pending = [q for q in self._pending if q is not p]
-                out = successors(m, s)
-                counts.append(len(out))
-                if exact_plain:
-                    k = 0
-                    for _, s2 in out:
-                        if s2 not in seen:
-                            seen.add(s2)
-                            new_states.append(s2)
-                            new_parent.append(base + lo + r)
-                            new_via.append(k)
-                        k += 1
-                    if max_states and self._n + len(new_states) >= max_states:
-                        cut = True
-                        break
-                else:
-                    succ += [s2 for _, s2 in out]
+        for block, fhash in frontier_chunks(self._frontier, self._fhash, self._release):
             if exact_plain:
+                counts, cut = self._expand_plain(block, base + lo, seen, new_states, new_parent, new_via, max_states)
                 self._nnew = len(new_states)
-            elif succ:
-                prow = np.repeat(np.arange(len(counts)), counts)
-                pos = np.arange(len(succ)) - np.repeat(np.cumsum(counts) - counts, counts)
-                rows = np.frombuffer(b"".join(succ), np.uint8).reshape(len(succ), w)
-                h = self.sym.successor_hashes(block, fhash, prow, rows)
-                keep = self._fresh(rows, h, seen, layer, new_fps)
-                if max_states:
-                    keep, counts, cut = self._cap(keep, prow, counts, max_states, base + lo)
-                if self.store == "exact":
-                    new_states += [succ[i] for i in keep.tolist()]
-                blocks.add(rows[keep], h[keep])
-                new_parent.frombytes((base + lo + prow[keep]).astype(np.int32).tobytes())
-                new_via.frombytes(pos[keep].astype(np.uint16).tobytes())
-                self._represented += self._orbit_sizes(h[keep])
-                self._nnew += len(keep)
+            else:
+                rows, counts, found = expand_block(m, block, self._pending)
+                for p, r, detail in found:
+                    self._found.append(Violation(p, detail, base + lo + r, self._depth))
+                    self._pending = [q for q in self._pending if q is not p]
+                if len(rows):
+                    prow, pos = positions(counts)
+                    h = self.sym.successor_hashes(block, fhash, prow, rows)
+                    keep = self._fresh(rows, h, seen, layer, new_fps)
+                    if max_states:
+                        keep, counts, cut = self._cap(keep, prow, counts, max_states, base + lo)
+                    if self.store == "exact":
+                        new_states += [rows[i].tobytes() for i in keep.tolist()]
+                    blocks.add(rows[keep], h[keep])
+                    new_parent.frombytes((base + lo + prow[keep]).astype(np.int32).tobytes())
+                    new_via.frombytes(pos[keep].astype(np.uint16).tobytes())
+                    self._represented += int(self.sym.orbit_sizes(h[keep]).sum())
+                    self._nnew += len(keep)
             self._transitions += sum(counts)
             self._expanded += len(counts)
             if progress is not None:
@@ -328,15 +307,30 @@ class Explorer:
         self._committing = False
         return cut
 
-    def _chunks(self):
-        """The frontier in pieces of at most CHUNK states (with their hashes); blocks are freed
-        once expanded when no checkpoint needs this layer again."""
-        for bi in range(len(self._frontier)):
-            block, fhash = self._frontier[bi].unpack(), self._fhash[bi]
-            if self._release:
-                self._frontier[bi] = self._fhash[bi] = None
-            for i in range(0, len(block), CHUNK):
-                yield block[i: i + CHUNK], None if fhash is None else fhash[i: i + CHUNK]
+    def _expand_plain(self, block, first: int, seen, new_states, new_parent, new_via, max_states: int):
+        """The exact store without symmetry: no hashing, one set lookup per successor, the cut
+        checked after each parent. (successor counts, cut)"""
+        m, w = self.model, self._width
+        flat = block.tobytes()
+        counts: list[int] = []
+        for r in range(len(block)):
+            s = flat[r * w: r * w + w]
+            for p in self._pending:
+                detail = p.check(m, s)
+                if detail is not None:
+                    self._found.append(Violation(p, detail, first + r, self._depth))
+                    self._pending = [q for q in self._pending if q is not p]
+            out = successors(m, s)
+            counts.append(len(out))
+            for k, (_, s2) in enumerate(out):
+                if s2 not in seen:
+                    seen.add(s2)
+                    new_states.append(s2)
+                    new_parent.append(first + r)
+                    new_via.append(k)
+            if max_states and self._n + len(new_states) >= max_states:
+                return counts, True
+        return counts, False
 
     def _fresh(self, rows, h, seen, layer: "FingerprintRuns", new_fps) -> np.ndarray:
         """Positions of the successors never seen before, in order, marking them seen."""
@@ -355,12 +349,6 @@ class Explorer:
         new_fps.append(fps[keep])
         return keep
 
-    def _orbit_sizes(self, h: np.ndarray) -> int:
-        """How many concrete states the orbits of these hash rows stand for: |G| / |stabilizer|
-        (image 0 is the identity; images equal to it fix the state)."""
-        g = self.sym.size
-        return int((g // (h[:, :g] == h[:, :1]).sum(axis=1)).sum()) if len(h) else 0
-
     def _cap(self, keep: np.ndarray, prow: np.ndarray, counts: list[int], max_states: int, first: int):
         """Cut a batch where a sequential BFS would stop: after the parent whose successors
         bring the count to max_states. (keep, counts, cut)"""
@@ -376,31 +364,29 @@ class Explorer:
     # ---------------------------------------------------------------- counterexamples
     def trace(self, v: Violation) -> list[tuple[Action, bytes]]:
         """The path from the initial state to the violating one, replayed."""
-        chain = []
-        j = v.state_index
-        while j > 0:
-            chain.append(j)
-            j = self.parent[j]
-        chain.reverse()
-        path: list[tuple[Action, bytes]] = []
-        prev = initial_state(self.model)
-        diverged = False
-        for j in chain:
-            succ = successors(self.model, prev)
-            k = self.via[j]
-            if k >= len(succ) or (self.states is not None and succ[k][1] != self.states[j]):
-                diverged = True
-                break
-            path.append((Action(*succ[k][0]), succ[k][1]))
-            prev = succ[k][1]
-        if diverged or v.prop.check(self.model, prev) is None:
-            raise InternalError(
-                "replaying a counterexample diverged: the successor function returned a different "
-                "state for the same action. A design hook must be a pure function of the state "
-                "(no globals, no randomness, no iteration over sets)."
-            )
-        v.path = path
-        return path
+        return replay(self.model, self.parent, self.via, v, self.states)
+
+
+def expand_block(m: Model, block: np.ndarray, pending: Sequence[Property]):
+    """Check the `pending` properties on each row of `block` and generate its successors
+    (a property found is not checked on later rows). Returns the successor rows (N, L) uint8,
+    each row's successor count, and the violations as (property, row, detail)."""
+    w = block.shape[1]
+    flat = block.tobytes()
+    succ: list[bytes] = []
+    counts: list[int] = []
+    found = []
+    for r in range(len(block)):
+        s = flat[r * w: r * w + w]
+        for p in pending:
+            detail = p.check(m, s)
+            if detail is not None:
+                found.append((p, r, detail))
+                pending = [q for q in pending if q is not p]
+        out = successors(m, s)
+        counts.append(len(out))
+        succ += [s2 for _, s2 in out]
+    return np.frombuffer(b"".join(succ), np.uint8).reshape(len(succ), w), counts, found
 
 
 def check(model: Model, properties: Sequence[Property] = PROPERTIES, **kw) -> tuple[Result, Explorer]:

@@ -10,30 +10,41 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import threading
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
+
+import numpy as np
 
 from ..errors import InternalError
 from ..kernel.machine import Model
 from ..kernel.properties import Property
-from .parallel import Partition, PartitionFailure
+from .partition import Partition, PartitionFailure
+from .symmetry import Symmetry
 
 
 def _exchange(me: int, buckets: tuple, outs: dict, ins: dict) -> list:
     """All-to-all: send each peer its buffer (in a thread) while reading the peers' buffers."""
+    failed: list[Exception] = []
+
     def send() -> None:
         try:
             for j, conn in outs.items():
-                conn.send_bytes(buckets[j][0])
-                conn.send_bytes(buckets[j][1])
+                for part in buckets[j]:
+                    conn.send_bytes(part.reshape(-1).view(np.uint8))  # flat bytes: no copy
         except OSError:
             pass  # a peer died: reading from it ends in EOF, which is what gets reported
+        except Exception as e:  # fpustate failed here: end the peers' reads (EOF), never a hang
+            failed.append(e)
+            for conn in outs.values():
+                conn.close()
 
     sender = threading.Thread(target=send)
     sender.start()
     got = list(buckets)
     for j, conn in ins.items():
-        got[j] = (conn.recv_bytes(), conn.recv_bytes())
+        got[j] = tuple(conn.recv_bytes() for _ in buckets[j])
     sender.join()
+    if failed:
+        raise failed[0]
     return got
 
 
@@ -47,19 +58,22 @@ def _serve(part: Partition, ctrl, outs: dict, ins: dict, others: tuple) -> None:
         try:
             if cmd == "layer":
                 stats, *buckets = part.expand(*args)
-                count, keyblob = part.absorb(*_exchange(part.me, buckets, outs, ins))
-                ctrl.send(("ok", (stats, count)))
+                count, represented, keyblob = part.absorb(*_exchange(part.me, buckets, outs, ins))
+                ctrl.send(("ok", (stats, count, represented)))
                 ctrl.send_bytes(keyblob)
             elif cmd == "seed":
                 ctrl.send(("ok", part.seed(*args)))
             elif cmd == "lookup":
                 ctrl.send(("ok", part.lookup(*args)))
             elif cmd == "upto":
-                ctrl.send(("ok", part.transitions_upto(*args)))
+                ctrl.send(("ok", part.upto(*args)))
             else:
                 return
         except PartitionFailure as e:
             ctrl.send(("error", e))
+            return
+        except KeyboardInterrupt:  # raised by a hook or a test (SIGINT itself is ignored): an interrupt
+            ctrl.send(("interrupted", None))
             return
         except (Exception, SystemExit) as e:  # fpustate failed, or a peer died: report, never hang
             ctrl.send(("error", PartitionFailure(None, f"{type(e).__name__}: {e}")))
@@ -67,17 +81,10 @@ def _serve(part: Partition, ctrl, outs: dict, ins: dict, others: tuple) -> None:
 
 
 class LocalTransport:
-    """N forked partition processes; successors go straight from process to process.
+    """N forked partition processes; successors go straight from process to process. They
+    inherit the coordinator's `Symmetry` tables at fork instead of each building its own."""
 
-    They partition by Python's own hash of the canonical state: forked from one process,
-    they share its hash secret, so it agrees across them, and it is free (the lookup that
-    found the state new computed it, and a bytes object caches it). BLAKE2b fingerprints
-    cost about 1 µs more per routed state, 8 % of the work. Which partition owns a state
-    changes nothing a run reports."""
-
-    spread = staticmethod(hash)
-
-    def __init__(self, model: Model, properties: Sequence[Property], key: Callable[[bytes], bytes], n: int) -> None:
+    def __init__(self, model: Model, properties: Sequence[Property], sym: Symmetry, store: str, n: int) -> None:
         ctx = multiprocessing.get_context("fork")
         self.n = n
         pipes = {(i, j): ctx.Pipe(duplex=False) for i in range(n) for j in range(n) if i != j}
@@ -89,7 +96,7 @@ class LocalTransport:
             ins = {j: pipes[j, i][0] for j in range(n) if j != i}
             keep = set(map(id, outs.values())) | set(map(id, ins.values()))
             others = tuple(c for pair in pipes.values() for c in pair if id(c) not in keep) + tuple(mine_ends)
-            p = ctx.Process(target=_serve, args=(Partition(model, properties, key, self.spread, i, n), theirs, outs,
+            p = ctx.Process(target=_serve, args=(Partition(model, properties, sym, store, i, n), theirs, outs,
                                                  ins, others),
                             daemon=True, name=f"fpustate-partition-{i}")
             p.start()
@@ -107,11 +114,12 @@ class LocalTransport:
             raise InternalError(f"partition process {i} died (exit code {self.procs[i].exitcode})") from None
         if status == "error":
             raise value
+        if status == "interrupted":
+            raise KeyboardInterrupt
         return value
 
-    def seed(self, owner: int, s: bytes) -> None:
-        self.ctrl[owner].send(("seed", (s,)))
-        self._reply(owner)
+    def seed(self) -> list[tuple]:
+        return self._ask_all("seed")
 
     def layer(self, pending: list[str], keyblobs: Optional[list[bytes]], start: int) -> list[tuple]:
         for c in self.ctrl:
@@ -119,25 +127,25 @@ class LocalTransport:
         out, failures = [], []
         for i in range(self.n):  # every reply, so that the failure with a state is the one reported
             try:
-                stats, count = self._reply(i)
+                stats, count, represented = self._reply(i)
             except (PartitionFailure, InternalError) as e:
                 failures.append(e)
                 continue
-            out.append((stats, count, self.ctrl[i].recv_bytes()))
+            out.append((stats, count, represented, self.ctrl[i].recv_bytes()))
         if failures:  # a hook's failure first; its peers only saw it die
             raise min(failures, key=lambda e: getattr(e, "state", None) is None)
         return out
 
-    def _ask_all(self, cmd: str, arg) -> list:
+    def _ask_all(self, cmd: str, *args) -> list:
         for c in self.ctrl:
-            c.send((cmd, (arg,)))
+            c.send((cmd, args))
         return [self._reply(i) for i in range(self.n)]
 
-    def lookup(self, g: int) -> tuple[bytes, int]:
+    def lookup(self, g: int) -> int:
         return next(r for r in self._ask_all("lookup", g) if r is not None)
 
-    def transitions_upto(self, g: int) -> int:
-        return sum(self._ask_all("upto", g))
+    def upto(self, g: int) -> list[tuple[int, int, int]]:
+        return self._ask_all("upto", g)
 
     def close(self) -> None:
         for c, p in zip(self.ctrl, self.procs):

@@ -1,26 +1,27 @@
 """The partitioned search on Ray actors (`--engine ray [--ray-address ADDR]`), for clusters.
 
-Each partition (`parallel.Partition`) is a Ray actor. Per layer the driver calls
+Each partition (`partition.Partition`) is a Ray actor. Per layer the driver calls
 `expand` on every actor, which returns its statistics and one buffer per owner
 as separate objects; each owner's `absorb` takes the buffers addressed to it as
 object references, so Ray moves them between nodes through its object store and
 nothing passes through the driver but the per-layer keys. Ray is the optional
 extra `ray` (`pip install 'fpustate[ray]'`).
 
-Actors are separate interpreters with their own hash secret, so they partition
-by the deterministic 64-bit `fingerprint` rather than Python's hash.
+The coordinator's `Symmetry` tables go to the object store once and every actor
+reads them from there; their Zobrist fingerprints have a fixed seed, so actors
+on any node agree on which owns a state.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 from ..errors import UsageError
 from ..kernel.machine import Model
 from ..kernel.properties import Property
-from .store import fingerprint
-from .parallel import Partition, PartitionFailure
+from .partition import Partition, PartitionFailure
+from .symmetry import Symmetry
 
 
 def _ray():
@@ -48,9 +49,7 @@ class RayTransport:
     """N partition actors on a Ray cluster (the one at `address`, a local one, or the one
     this process already joined)."""
 
-    spread = staticmethod(fingerprint)
-
-    def __init__(self, model: Model, properties: Sequence[Property], key: Callable[[bytes], bytes], n: int,
+    def __init__(self, model: Model, properties: Sequence[Property], sym: Symmetry, store: str, n: int,
                  address: Optional[str]) -> None:
         ray = self.ray = _ray()
         if not ray.is_initialized():
@@ -64,7 +63,8 @@ class RayTransport:
         self.n = n
         _ship_user_modules(ray, model)
         actor = ray.remote(num_cpus=1)(Partition)
-        self.actors = [actor.remote(model, properties, key, self.spread, i, n) for i in range(n)]
+        sref = ray.put(sym)
+        self.actors = [actor.remote(model, properties, sref, store, i, n) for i in range(n)]
 
     def _get(self, refs):
         try:
@@ -75,8 +75,8 @@ class RayTransport:
                 raise PartitionFailure(cause.state, cause.message) from None
             raise PartitionFailure(None, str(e).splitlines()[0]) from None
 
-    def seed(self, owner: int, s: bytes) -> None:
-        self._get(self.actors[owner].seed.remote(s))
+    def seed(self) -> list[tuple]:
+        return self._get([a.seed.remote() for a in self.actors])
 
     def layer(self, pending: list[str], keyblobs: Optional[list[bytes]], start: int) -> list[tuple]:
         n = self.n
@@ -84,13 +84,13 @@ class RayTransport:
         out = [a.expand.options(num_returns=n + 1).remote(pending, kref, start) for a in self.actors]
         absorbed = [a.absorb.remote(*[out[i][1 + j] for i in range(n)]) for j, a in enumerate(self.actors)]
         stats = self._get([o[0] for o in out])
-        return [(st, count, kb) for st, (count, kb) in zip(stats, self._get(absorbed))]
+        return [(st, *absorb) for st, absorb in zip(stats, self._get(absorbed))]
 
-    def lookup(self, g: int) -> tuple[bytes, int]:
+    def lookup(self, g: int) -> int:
         return next(r for r in self._get([a.lookup.remote(g) for a in self.actors]) if r is not None)
 
-    def transitions_upto(self, g: int) -> int:
-        return sum(self._get([a.transitions_upto.remote(g) for a in self.actors]))
+    def upto(self, g: int) -> list[tuple[int, int, int]]:
+        return self._get([a.upto.remote(g) for a in self.actors])
 
     def close(self) -> None:
         for a in self.actors:

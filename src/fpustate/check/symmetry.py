@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -231,6 +231,12 @@ class Symmetry:
         n = np.arange(len(rows))[:, None]
         return self.lut[g[:, None], np.arange(self.width)[None, :], rows[n, self.src[g]]]
 
+    def orbit_sizes(self, h: np.ndarray) -> np.ndarray:
+        """How many concrete states the orbit of each hash row stands for: |G| / |stabilizer|
+        (image 0 is the identity; images equal to it fix the state)."""
+        g = self.size
+        return g // (h[:, :g] == h[:, :1]).sum(axis=1) if len(h) else np.zeros(0, np.int64)
+
     # ---------------------------------------------------------------- one state
     def canonical_state(self, s: bytes) -> bytes:
         """The canonical image of one state."""
@@ -251,21 +257,3 @@ def canonicalizer(m: Model, enabled: bool = True) -> Callable[[bytes], bytes]:
 
 def _identity(s: bytes) -> bytes:
     return s
-
-
-def batch_canonicalizer(m: Model, enabled: bool = True) -> Callable[[Sequence[bytes]], tuple[list[bytes], np.ndarray]]:
-    """A function from many states to their canonical images (as `canonicalizer`) and the
-    images' 64-bit fingerprints (Zobrist h2, uint64), in one numpy batch: the fast path for
-    engines that handle a layer at a time."""
-    sym = Symmetry(m, enabled=enabled)
-    w = sym.width
-
-    def canonicalize(states: Sequence[bytes]) -> tuple[list[bytes], np.ndarray]:
-        if not states:
-            return [], np.empty(0, dtype=np.uint64)
-        rows = np.frombuffer(b"".join(states), dtype=np.uint8).reshape(len(states), w)
-        g, fps = sym.canonical(sym.hashes(rows))
-        flat = (sym.images(rows, g) if sym.size > 1 else rows).tobytes()
-        return [flat[i: i + w] for i in range(0, len(flat), w)], fps
-
-    return canonicalize

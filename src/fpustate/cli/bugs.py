@@ -11,7 +11,6 @@ import click
 from ..check.parallel import check_engine_flags, make_explorer
 from ..check.trace import format_trace, index_path, model_tag
 from ..check.verdict import EXIT_INTERRUPTED, verdict
-from ..errors import UsageError
 from ..kernel.machine import initial_state
 from ..search_options import engine_from_flags, engine_options, footnotes, make_checkpoint, search_json
 from . import main
@@ -34,10 +33,8 @@ def bugs_cmd(trace, as_json, html_path, junit_path, jobs, engine, ray_address, s
 
     check_outputs(html=html_path, junit=junit_path)
     check_engine_flags(jobs, engine, ray_address)
-    jobs = exhaustive_jobs(jobs, engine)
     search = engine_from_flags(symmetry, store, checkpoint_dir, resume_dir)
-    if search["root"] and (jobs not in (None, 1) or engine != "local"):
-        raise UsageError("--checkpoint and --resume work with the sequential search (--jobs 1, the default)")
+    jobs = exhaustive_jobs(jobs, engine, bool(search["root"]))
 
     def explorer(m, properties):
         return make_explorer(m, properties, jobs, engine, ray_address, symmetry=symmetry, store=store)

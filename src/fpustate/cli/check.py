@@ -67,8 +67,6 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
     scenario = scenario_of(preset, knobs)
     check_outputs(html=html_path, junit=junit_path)
     search = engine_from_flags(symmetry, store, checkpoint_dir, resume_dir)
-    if search["root"] and (jobs not in (None, 1) or engine != "local"):
-        raise UsageError("--checkpoint and --resume work with the sequential search (--jobs 1, the default)")
     if look_past < 0 or max_states < 0:
         raise UsageError("--look-past and --max-states must be 0 or more")
     loaded = [d for f in design_files for d in usercode.load_design_file(f)]
@@ -106,7 +104,7 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
         sys.exit(_check_walks(designs, loaded, scenario, properties, walks, depth, seed, jobs, engine, trace,
                               trace_all, as_json))
     check_engine_flags(jobs, engine, ray_address)
-    jobs = exhaustive_jobs(jobs, engine)
+    jobs = exhaustive_jobs(jobs, engine, bool(search["root"]))
 
     results = []
     with Progress() as progress:

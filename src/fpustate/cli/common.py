@@ -9,7 +9,7 @@ from dataclasses import fields
 import click
 
 from ..check.explore import Result
-from ..check.parallel import ENGINES
+from ..check.parallel import ENGINES, default_jobs
 from ..check.verdict import verdict
 from ..config import PRESETS, Scenario, knob_help, scenario_from_env
 from ..errors import UsageError
@@ -131,14 +131,18 @@ def placement_options(f):
                      help="local: processes on this machine; ray: Ray actors (pip install 'fpustate[ray]')")(f)
     f = click.option("--jobs", type=int, default=None, metavar="N",
                      help="partitions searched in parallel (0: every core, or every CPU of the Ray cluster; "
-                          "1: the sequential search, which alone has the fingerprint store and checkpoints). "
-                          "Default: 1 on this machine, every CPU with --engine ray, every core for --walks")(f)
+                          "1: the sequential search, which alone has checkpoints). Default: every core (1 with "
+                          "--checkpoint or --resume), every CPU with --engine ray")(f)
     return f
 
 
-def exhaustive_jobs(jobs, engine: str) -> int:
-    """--jobs for the exhaustive search: as given, else 1 locally (the sequential search, the
-    fastest here) and every CPU of a Ray cluster."""
+def exhaustive_jobs(jobs, engine: str, checkpointing: bool) -> int:
+    """--jobs for the exhaustive search: as given, else every core locally (the partitioned search,
+    faster than the sequential one with two cores or more; one core is the sequential search),
+    every CPU of a Ray cluster, and 1 with --checkpoint or --resume (only the sequential search
+    has checkpoints)."""
+    if checkpointing and (jobs not in (None, 1) or engine != "local"):
+        raise UsageError("--checkpoint and --resume work with the sequential search only (--jobs 1)")
     if jobs is None:
-        return 0 if engine == "ray" else 1
+        return 0 if engine == "ray" else 1 if checkpointing else default_jobs()
     return jobs
