@@ -35,6 +35,18 @@ def run_reduced(design: str, scenario: Scenario):
     return res
 
 
+def first_violation(design: str, scenario: Scenario, prop: str):
+    """The shortest counterexample of `prop` alone, the search stopped at its layer (the state and path
+    a full check reports for it: each property's first violation is the first state in BFS order)."""
+    from fpustate.check.explore import Explorer
+    from fpustate.kernel.properties import BY_NAME
+
+    ex = Explorer(make_model(get(design), scenario), (BY_NAME[prop],))
+    (v,) = ex.run(look_past=0).violations
+    ex.trace(v)
+    return v
+
+
 def pytest_collection_modifyitems(items):
     """Modules marked `heavy` (long fixpoints) run first, so the xdist workers finish together
     instead of one grinding a late fixpoint while the other idles."""

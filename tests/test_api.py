@@ -17,11 +17,12 @@ EXAMPLE = str(Path(__file__).parents[1] / "examples" / "forgetful_linux.py")
 
 def test_check_violation_matches_the_cli():
     """check() returns the counterexample the CLI prints: same text, one step record per printed step."""
-    r = fpustate.check("rfc2016-stale-flags", execs=0, properties=["user_sees_own_registers"])
+    r = fpustate.check("rfc2016-stale-flags", execs=0, properties=["user_sees_own_registers"], look_past=0)
     assert not r.ok and r.verdict == "violated" and r.design == "rfc2016-stale-flags"
     (v,) = r.violations
     assert v.property == "user_sees_own_registers" and r.violation(v.property) is v
-    p = cli("check", "rfc2016-stale-flags", "--execs", "0", "--property", "user_sees_own_registers", "--trace")
+    p = cli("check", "rfc2016-stale-flags", "--execs", "0", "--property", "user_sees_own_registers", "--trace",
+            "--look-past", "0")
     assert v.text in p.stdout and f"index path: {v.index_path}" in p.stdout
     assert [s.n for s in v.steps] == list(range(1, len(v.steps) + 1))
     assert f"violated after {len(v.steps)} steps" in v.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run, run_reduced
+from conftest import first_violation, run, run_reduced
 from fpustate.config import Scenario
 
 pytestmark = pytest.mark.heavy  # long fixpoints: scheduled first (conftest.py)
@@ -12,9 +12,7 @@ pytestmark = pytest.mark.heavy  # long fixpoints: scheduled first (conftest.py)
 
 def test_exec_invalidation_bug_1f69383b203e():
     """linux with exec's pre-1f69383b203e invalidation hands the new program the old registers after two migrations."""
-    _, res, _ = run("linux-exec-invalidation", Scenario())
-    v = res.violations[0]
-    assert v.prop.name == "user_sees_own_registers"
+    v = first_violation("linux-exec-invalidation", Scenario(), "user_sees_own_registers")
     assert v.detail == "cpu0: A runs in user mode with registers A.0, expected init"
     steps = [(a.code, a.cpu, a.arg) for a, _ in v.path]
     assert steps == [

@@ -188,7 +188,8 @@ def test_batch_canonicalization_agrees_with_the_one_state_canonicalizer():
         sym = Symmetry(m, enabled=enabled)
         g, fps = sym.canonical(sym.hashes(rows))
         images = [r.tobytes() for r in sym.images(rows, g)]
-        assert images == [canonicalizer(m, enabled)(s) for s in states]
+        canonical = canonicalizer(m, enabled)
+        assert images == [canonical(s) for s in states]
         if enabled:
             assert len(set(images)) == len(set(fps.tolist())) < len(states)
         else:

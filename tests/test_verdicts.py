@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import LIFECYCLE_1CPU, SMALL, run, run_reduced
+from conftest import LIFECYCLE_1CPU, SMALL, first_violation, run, run_reduced
 from fpustate.config import Scenario
 
 pytestmark = pytest.mark.heavy  # long fixpoints: scheduled first (conftest.py)
@@ -47,18 +47,15 @@ def test_lazy_is_architecturally_sound_but_exposes_data():
 
 def test_stale_flags_fails_user_sees_own_registers():
     """rfc2016-stale-flags returns to user mode with another task's registers."""
-    _, res, _ = run("rfc2016-stale-flags", DEFAULT)
-    assert names(res)[0] == "user_sees_own_registers"
-    assert len(res.violations[0].path) == 5
+    v = first_violation("rfc2016-stale-flags", DEFAULT, "user_sees_own_registers")
+    assert (len(v.path), v.detail) == (5, "cpu0: B runs in user mode with registers A.0, expected B.0")
 
 
 def test_rfc2016_fails_through_unchanged_48_code():
     """rfc2016 leaks PKRU at once and, with exec, returns the old program's registers to the new one."""
     _, res, _ = run("rfc2016", SMALL)
     assert names(res) == ["kernel_uaccess_uses_own_pkru"]
-    _, res, _ = run("rfc2016", DEFAULT)
-    assert "user_sees_own_registers" in names(res)
-    last = res.violations[0].path
+    last = first_violation("rfc2016", DEFAULT, "user_sees_own_registers").path
     assert any(a.code == "exec_step" for a, _ in last)
 
 
