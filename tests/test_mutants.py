@@ -123,7 +123,7 @@ def test_sigframe_pkru_xstate_bv_bug_ae6012d72fa6():
         ("signal_step", 8),  # the frame is on the stack: XRSTOR of it would load PKRU 0
     ]
     fixed = run_reduced("linux", Scenario(kthreads=0, execs=0, values=1, signals=1))
-    assert fixed.ok and fixed.complete
+    assert fixed.ok and fixed.complete and (fixed.states, fixed.represented) == (52838, 211152)
 
 
 def test_ptrace_pkru_init_bug_d7e5aceace51():
@@ -136,4 +136,4 @@ def test_ptrace_pkru_init_bug_d7e5aceace51():
     assert [(a.code, a.arg) for a, _ in v.path] == [
         ("syscall", 0), ("sleep", 1), ("ptrace_set", 3), ("wake", 0), ("preempt", 0)]
     fixed = run_reduced("linux", sc)
-    assert fixed.ok and fixed.complete
+    assert fixed.ok and fixed.complete and (fixed.states, fixed.represented) == (7278, 14508)

@@ -206,3 +206,11 @@ def test_checkpoint_with_jobs_is_one_line(tmp_path):
     p = cli("check", "linux", "--scenario", "small", "--jobs", "2", "--checkpoint", str(tmp_path / "ck"))
     assert (p.returncode, p.stdout, p.stderr) == (
         2, "", "fpustate: --checkpoint and --resume work with the sequential search only (--jobs 1)\n")
+
+
+def test_checkpoint_with_walks_or_replay_is_one_line(tmp_path):
+    """--checkpoint with --walks (or --replay) is refused in one line, exit 2, rather than ignored."""
+    for extra in (("--walks", "1", "--depth", "1"), ("--replay", "1")):
+        p = cli("check", "linux", "--scenario", "small", *extra, "--checkpoint", str(tmp_path / "ck"))
+        assert (p.returncode, p.stdout, p.stderr) == (
+            2, "", "fpustate: --checkpoint and --resume save an exhaustive check; drop them with --replay or --walks\n")

@@ -39,7 +39,7 @@ KNOB_HELP = {  # field -> what it models, for --help
     "spare": "free user task slots at boot, for fork() to fill (reusing a dead task's struct fpu); "
              "users + spare <= 6",
     "kthreads": "kernel threads besides the per-CPU idle tasks",
-    "workers": "kernel threads on a borrowed user mm that touch user memory (io_uring, vhost)",
+    "workers": "user workers (io_uring, vhost) that touch their owner's user memory; v6.18 gives them its PKRU",
     "values": "register versions each user task can write (the value domain)",
     "forks": "fork() calls over the whole run",
     "execs": "exec() calls over the whole run",

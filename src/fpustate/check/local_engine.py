@@ -25,23 +25,30 @@ def _exchange(me: int, buckets: tuple, outs: dict, ins: dict) -> list:
     """All-to-all: send each peer its buffer (in a thread) while reading the peers' buffers."""
     failed: list[Exception] = []
 
+    def close_all() -> None:  # the peers' reads from this partition end (EOF), never hang
+        for conn in (*outs.values(), *ins.values()):
+            conn.close()
+
     def send() -> None:
         try:
             for j, conn in outs.items():
                 for part in buckets[j]:
                     conn.send_bytes(part.reshape(-1).view(np.uint8))  # flat bytes: no copy
-        except OSError:
-            pass  # a peer died: reading from it ends in EOF, which is what gets reported
-        except Exception as e:  # fpustate failed here: end the peers' reads (EOF), never a hang
+        except OSError:  # a peer died: reading from it ends in EOF, which is what gets reported;
+            close_all()  # the other peers must not wait for the rest of this partition's buffers
+        except Exception as e:  # fpustate failed here
             failed.append(e)
-            for conn in outs.values():
-                conn.close()
+            close_all()
 
-    sender = threading.Thread(target=send)
+    sender = threading.Thread(target=send, daemon=True)  # never keeps a failing partition alive
     sender.start()
     got = list(buckets)
-    for j, conn in ins.items():
-        got[j] = tuple(conn.recv_bytes() for _ in buckets[j])
+    try:
+        for j, conn in ins.items():
+            got[j] = tuple(conn.recv_bytes() for _ in buckets[j])
+    except (EOFError, OSError):  # a peer died or closed: free the peers blocked sending to this one
+        close_all()
+        raise
     sender.join()
     if failed:
         raise failed[0]
@@ -54,7 +61,10 @@ def _serve(part: Partition, ctrl, outs: dict, ins: dict, others: tuple) -> None:
     for conn in others:  # the pipe ends of other pairs, inherited at fork: only their owners may hold
         conn.close()     # them, so that a partition that dies is an end-of-file to its peers, not a hang
     while True:
-        cmd, args = ctrl.recv()
+        try:
+            cmd, args = ctrl.recv()
+        except EOFError:  # the coordinator is gone
+            return
         try:
             if cmd == "layer":
                 stats, *buckets = part.expand(*args)
@@ -95,7 +105,10 @@ class LocalTransport:
             outs = {j: pipes[i, j][1] for j in range(n) if j != i}
             ins = {j: pipes[j, i][0] for j in range(n) if j != i}
             keep = set(map(id, outs.values())) | set(map(id, ins.values()))
-            others = tuple(c for pair in pipes.values() for c in pair if id(c) not in keep) + tuple(mine_ends)
+            # (and the coordinator's end of its own control pipe: a coordinator killed outright is
+            # an end-of-file to its partitions, which then exit instead of outliving it)
+            others = (tuple(c for pair in pipes.values() for c in pair if id(c) not in keep) + tuple(mine_ends)
+                      + (mine,))
             p = ctx.Process(target=_serve, args=(Partition(model, properties, sym, store, i, n), theirs, outs,
                                                  ins, others),
                             daemon=True, name=f"fpustate-partition-{i}")
@@ -159,3 +172,5 @@ class LocalTransport:
             if p.is_alive():
                 p.terminate()
                 p.join()
+        for c in self.ctrl:
+            c.close()

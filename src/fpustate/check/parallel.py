@@ -47,8 +47,10 @@ ENGINES = ("local", "ray")
 
 
 def default_jobs() -> int:
-    """Every core this process may run on."""
-    return len(os.sched_getaffinity(0))
+    """Every core this process may run on (every core, where the OS cannot say: macOS, Windows)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 # ---------------------------------------------------------------- the coordinator
@@ -129,9 +131,9 @@ class ParallelExplorer:
                     firsts = {n: v for n, v in firsts.items() if v[0] <= cut}
                 for name in sorted(firsts, key=lambda n: firsts[n][0]):
                     g, detail = firsts[name]
+                    self._fetch_chain(t, g)  # first: an interrupt here leaves no violation without its chain
                     found.append(Violation(by_name[name], detail, g, depth))
                     pending.remove(name)
-                    self._fetch_chain(t, g)
                 if progress is not None:
                     progress(expanded, total, depth)
                 if cut is not None:

@@ -84,6 +84,8 @@ def check_cmd(design_names, preset, props, trace, trace_all, as_json, look_past,
                 raise UsageError(f"--property: unknown property {p!r}; available: {', '.join(BY_NAME)}")
         properties = tuple(p for p in PROPERTIES if p.name in props)
 
+    if search["root"] and (replay_path is not None or walks or depth is not None or seed is not None):
+        raise UsageError("--checkpoint and --resume save an exhaustive check; drop them with --replay or --walks")
     if replay_path is not None:
         if len(designs) != 1:
             raise UsageError("--replay needs exactly one DESIGN")

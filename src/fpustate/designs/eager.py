@@ -116,9 +116,11 @@ def kernel_fpu_end(k: bytearray, c: int, ctx: int) -> None:
 
 
 def fpu__copy(k: bytearray, c: int, parent: int) -> None:
-    """fork: fpu__copy(): child last_cpu = -1; XSAVE the parent's (live) registers into it with
-    preemption off. One step: the child's writes are invisible until wake_up_new_task(), and
-    the XSAVE is the one instruction of the preempt_disable()d region."""
+    """fork: fpu__copy(): child last_cpu = -1; XSAVE the parent's (live) registers into it. v4.19
+    (since e10078eba698, v4.14) runs it with preemption on, but it is one instruction: an interrupt
+    or a switch comes before or after it, and eager mode gives the parent its registers back
+    (__kernel_fpu_end(), switch_fpu_finish()) before the XSAVE runs. One step: the child's writes
+    are invisible until wake_up_new_task()."""
     child = fork_child(k, parent)
     k[task(k, child) + T_LAST_CPU] = NULL
     if k[task(k, parent) + T_FPSTATE_ACTIVE]:

@@ -111,8 +111,8 @@ def pkru_version(pkru: int) -> int:
 
 
 # ---------------------------------------------------------------- enums
-# Task kinds (PF_KTHREAD, the per-CPU idle task, and a kernel thread working on a
-# borrowed user mm: io_uring/vhost workers, kthread_use_mm()).
+# Task kinds (PF_KTHREAD, the per-CPU idle task, and a user worker: an io_uring/vhost thread on
+# its owner's mm, PF_USER_WORKER since 5.x with the owner's PKRU from copy_thread()).
 USER, KTHREAD, IDLE, UWORKER = 0, 1, 2, 3
 KIND_NAMES = ("user", "kthread", "idle", "user-worker")
 
