@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..errors import InternalError
+from ..errors import InternalError, UsageError
 from ..kernel.machine import Model
 from ..kernel.properties import Property
 from .partition import Partition, PartitionFailure
@@ -124,7 +124,12 @@ class LocalTransport:
         try:
             status, value = self.ctrl[i].recv()
         except EOFError:
-            raise InternalError(f"partition process {i} died (exit code {self.procs[i].exitcode})") from None
+            p = self.procs[i]
+            p.join(timeout=5)  # the pipe closes as the process dies: wait for its exit status
+            if p.exitcode == -signal.SIGKILL:  # the kernel's OOM killer, or kill -9: not a bug of ours
+                raise UsageError(f"partition process {i} was killed (SIGKILL: out of memory?); run a smaller "
+                                 "scenario, --walks, or fewer --jobs (each partition holds its share)") from None
+            raise InternalError(f"partition process {i} died (exit code {p.exitcode})") from None
         if status == "error":
             raise value
         if status == "interrupted":
