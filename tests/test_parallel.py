@@ -214,3 +214,22 @@ def test_checkpoint_with_walks_or_replay_is_one_line(tmp_path):
         p = cli("check", "linux", "--scenario", "small", *extra, "--checkpoint", str(tmp_path / "ck"))
         assert (p.returncode, p.stdout, p.stderr) == (
             2, "", "fpustate: --checkpoint and --resume save an exhaustive check; drop them with --replay or --walks\n")
+
+
+def test_interrupt_while_fetching_a_counterexample(monkeypatch, capsys):
+    """Ctrl-C while the partitions send a violation's chain drops that violation, which has no trace
+    to replay yet: the run is 'incomplete (interrupted)', exit 130, never a traceback."""
+    real = local_engine.LocalTransport.lookup
+    calls = {"n": 0}
+
+    def interrupting(self, g):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, g)
+
+    monkeypatch.setattr(local_engine.LocalTransport, "lookup", interrupting)
+    assert run(["check", "rfc2016-stale-flags", "--scenario", "small", "--jobs", "2", "--trace-all"]) == 130
+    out = capsys.readouterr()
+    assert calls["n"] == 2 and re.search(r"^rfc2016-stale-flags .* incomplete \(interrupted\)\s+-\s+-$", out.out, re.M)
+    assert out.err.strip() == "fpustate: interrupted; the results above are partial"
