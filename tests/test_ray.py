@@ -65,3 +65,17 @@ def test_ray_checks_a_design_file(local_ray):
     (design,) = load_design_file(str(Path(__file__).parents[1] / "examples" / "forgetful_linux.py"))
     m = make_model(design, SMALL)
     assert outcome(ParallelExplorer(m, jobs=2, engine="ray", **DEFAULT)) == outcome(Explorer(m, **DEFAULT))
+
+
+def test_ray_interrupt_raised_by_a_hook(local_ray, tmp_path):
+    """A KeyboardInterrupt a hook raises on an actor ends the run as Ctrl-C does ('interrupted'), as on
+    the local engine, not as a failed partition."""
+    from fpustate.designs.loader import load_design_file
+
+    f = tmp_path / "interrupting.py"
+    f.write_text("from fpustate.designs import linux\n\n\ndef switch_fpu(k, c, prev, nxt):\n"
+                 "    raise KeyboardInterrupt\n\n\n"
+                 "DESIGN = linux.DESIGN.variant(name='linux-interrupting', switch_fpu=switch_fpu)\n")
+    (design,) = load_design_file(str(f))
+    r = ParallelExplorer(make_model(design, SMALL), jobs=2, engine="ray", **DEFAULT).run()
+    assert r.interrupted and not r.complete and r.violations == []

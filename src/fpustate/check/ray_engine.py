@@ -73,6 +73,10 @@ class RayTransport:
             cause = getattr(e, "cause", None)
             if isinstance(cause, PartitionFailure):
                 raise PartitionFailure(cause.state, cause.message) from None
+            # A KeyboardInterrupt raised in an actor (by a hook) reaches us as a cancelled task; fpustate
+            # never cancels one itself: an interrupt, as on the local engine.
+            if isinstance(cause, (KeyboardInterrupt, self.ray.exceptions.TaskCancelledError)):
+                raise KeyboardInterrupt from None
             raise PartitionFailure(None, str(e).splitlines()[0]) from None
 
     def seed(self) -> list[tuple]:
