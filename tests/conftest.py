@@ -47,6 +47,21 @@ def first_violation(design: str, scenario: Scenario, prop: str):
     return v
 
 
+def interrupt_at_call(monkeypatch, owner, name: str, n: int) -> dict:
+    """Make `owner.name` raise KeyboardInterrupt (as Ctrl-C would) at its n-th call, counted per
+    process; returns the count ({"n": calls so far})."""
+    real, calls = getattr(owner, name), {"n": 0}
+
+    def interrupting(*args):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(owner, name, interrupting)
+    return calls
+
+
 def pytest_collection_modifyitems(items):
     """Modules marked `heavy` (long fixpoints) run first, so the xdist workers finish together
     instead of one grinding a late fixpoint while the other idles."""

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import SMALL
+from conftest import SMALL, interrupt_at_call
 from fpustate.check import explore
 from fpustate.check.checkpoint import Checkpoint
 from fpustate.check.explore import Explorer
@@ -28,16 +28,7 @@ def _key(r):
 
 
 def _interrupt_after(monkeypatch, n: int) -> None:
-    real = explore.successors
-    calls = {"n": 0}
-
-    def interrupting(m, s):
-        calls["n"] += 1
-        if calls["n"] == n:
-            raise KeyboardInterrupt
-        return real(m, s)
-
-    monkeypatch.setattr(explore, "successors", interrupting)
+    interrupt_at_call(monkeypatch, explore, "successors", n)
 
 
 def test_fingerprint_is_deterministic_across_processes():

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import cli, interrupt_at_call
 from fpustate.cli import run
 
 GOLDEN = Path(__file__).parent / "golden"
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fpustate", *args], capture_output=True, text=True)
 
 
 def mask_seconds(text: str) -> str:
@@ -137,16 +132,7 @@ def test_interrupted_run_prints_partial_result(monkeypatch, capsys):
     """Ctrl-C during a check prints the states explored so far, marks them partial and exits 130."""
     from fpustate.check import explore
 
-    real = explore.successors
-    calls = {"n": 0}
-
-    def interrupting(m, s):
-        calls["n"] += 1
-        if calls["n"] == 5000:
-            raise KeyboardInterrupt
-        return real(m, s)
-
-    monkeypatch.setattr(explore, "successors", interrupting)
+    interrupt_at_call(monkeypatch, explore, "successors", 5000)
     assert run(["check", "linux", "--jobs", "1"]) == 130  # the sequential search (test_parallel: --jobs 2)
     out = capsys.readouterr()
     assert re.search(r"^linux\s+[\d,]+\s+[\d,]+\s+\d+\s+\S+\s+\S+\s+incomplete \(interrupted\)", out.out, re.M)

@@ -74,17 +74,13 @@ def test_bug_suite_counterexamples_are_pinned(bug_suite):
 def test_sigframe_owner_cache_story():
     """59c4bd853abc: after the frame XSAVE faults, an interrupt's kernel-FPU use takes the registers and the retry trusts the stale owner."""
     from fpustate.check.bugs import BUGS
-    from fpustate.check.explore import Explorer
     from fpustate.check.trace import describe
     from fpustate.designs import get
     from fpustate.kernel.machine import initial_state, make_model
-    from fpustate.kernel.properties import BY_NAME
 
     bug = next(b for b in BUGS if b.commit == "59c4bd853abc")
     m = make_model(get(bug.mutant), Scenario(**bug.scenario))
-    ex = Explorer(m, (BY_NAME[bug.prop],))  # the mutant alone: its fixed design holds in the bug-suite test
-    v = ex.run(look_past=0).violations[0]
-    ex.trace(v)
+    v = first_violation(bug.mutant, Scenario(**bug.scenario), bug.prop)  # its fixed design: the bug-suite test
     prev = initial_state(m)
     lines = []
     for a, s in v.path:

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from conftest import interrupt_at_call
 from test_cli import GOLDEN, cli, mask_seconds
 
 from fpustate.check import local_engine
@@ -144,16 +145,7 @@ def test_hook_that_raises_in_a_partition(tmp_path):
 
 def test_interrupted_parallel_run_prints_partial_result(monkeypatch, capsys):
     """Ctrl-C during a partitioned check prints the layers done so far, marked partial, exit 130."""
-    real = local_engine.LocalTransport.layer
-    calls = {"n": 0}
-
-    def interrupting(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt
-        return real(self, *args)
-
-    monkeypatch.setattr(local_engine.LocalTransport, "layer", interrupting)
+    interrupt_at_call(monkeypatch, local_engine.LocalTransport, "layer", 6)
     assert run(["check", "linux", "--scenario", "small", "--jobs", "2", "--no-symmetry"]) == 130
     out = capsys.readouterr()
     # Layers 0..4 were expanded, layer 5 was being expanded: the states known are layers 0..5.
@@ -175,15 +167,7 @@ def test_interrupt_raised_inside_a_partition(monkeypatch, capsys):
     run as Ctrl-C does: the layers done so far, 'incomplete (interrupted)', exit 130, no hang."""
     from fpustate.check import explore
 
-    real, calls = explore.successors, {"n": 0}
-
-    def interrupting(m, s):
-        calls["n"] += 1  # counted per process: each partition interrupts itself at its 500th state
-        if calls["n"] == 500:
-            raise KeyboardInterrupt
-        return real(m, s)
-
-    monkeypatch.setattr(explore, "successors", interrupting)
+    interrupt_at_call(monkeypatch, explore, "successors", 500)  # each partition, at its 500th state
     assert run(["check", "linux", "--scenario", "small", "--jobs", "2"]) == 130
     out = capsys.readouterr()
     assert re.search(r"^linux\s+[\d,]+\s+[\d,]+\s+\d+\s+\S+\s+\S+\s+incomplete \(interrupted\)", out.out, re.M), out.out
@@ -219,16 +203,7 @@ def test_checkpoint_with_walks_or_replay_is_one_line(tmp_path):
 def test_interrupt_while_fetching_a_counterexample(monkeypatch, capsys):
     """Ctrl-C while the partitions send a violation's chain drops that violation, which has no trace
     to replay yet: the run is 'incomplete (interrupted)', exit 130, never a traceback."""
-    real = local_engine.LocalTransport.lookup
-    calls = {"n": 0}
-
-    def interrupting(self, g):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(self, g)
-
-    monkeypatch.setattr(local_engine.LocalTransport, "lookup", interrupting)
+    calls = interrupt_at_call(monkeypatch, local_engine.LocalTransport, "lookup", 2)
     assert run(["check", "rfc2016-stale-flags", "--scenario", "small", "--jobs", "2", "--trace-all"]) == 130
     out = capsys.readouterr()
     assert calls["n"] == 2 and re.search(r"^rfc2016-stale-flags .* incomplete \(interrupted\)\s+-\s+-$", out.out, re.M)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import cli
+from conftest import cli, interrupt_at_call
 from fpustate.designs import DESIGNS, get
 from fpustate.designs.base import K_SOFTIRQ, K_TASK
 from fpustate.errors import UsageError
@@ -327,16 +327,7 @@ def test_interrupted_simulation_prints_partial_counts(monkeypatch, capsys):
     from fpustate.cli import run
     from fpustate.sim import bound
 
-    real = bound.Bound.apply
-    calls = {"n": 0}
-
-    def interrupting(self, op):
-        calls["n"] += 1
-        if calls["n"] == 3000:
-            raise KeyboardInterrupt
-        return real(self, op)
-
-    monkeypatch.setattr(bound.Bound, "apply", interrupting)
+    interrupt_at_call(monkeypatch, bound.Bound, "apply", 3000)
     assert run(["simulate", trace("pipe_pingpong_cpu0"), "--design", "linux"]) == 130
     out = capsys.readouterr()
     assert "(INTERRUPTED: the counts cover the part replayed)" in out.out

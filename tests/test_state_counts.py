@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from conftest import LIFECYCLE_1CPU, SMALL, run
-from fpustate.config import Scenario
 
 pytestmark = pytest.mark.heavy  # long fixpoints: scheduled first (conftest.py)
 

@@ -5,13 +5,16 @@ action positions."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..errors import InternalError
 from ..kernel.machine import Action, Model, initial_state, successors
 from .store import CHUNK
+
+if TYPE_CHECKING:  # explore imports this module
+    from .explore import Violation
 
 
 def positions(counts: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
