@@ -13,7 +13,7 @@ from fpustate.sim.costs import load_profile
 from fpustate.sim.events import TraceReader
 from fpustate.sim.infer import Inference
 from fpustate.sim.kernel_view import (BOOT_LIVE, EXEC_UNRECORDED, INFERRED_KINDS, KFPU_FLAG_CLEAR, KFPU_NO_SAVE,
-                                      KFPU_STILL_VALID)
+                                      KFPU_STILL_VALID, RETURN_BEFORE_EXIT)
 from fpustate.sim.ops import Op
 from fpustate.sim.run import simulate_ops, simulate_trace
 
@@ -26,15 +26,18 @@ def inferred_ops(path: str) -> tuple[dict, list]:
     """(count per kind, [(operation, pid, line)]) of what the inference adds to a trace."""
     records = list(TraceReader(path))
     traced_execs = {r.line for r in records if r.event == "sched_process_exec"}
+    exits = {r.line for r in records if r.event == "sched_process_exit"}
     inf = Inference(fpu_events=True)
     ops = [(O.NAMES[o.code], o.pid, o.line) for o in inf.run(records)
-           if o.code in (O.BOOT, O.KFPU) or (o.code == O.EXEC and o.line not in traced_execs)]
+           if o.code in (O.BOOT, O.KFPU) or (o.code == O.EXEC and o.line not in traced_execs)
+           or (o.code == O.RETURN and o.line in exits)]
     return {why: inf.inferred[why] for why in INFERRED_KINDS if inf.inferred[why]}, ops
 
 
 INFERRED = {  # per shipped x86 trace: count per kind, and (what, pid, trace line) of each inferred operation
-    "mixed_cpu0": ({BOOT_LIVE: 1, KFPU_FLAG_CLEAR: 2},
-                   [("boot", 9113, 13), ("kfpu", 9113, 16), ("kfpu", 9118, 4142)]),
+    "mixed_cpu0": ({BOOT_LIVE: 1, KFPU_FLAG_CLEAR: 2, RETURN_BEFORE_EXIT: 3},  # (the returns: new this release)
+                   [("boot", 9113, 13), ("kfpu", 9113, 16), ("kfpu", 9118, 4142), ("return", 9119, 7007),
+                    ("return", 9116, 8864), ("return", 9117, 9127)]),
     "pipe_pingpong_cpu0": ({BOOT_LIVE: 1, KFPU_FLAG_CLEAR: 1}, [("boot", 8663, 14), ("kfpu", 9096, 117)]),
     "pipe_pingpong_threads_cpu0": ({BOOT_LIVE: 1, KFPU_NO_SAVE: 1}, [("boot", 8663, 13), ("kfpu", 9106, 7200)]),
     "perf_script_pipe_cpu1": ({EXEC_UNRECORDED: 1, KFPU_FLAG_CLEAR: 1}, [("exec", 7704, 5), ("kfpu", 7704, 2150)]),

@@ -149,7 +149,7 @@ def test_amx_state_costs_more():
 
 # ---------------------------------------------------------------- conformance and the shipped traces
 CONFORMANCE = {  # decisions per kind, every one agreed
-    "mixed_cpu0": {"switch": 1968, "return": 1373, "signal": 605},
+    "mixed_cpu0": {"switch": 1968, "return": 1370, "signal": 605},  # 1373 counted three returns of dead tasks (sim.infer_fpu)
     "pipe_pingpong_cpu0": {"switch": 4032, "return": 4032, "signal": 0},
     "pipe_pingpong_threads_cpu0": {"switch": 2009, "return": 2009, "signal": 0},
     "perf_script_pipe_cpu1": {"switch": 599, "return": 605, "signal": 0},
@@ -169,9 +169,12 @@ def test_mixed_trace_counters():
     r = simulate_trace(trace("mixed_cpu0"), ALL, PROFILE)
     got = {name: (s["saves"], s["restores"], s["restores_skipped"], s["init_loads"], s["nm_traps"], s["cr0_writes"])
            for name, s in r.designs}
-    assert got == {"eager": (1974, 1832, 141, 615, 0, 0), "lazy": (1973, 1850, 139, 0, 679, 1811),
-                   "strawman": (2579, 2448, 138, 0, 0, 0), "linux": (1976, 1837, 138, 605, 0, 0)}
-    assert (r.bound["saves"], r.bound["restores"], r.bound["sigframe_saves"]) == (1813, 1846, 605)
+    # Three exits that returned to user mode silently first (sim.infer_fpu) replay once, not twice:
+    # lazy 1850 -> 1847 restores, 679 -> 676 #NM, 1811 -> 1805 CR0 writes; strawman and linux skip
+    # one restore more (138 -> 139) and strawman saves one more; the bound loads 1846 -> 1843.
+    assert got == {"eager": (1974, 1832, 141, 615, 0, 0), "lazy": (1973, 1847, 139, 0, 676, 1805),
+                   "strawman": (2580, 2448, 139, 0, 0, 0), "linux": (1976, 1837, 139, 605, 0, 0)}
+    assert (r.bound["saves"], r.bound["restores"], r.bound["sigframe_saves"]) == (1813, 1843, 605)
 
 
 def test_heuristic_inference_is_named_and_seeded():

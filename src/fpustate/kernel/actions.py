@@ -3,12 +3,15 @@
 One `Event` per event: its code (what traces and index paths name), the
 context it runs in, where it is enabled (the situations of a CPU: the pc of
 its current task, or a softirq on top of it; or GLOBAL for events not bound
-to a CPU), its effect (`fire`, which checks the rest of the enabling test and
-appends one successor per outcome) and the text the trace printer shows.
+to a CPU), its outcomes there (`outcomes`, the rest of the enabling test),
+the effect of one outcome (`apply`, in `kernel.effects`) and the text the
+trace printer shows.
 
-`machine.successors()` is a loop over this table; `check.trace` prints from
-it; a design adds events of its own (`Design.extra_events`) with the same
-shape. Adding an event = one entry here (or in the design) + its hooks.
+Both engines read it: `machine.successors()` builds every outcome of every
+enabled event in a private copy; the cost simulator applies the one outcome its
+trace shows to its own vector (`apply_action`). `check.trace` prints from it; a
+design adds events of its own (`Design.extra_events`) with the same shape.
+Adding an event = one entry here (or in the design) + its hooks.
 
 Where interrupts arrive is not a property of an entry but of the CPU state
 the entries leave behind: a hardirq may act wherever a CPU runs kernel code
@@ -20,12 +23,14 @@ handlers) are single steps.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 
 from .state import (
+    C_CTX,
     C_CURR,
     CPU_W,
+    CTX_SOFTIRQ_KFPU,
     HEADER,
     NULL,
     PATH_BASE,
@@ -43,39 +48,12 @@ from .state import (
     PC_SYSCALL_KFPU,
     PC_USER,
     T_LOCAL,
+    T_PC,
     TASK_W,
 )
 from . import machine as M
 from . import paths
-from .effects import (
-    hardirq_kfpu,
-    softirq_kfpu_end,
-    softirq_kfpu_begin,
-    user_write,
-    wrpkru,
-    xrstor_user,
-    sigreturn,
-    sigframe_corrupt,
-    syscall,
-    irq_from_user,
-    hardirq_kfpu_user,
-    softirq_kfpu_user,
-    fpu_sync,
-    kfpu_begin,
-    kfpu_end,
-    sleep,
-    fork,
-    execve,
-    do_exit,
-    syscall_exit,
-    enter_exit_loop,
-    signal,
-    exit_to_user,
-    path_step,
-    preempt,
-    wake,
-    ptrace,
-)
+from . import effects as E
 
 GLOBAL = "global"  # an event not bound to a CPU (wake-ups, a tracer on another CPU)
 SOFTIRQ = M.SOFTIRQ_SITUATION  # the situation of a CPU whose softirq is inside its kernel-FPU section
@@ -87,17 +65,24 @@ ANY_KERNEL = KERNEL_PCS + PATH_PCS  # every pc of task context in the kernel
 class Event(NamedTuple):
     """One kernel or user event of the action table.
 
-    `fire(m, s, c, t, out)` runs with CPU c's current task t (both NULL for a
-    GLOBAL event); it tests what `at` does not say and appends
-    `((code, c, arg), successor_bytes)` for every outcome. `text(m, a, s)`
-    returns (actor, kernel function) for the trace printer, given the action
-    and the state before it."""
+    `outcomes(m, s, c, t)` runs with CPU c's current task t (both NULL for a
+    GLOBAL event); it tests what `at` does not say and returns the `(code, arg)`
+    of every outcome, in order. `apply(m, k, c, t, code, arg)` is one outcome's
+    effect on a working copy k equal to s, in place (`kernel.effects`). An entry
+    with neither is the printer's text for a code another entry's outcomes carry
+    (`also`). `text(m, a, s)` returns (actor, kernel function) for the trace
+    printer, given the action and the state before it."""
 
     code: str
     ctx: str  # "user", "task", "softirq", "hardirq", "tracer" or "-", as traces print it
     at: tuple  # situations where it may be enabled: pcs, SOFTIRQ, or GLOBAL alone
-    fire: Callable
+    outcomes: Optional[Callable]
+    apply: Optional[Callable]
     text: Callable
+    also: tuple = ()  # codes besides `code` its outcomes may carry (a #NM instead of the write)
+    # enabled(m, s, c, t, code, arg): whether (code, arg) is among the outcomes, without listing
+    # them (a scheduler event's are O(tasks)); None: look it up in outcomes()
+    enabled: Optional[Callable] = None
 
 
 def _fn(f) -> str:
@@ -120,7 +105,7 @@ def _text(fixed: str):
     return lambda m, a, s: (_who(m, a, s), fixed)
 
 
-def _switch_text(why: str):
+def switch_text(why: str):
     return lambda m, a, s: (f"{_who(m, a, s)}->{m.name(a.arg)}",
                              f"{why}: __switch_to: {_fn(m.design.switch_fpu)}()")
 
@@ -170,61 +155,66 @@ USER_PCS = (PC_USER,)
 
 EVENTS: tuple[Event, ...] = (
     # A softirq inside its kernel-FPU section: a hardirq may still arrive, then it ends.
-    Event(M.HARDIRQ_KFPU, "hardirq", (SOFTIRQ,) + ANY_KERNEL, hardirq_kfpu,
+    Event(M.HARDIRQ_KFPU, "hardirq", (SOFTIRQ,) + ANY_KERNEL, E.hardirq_kfpu_outcomes, E.hardirq_kfpu,
           lambda m, a, s: (_who(m, a, s), f"IRQ: {_begin(m)}() .. {_end(m)}()")),
-    Event(M.SOFTIRQ_KFPU_END, "softirq", (SOFTIRQ,), softirq_kfpu_end,
+    Event(M.SOFTIRQ_KFPU_END, "softirq", (SOFTIRQ,), E.once(M.SOFTIRQ_KFPU_END), E.softirq_kfpu_end,
           lambda m, a, s: (_who(m, a, s), f"softirq: {_end(m)}()")),
     # User mode.
-    Event(M.USER_WRITE, "user", USER_PCS, user_write, _text("writes its FPU registers")),
-    Event(M.NM_TRAP, "user", (), None,  # fired by user_write when CR0.TS is set
+    Event(M.USER_WRITE, "user", USER_PCS, E.user_write_outcomes, E.user_write, _text("writes its FPU registers"),
+          (M.NM_TRAP,)),
+    Event(M.NM_TRAP, "user", (), None, None,  # user_write's when CR0.TS is set
           lambda m, a, s: (_who(m, a, s), f"#NM: {_fn(m.design.do_device_not_available)}() -> exit_to_user_mode_loop")),
-    Event(M.WRPKRU, "user", USER_PCS, wrpkru,
+    Event(M.WRPKRU, "user", USER_PCS, E.wrpkru_outcomes, E.wrpkru,
           lambda m, a, s: (_who(m, a, s), "WRPKRU(0): all keys enabled, PKRU in its init state" if a.arg
                             else "WRPKRU: changes its protection keys")),
-    Event(M.XRSTOR_USER, "user", USER_PCS, xrstor_user,
+    Event(M.XRSTOR_USER, "user", USER_PCS, E.xrstor_user_outcomes, E.xrstor_user,
           lambda m, a, s: (_who(m, a, s), "XRSTOR from its own memory, XSTATE_BV["
                             + ("PKRU" if a.arg == M.XRSTOR_PKRU_INIT else "FP/SSE") + "] clear")),
-    Event(M.SIGRETURN, "user", USER_PCS, sigreturn,
+    Event(M.SIGRETURN, "user", USER_PCS, E.sigreturn_outcomes, E.sigreturn,
           lambda m, a, s: (_who(m, a, s), "rt_sigreturn() entry ("
                             + ("ia32 FXSR frame" if a.arg == PATH_SIGRETURN_IA32 else "64-bit frame") + ")")),
-    Event(M.SIGFRAME_CORRUPT, "user", USER_PCS, sigframe_corrupt, _text("overwrites its signal frame's xsave header")),
-    Event(M.SYSCALL, "user", USER_PCS, syscall, _text("syscall entry")),
-    Event(M.IRQ_FROM_USER, "hardirq", USER_PCS, irq_from_user,
+    Event(M.SIGFRAME_CORRUPT, "user", USER_PCS, E.sigframe_corrupt_outcomes, E.sigframe_corrupt, _text("overwrites its signal frame's xsave header")),
+    Event(M.SYSCALL, "user", USER_PCS, E.once(M.SYSCALL), E.syscall, _text("syscall entry")),
+    Event(M.IRQ_FROM_USER, "hardirq", USER_PCS, E.once(M.IRQ_FROM_USER), E.irq_from_user,
           lambda m, a, s: (_who(m, a, s), "IRQ from user mode, work pending -> exit_to_user_mode_loop"
                             + _snap(m, a.cpu, s[HEADER + a.cpu * CPU_W + C_CURR], s))),
-    Event(M.HARDIRQ_KFPU_USER, "hardirq", USER_PCS, hardirq_kfpu_user,
+    Event(M.HARDIRQ_KFPU_USER, "hardirq", USER_PCS, E.hardirq_kfpu_user_outcomes, E.hardirq_kfpu_user,
           lambda m, a, s: (_who(m, a, s), f"IRQ from user mode: {_begin(m)}() .. {_end(m)}() -> exit_to_user_mode_loop")),
-    Event(M.SOFTIRQ_KFPU_USER, "softirq", USER_PCS, softirq_kfpu_user,
+    Event(M.SOFTIRQ_KFPU_USER, "softirq", USER_PCS, E.softirq_kfpu_user_outcomes, E.softirq_kfpu_user,
           lambda m, a, s: (_who(m, a, s), f"IRQ from user mode, softirq: {_begin(m)}()")),
     # Kernel, task context: interrupts first (HARDIRQ_KFPU above), then the task's own code.
-    Event(M.SOFTIRQ_KFPU_BEGIN, "softirq", ANY_KERNEL, softirq_kfpu_begin,
+    Event(M.SOFTIRQ_KFPU_BEGIN, "softirq", ANY_KERNEL, E.softirq_kfpu_begin_outcomes, E.softirq_kfpu_begin,
           lambda m, a, s: (_who(m, a, s), f"softirq: {_begin(m)}()")),
-    Event(M.FPU_SYNC, "task", (PC_SYSCALL,), fpu_sync,
+    Event(M.FPU_SYNC, "task", (PC_SYSCALL,), E.fpu_sync_outcomes, E.fpu_sync,
           lambda m, a, s: (_who(m, a, s), f"coredump/regset read of self: {_fn(m.design.fpu_sync_fpstate)}(), copy the image")),
-    Event(M.KFPU_BEGIN, "task", (PC_SYSCALL, PC_KTHREAD), kfpu_begin, lambda m, a, s: (_who(m, a, s), f"{_begin(m)}()")),
-    Event(M.SLEEP, "task", (PC_SYSCALL, PC_KTHREAD), sleep, _switch_text("schedule() to sleep")),
-    Event(M.FORK, "task", (PC_SYSCALL,), fork, _fork_text),
-    Event(M.EXEC_STEP, "task", (PC_SYSCALL,), execve, _path_text),
-    Event(M.EXIT_STEP, "task", (PC_SYSCALL,), do_exit, _path_text),
-    Event(M.SYSCALL_EXIT, "task", (PC_SYSCALL,), syscall_exit,
+    Event(M.KFPU_BEGIN, "task", (PC_SYSCALL, PC_KTHREAD), E.kfpu_begin_outcomes, E.kfpu_begin, lambda m, a, s: (_who(m, a, s), f"{_begin(m)}()")),
+    Event(M.SLEEP, "task", (PC_SYSCALL, PC_KTHREAD), E.sleep_outcomes, E.sleep, switch_text("schedule() to sleep"),
+          enabled=E.sleep_enabled),
+    Event(M.FORK, "task", (PC_SYSCALL,), E.fork_outcomes, E.fork, _fork_text),
+    Event(M.EXEC_STEP, "task", (PC_SYSCALL,), E.execve_outcomes, E.path_entry, _path_text),
+    Event(M.EXIT_STEP, "task", (PC_SYSCALL,), E.do_exit_outcomes, E.path_entry, _path_text),
+    Event(M.SYSCALL_EXIT, "task", (PC_SYSCALL,), E.once(M.SYSCALL_EXIT), E.syscall_exit,
           lambda m, a, s: (_who(m, a, s), f"syscall exit, no work pending: {_fn(m.design.exit_to_user)}() -> user mode")),
-    Event(M.ENTER_EXIT_LOOP, "task", (PC_SYSCALL,), enter_exit_loop,
+    Event(M.ENTER_EXIT_LOOP, "task", (PC_SYSCALL,), E.once(M.ENTER_EXIT_LOOP), E.enter_exit_loop,
           lambda m, a, s: (_who(m, a, s), "syscall exit, work pending -> exit_to_user_mode_loop"
                             + _snap(m, a.cpu, s[HEADER + a.cpu * CPU_W + C_CURR], s))),
-    Event(M.KFPU_END, "task", KFPU_PCS, kfpu_end, lambda m, a, s: (_who(m, a, s), f"{_end(m)}()")),
-    Event(M.SIGNAL_STEP, "task", (PC_EXIT_LOOP,), signal, _path_text),
-    Event(M.EXIT_TO_USER, "task", (PC_EXIT_LOOP,), exit_to_user, _exit_to_user_text),
-    Event("path_step", "task", PATH_PCS, path_step, _path_text),
-    Event(M.TASK_DEAD, "task", (), None, _switch_text("do_task_dead()")),  # fired by path_step past exit's end
-    Event(M.PREEMPT, "task", ANY_KERNEL, preempt, _switch_text("preempted")),
+    Event(M.KFPU_END, "task", KFPU_PCS, E.once(M.KFPU_END), E.kfpu_end, lambda m, a, s: (_who(m, a, s), f"{_end(m)}()")),
+    Event(M.SIGNAL_STEP, "task", (PC_EXIT_LOOP,), E.signal_outcomes, E.path_entry, _path_text),
+    Event(M.EXIT_TO_USER, "task", (PC_EXIT_LOOP,), E.once(M.EXIT_TO_USER), E.exit_to_user, _exit_to_user_text),
+    Event("path_step", "task", PATH_PCS, E.path_step_outcomes, E.path_step, _path_text,
+          M.PATH_ACTIONS + (M.TASK_DEAD,), E.path_step_enabled),
+    Event(M.TASK_DEAD, "task", (), None, None, switch_text("do_task_dead()")),  # path_step's past exit's end
+    Event(M.PREEMPT, "task", ANY_KERNEL, E.preempt_outcomes, E.preempt, switch_text("preempted"),
+          enabled=E.preempt_enabled),
     # Not bound to a CPU.
-    Event(M.WAKE, "-", (GLOBAL,), wake, lambda m, a, s: ("-", f"try_to_wake_up({m.name(a.arg)})")),
-    Event(M.PTRACE_SET, "tracer", (GLOBAL,), ptrace, _ptrace_text),
-    Event(M.PTRACE_GET, "tracer", (), None, _ptrace_text),  # fired by ptrace
+    Event(M.WAKE, "-", (GLOBAL,), E.wake_outcomes, E.wake, lambda m, a, s: ("-", f"try_to_wake_up({m.name(a.arg)})"),
+          enabled=E.wake_enabled),
+    Event(M.PTRACE_SET, "tracer", (GLOBAL,), E.ptrace_outcomes, E.ptrace, _ptrace_text, (M.PTRACE_GET,)),
+    Event(M.PTRACE_GET, "tracer", (), None, None, _ptrace_text),  # ptrace's, when the read is stale
 )
 
 # Path steps keep one code per path (index paths and tests name them); they print alike.
-_PATH_EVENTS = tuple(Event(code, "task", (), None, _path_text) for code in M.PATH_ACTIONS
+_PATH_EVENTS = tuple(Event(code, "task", (), None, None, _path_text) for code in M.PATH_ACTIONS
                      if code not in (M.EXEC_STEP, M.EXIT_STEP, M.SIGNAL_STEP))
 
 
@@ -248,24 +238,23 @@ def design_event(code: str, ctx: str, where: str, enabled: Callable, effect: Cal
     copy, or `effect(k, cpu, task, outcome)` with `outcomes` naming a nondeterministic
     choice (one successor per outcome). `text` is the kernel function the trace prints."""
     at = SITUATIONS[where]
+    all_outcomes = tuple((code, i) for i in range(len(outcomes) or 1))
 
-    def fire(m, s, c, t, out):
-        if not enabled(s, c, t):
-            return
-        for i in range(len(outcomes) or 1):
-            k = bytearray(s)
-            if outcomes:
-                effect(k, c, t, i)
-            else:
-                effect(k, c, t)
-            out.append(((code, c, i), bytes(k)))
+    def when(m, s, c, t):
+        return all_outcomes if enabled(s, c, t) else ()
+
+    def apply(m, k, c, t, code, arg):
+        if outcomes:
+            effect(k, c, t, arg)
+        else:
+            effect(k, c, t)
 
     def describe(m, a, s):
         actor = "-" if a.cpu == NULL else m.name(s[HEADER + a.cpu * CPU_W + C_CURR])
         return actor, text + (f" -> {outcomes[a.arg]}" if outcomes else "")
 
-    fire.__name__ = describe.__name__ = code
-    return Event(code, ctx, at, fire, describe)
+    when.__name__ = apply.__name__ = describe.__name__ = code
+    return Event(code, ctx, at, when, apply, describe)
 
 
 from .actions_kvm import KVM_EVENTS  # noqa: E402  (they are Events: defined above)
@@ -277,19 +266,48 @@ KERNEL_CODES = frozenset(e.code for e in EVENTS + _PATH_EVENTS)
 class Table(NamedTuple):
     """The action table of one model: per situation the events to fire, in order."""
 
-    at: dict  # situation (pc or SOFTIRQ) -> tuple of fire functions
-    global_fire: tuple
+    at: dict  # situation (pc or SOFTIRQ) -> tuple of (outcomes, apply) of its events, in order
+    global_at: tuple  # the same for the events not bound to a CPU
     by_code: dict  # code -> Event, for the trace printer
+    owner: dict  # (situation, code) -> the Event whose outcomes carry that code there
+
+
+SITUATIONS_ALL = (SOFTIRQ, PC_USER, PC_GUEST, PC_OFFLINE) + ANY_KERNEL
 
 
 def build_table(extra: tuple = ()) -> Table:
     """The kernel's events followed by a design's own, dispatched by situation."""
-    events = EVENTS + tuple(extra)
-    situations = (SOFTIRQ, PC_USER, PC_GUEST, PC_OFFLINE) + ANY_KERNEL
-    at = {w: tuple(e.fire for e in events if w in e.at and e.fire is not None) for w in situations}
-    glob = tuple(e.fire for e in events if GLOBAL in e.at and e.fire is not None)
-    by_code = {e.code: e for e in _PATH_EVENTS + events}
-    return Table(at, glob, by_code)
+    events = tuple(e for e in EVENTS + tuple(extra) if e.outcomes is not None)
+    at = {w: tuple((e.outcomes, e.apply) for e in events if w in e.at) for w in SITUATIONS_ALL}
+    glob = tuple((e.outcomes, e.apply) for e in events if GLOBAL in e.at)
+    by_code = {e.code: e for e in _PATH_EVENTS + EVENTS + tuple(extra)}
+    owner = {}
+    for e in events:
+        for w in e.at:
+            for code in (e.code,) + e.also:
+                owner.setdefault((w, code), e)
+    return Table(at, glob, by_code, owner)
 
 
 KERNEL_TABLE = build_table()
+
+
+def apply_action(m, k: bytearray, code: str, c: int, arg: int = 0) -> bool:
+    """Apply one action in place to the working copy k if the table enables it there: the
+    cost simulator's way into the machine (its k carries the tracepoint probe, so only the
+    outcome its trace shows is counted). c is NULL for an event not bound to a CPU. Returns
+    False, k untouched, when the action is not enabled in k."""
+    if c == NULL:
+        where = t = NULL
+        e = m.table.owner.get((GLOBAL, code))
+    else:
+        q = HEADER + c * CPU_W
+        t = k[q + C_CURR]
+        where = SOFTIRQ if k[q + C_CTX] == CTX_SOFTIRQ_KFPU else k[k[0] + t * TASK_W + T_PC]
+        e = m.table.owner.get((where, code))
+    if e is None:
+        return False
+    if not (e.enabled(m, k, c, t, code, arg) if e.enabled is not None else (code, arg) in e.outcomes(m, k, c, t)):
+        return False
+    e.apply(m, k, c, t, code, arg)
+    return True

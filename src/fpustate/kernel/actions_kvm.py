@@ -35,6 +35,7 @@ How each path interleaves (v6.18, arch/x86/kvm/x86.c and arch/x86/kernel/fpu/):
 from __future__ import annotations
 
 from .actions import Event
+from .effects import once
 from .state import (
     C_BH,
     C_CTX,
@@ -93,97 +94,97 @@ def _ext(m):
 
 def next_guest_value(m, t: int, current: int) -> int:
     """What a guest FPU write produces: the next version of t's guest's data."""
+    if not m.scenario.values:
+        return M.UNTRACKED
     if value_owner(current) == t and value_version(current) >= GUEST_VERSION:
         return guest_value(t, (value_version(current) - GUEST_VERSION + 1) % m.scenario.values)
     return guest_value(t, 0)
 
 
 # ---------------------------------------------------------------- KVM
-def kvm_run(m, s, c, t, out):
+def kvm_run_outcomes(m, s, c, t):
+    return ((KVM_RUN, 0),) if t < m.scenario.vcpus else ()
+
+
+def kvm_run(m, k, c, t, code, arg):
     """ioctl(KVM_RUN) -> kvm_arch_vcpu_ioctl_run() -> kvm_load_guest_fpu(): the guest fpstate goes in."""
-    if t < m.scenario.vcpus:
-        k = bytearray(s)
-        _ext(m).fpu_swap_kvm_fpstate(k, c, t, True)
-        paths.swap_expectations(k, t)
-        k[k[0] + t * TASK_W + T_PC] = PC_KVM_RUN
-        out.append(((KVM_RUN, c, 0), bytes(k)))
+    _ext(m).fpu_swap_kvm_fpstate(k, c, t, True)
+    paths.swap_expectations(k, t)
+    k[k[0] + t * TASK_W + T_PC] = PC_KVM_RUN
 
 
-def kvm_run_exit(m, s, c, t, out):
+def kvm_run_exit(m, k, c, t, code, arg):
     """An exit to userspace (MMIO, I/O, a pending signal): kvm_put_guest_fpu(), back in the syscall."""
-    k = bytearray(s)
     _ext(m).fpu_swap_kvm_fpstate(k, c, t, False)
     paths.swap_expectations(k, t)
     k[k[0] + t * TASK_W + T_PC] = PC_SYSCALL
-    out.append(((KVM_RUN_EXIT, c, 0), bytes(k)))
 
 
-def vm_entry(m, s, c, t, out):
-    k = bytearray(s)
+def vm_entry(m, k, c, t, code, arg):
     _ext(m).vcpu_enter_guest(k, c, t)
     k[k[0] + t * TASK_W + T_PC] = PC_GUEST
-    out.append(((VM_ENTRY, c, 0), bytes(k)))
 
 
-def vm_exit(m, s, c, t, out):
+def vm_exit(m, k, c, t, code, arg):
     """VM exit, IRQs off until the exit is handled (fpu_sync_guest_vmexit_xfd_state() is a no-op:
     the modelled guest does not write XFD)."""
-    k = bytearray(s)
     context.trace(k, "vm_exit", c, t)
     k[k[0] + t * TASK_W + T_PC] = PC_KVM_RUN
-    out.append(((VM_EXIT, c, 0), bytes(k)))
 
 
-def guest_write(m, s, c, t, out):
+def guest_write(m, k, c, t, code, arg):
     """The guest writes its FPU registers (no trap: KVM passes the FPU through)."""
-    k = bytearray(s)
     g = ghost(k, t)
     k[HEADER + c * CPU_W] = k[g + G_VALUE] = next_guest_value(m, t, k[g + G_VALUE])  # C_FPREGS
-    out.append(((GUEST_WRITE, c, 0), bytes(k)))
 
 
-def kvm_xsave(m, s, c, t, out):
+def kvm_xsave_outcomes(m, s, c, t):
     """KVM_GET_XSAVE (only a stale copy is emitted: a correct one changes nothing) and KVM_SET_XSAVE
     (the VMM loads new guest state, e.g. on migration)."""
     if t >= m.scenario.vcpus:
-        return
-    ext, g = _ext(m), ghost(s, t)
-    if s[H_STALE_READ] == NULL and ext.fpu_copy_guest_fpstate_to_uabi(s, t) != s[g + G_SWAP_VALUE]:
-        k = bytearray(s)
+        return ()
+    if s[H_STALE_READ] == NULL and _ext(m).fpu_copy_guest_fpstate_to_uabi(s, t) != s[ghost(s, t) + G_SWAP_VALUE]:
+        return ((KVM_GET_XSAVE, 0), (KVM_SET_XSAVE, 0))
+    return ((KVM_SET_XSAVE, 0),)
+
+
+def kvm_xsave(m, k, c, t, code, arg):
+    if code == KVM_GET_XSAVE:
         k[H_STALE_READ] = t
-        out.append(((KVM_GET_XSAVE, c, 0), bytes(k)))
-    k = bytearray(s)
-    value = next_guest_value(m, t, s[g + G_SWAP_VALUE])
-    ext.fpu_copy_uabi_to_guest_fpstate(k, t, value)
+        return
+    g = ghost(k, t)
+    value = next_guest_value(m, t, k[g + G_SWAP_VALUE])
+    _ext(m).fpu_copy_uabi_to_guest_fpstate(k, t, value)
     k[g + G_SWAP_VALUE] = value
-    out.append(((KVM_SET_XSAVE, c, 0), bytes(k)))
 
 
 # ---------------------------------------------------------------- AMX / XFD
-def xcomp_perm(m, s, c, t, out):
-    if m.scenario.amx and not s[s[0] + t * TASK_W + T_XPERM]:
-        k = bytearray(s)
-        _ext(m).xstate_request_perm(k, t)
-        out.append(((XCOMP_PERM, c, 0), bytes(k)))
+def xcomp_perm_outcomes(m, s, c, t):
+    return ((XCOMP_PERM, 0),) if m.scenario.amx and not s[s[0] + t * TASK_W + T_XPERM] else ()
 
 
-def amx_first_use(m, s, c, t, out):
-    """A tile instruction with MSR_IA32_XFD arming XTILE_DATA: #NM, XFD_ERR says why;
-    handle_xfd_event() clears XFD_ERR and enables IRQs (a program asks for permission first)."""
+def xcomp_perm(m, k, c, t, code, arg):
+    _ext(m).xstate_request_perm(k, t)
+
+
+def amx_first_use_outcomes(m, s, c, t):
     p = s[0] + t * TASK_W
     if s[p + T_XPERM] and not s[p + T_XSIZE] and s[HEADER + c * CPU_W + C_XFD] == XFD_ARMED:
-        k = bytearray(s)
-        context.trace(k, "xfd_nm", c, t)
-        k[p + T_PC] = PC_XFD_NM
-        out.append(((AMX_NM, c, 0), bytes(k)))
+        return ((AMX_NM, 0),)
+    return ()
 
 
-def fpstate_realloc(m, s, c, t, out):
+def amx_first_use(m, k, c, t, code, arg):
+    """A tile instruction with MSR_IA32_XFD arming XTILE_DATA: #NM, XFD_ERR says why;
+    handle_xfd_event() clears XFD_ERR and enables IRQs (a program asks for permission first)."""
+    context.trace(k, "xfd_nm", c, t)
+    k[k[0] + t * TASK_W + T_PC] = PC_XFD_NM
+
+
+def fpstate_realloc(m, k, c, t, code, arg):
     """xfd_enable_feature() -> fpstate_realloc()'s locked section; then the exit to user mode."""
-    k = bytearray(s)
     _ext(m).handle_xfd_event(k, c, t)
     M.enter_exit_loop(m, k, c, t)
-    out.append(((FPSTATE_REALLOC, c, 0), bytes(k)))
 
 
 def _idle_here(s, c, t) -> bool:
@@ -192,29 +193,33 @@ def _idle_here(s, c, t) -> bool:
             and not s[q + C_IN_KFPU])
 
 
-def idle_tilerelease(m, s, c, t, out):
+def idle_tilerelease_outcomes(m, s, c, t):
     """cpuidle: fpu_idle_fpregs() before a deep C-state (emitted only when the tiles are in use)."""
     if m.scenario.amx and _idle_here(s, c, t):
         k = bytearray(s)
         _ext(m).fpu_idle_fpregs(k, c)
         if k != s:
-            out.append(((IDLE_TILERELEASE, c, 0), bytes(k)))
+            return ((IDLE_TILERELEASE, 0),)
+    return ()
+
+
+def idle_tilerelease(m, k, c, t, code, arg):
+    _ext(m).fpu_idle_fpregs(k, c)
 
 
 # ---------------------------------------------------------------- CPU hotplug
-def cpu_down(m, s, c, t, out):
-    if m.scenario.hotplug and c != 0 and _idle_here(s, c, t):
-        k = bytearray(s)
-        _ext(m).cpu_dead(k, c)
-        k[k[0] + t * TASK_W + T_PC] = PC_OFFLINE
-        out.append(((CPU_DOWN, c, 0), bytes(k)))
+def cpu_down_outcomes(m, s, c, t):
+    return ((CPU_DOWN, 0),) if m.scenario.hotplug and c != 0 and _idle_here(s, c, t) else ()
 
 
-def cpu_up(m, s, c, t, out):
-    k = bytearray(s)
+def cpu_down(m, k, c, t, code, arg):
+    _ext(m).cpu_dead(k, c)
+    k[k[0] + t * TASK_W + T_PC] = PC_OFFLINE
+
+
+def cpu_up(m, k, c, t, code, arg):
     _ext(m).fpu__init_cpu(k, c, XFD_ARMED if m.scenario.amx else 0)
     k[k[0] + t * TASK_W + T_PC] = PC_KTHREAD
-    out.append(((CPU_UP, c, 0), bytes(k)))
 
 
 def _who(m, a, s) -> str:
@@ -226,29 +231,30 @@ def _text(fn):
 
 
 KVM_EVENTS: tuple[Event, ...] = (
-    Event(KVM_RUN, "task", (PC_SYSCALL,), kvm_run,
+    Event(KVM_RUN, "task", (PC_SYSCALL,), kvm_run_outcomes, kvm_run,
           _text(lambda m: f"ioctl(KVM_RUN): kvm_load_guest_fpu -> {m.design.fpu_ext.fpu_swap_kvm_fpstate.__name__}(guest, enter)")),
-    Event(KVM_SET_XSAVE, "task", (PC_SYSCALL,), kvm_xsave,
-          _text(lambda m: f"ioctl(KVM_SET_XSAVE): {m.design.fpu_ext.fpu_copy_uabi_to_guest_fpstate.__name__}()")),
-    Event(KVM_GET_XSAVE, "task", (), None,  # fired by kvm_xsave
+    Event(KVM_SET_XSAVE, "task", (PC_SYSCALL,), kvm_xsave_outcomes, kvm_xsave,
+          _text(lambda m: f"ioctl(KVM_SET_XSAVE): {m.design.fpu_ext.fpu_copy_uabi_to_guest_fpstate.__name__}()"),
+          (KVM_GET_XSAVE,)),
+    Event(KVM_GET_XSAVE, "task", (), None, None,  # kvm_xsave's, when the copy is stale
           _text(lambda m: f"ioctl(KVM_GET_XSAVE): {m.design.fpu_ext.fpu_copy_guest_fpstate_to_uabi.__name__}()")),
-    Event(XCOMP_PERM, "task", (PC_SYSCALL,), xcomp_perm,
+    Event(XCOMP_PERM, "task", (PC_SYSCALL,), xcomp_perm_outcomes, xcomp_perm,
           _text(lambda m: f"arch_prctl(ARCH_REQ_XCOMP_PERM): {m.design.fpu_ext.xstate_request_perm.__name__}()")),
-    Event(VM_ENTRY, "task", (PC_KVM_RUN,), vm_entry,
+    Event(VM_ENTRY, "task", (PC_KVM_RUN,), once(VM_ENTRY), vm_entry,
           _text(lambda m: f"IRQs off: {m.design.fpu_ext.vcpu_enter_guest.__name__}() -> VM entry")),
-    Event(KVM_RUN_EXIT, "task", (PC_KVM_RUN,), kvm_run_exit,
+    Event(KVM_RUN_EXIT, "task", (PC_KVM_RUN,), once(KVM_RUN_EXIT), kvm_run_exit,
           _text(lambda m: f"exit to userspace: kvm_put_guest_fpu -> {m.design.fpu_ext.fpu_swap_kvm_fpstate.__name__}(guest, leave)")),
-    Event(GUEST_WRITE, "guest", (PC_GUEST,), guest_write, _text(lambda m: "guest writes its FPU registers")),
-    Event(VM_EXIT, "guest", (PC_GUEST,), vm_exit, _text(lambda m: "VM exit -> vcpu_run() loop")),
-    Event(AMX_NM, "user", (PC_USER,), amx_first_use,
+    Event(GUEST_WRITE, "guest", (PC_GUEST,), once(GUEST_WRITE), guest_write, _text(lambda m: "guest writes its FPU registers")),
+    Event(VM_EXIT, "guest", (PC_GUEST,), once(VM_EXIT), vm_exit, _text(lambda m: "VM exit -> vcpu_run() loop")),
+    Event(AMX_NM, "user", (PC_USER,), amx_first_use_outcomes, amx_first_use,
           _text(lambda m: "first AMX tile instruction, XFD armed: #NM, handle_xfd_event() reads XFD_ERR")),
-    Event(FPSTATE_REALLOC, "task", (PC_XFD_NM,), fpstate_realloc,
+    Event(FPSTATE_REALLOC, "task", (PC_XFD_NM,), once(FPSTATE_REALLOC), fpstate_realloc,
           _text(lambda m: f"{m.design.fpu_ext.handle_xfd_event.__name__}: xfd_enable_feature -> fpstate_realloc"
                           " -> exit_to_user_mode_loop")),
-    Event(IDLE_TILERELEASE, "task", (PC_KTHREAD,), idle_tilerelease,
+    Event(IDLE_TILERELEASE, "task", (PC_KTHREAD,), idle_tilerelease_outcomes, idle_tilerelease,
           _text(lambda m: f"cpuidle: {m.design.fpu_ext.fpu_idle_fpregs.__name__}(): TILERELEASE")),
-    Event(CPU_DOWN, "task", (PC_KTHREAD,), cpu_down,
+    Event(CPU_DOWN, "task", (PC_KTHREAD,), cpu_down_outcomes, cpu_down,
           _text(lambda m: f"CPU offline: takedown_cpu -> play_dead: {m.design.fpu_ext.cpu_dead.__name__}()")),
-    Event(CPU_UP, "task", (PC_OFFLINE,), cpu_up,
+    Event(CPU_UP, "task", (PC_OFFLINE,), once(CPU_UP), cpu_up,
           _text(lambda m: f"CPU online: native_kick_ap, {m.design.fpu_ext.fpu__init_cpu.__name__}()")),
 )

@@ -214,14 +214,17 @@ def unsupported(design: Design, scenario: Scenario) -> Optional[str]:
     return None
 
 
-def make_model(design: Design, scenario: Scenario, probe: Optional[Probe] = None) -> Model:
+def make_model(design: Design, scenario: Scenario, probe: Optional[Probe] = None, extra_events: tuple = ()) -> Model:
+    """The model of `design` on `scenario`; `extra_events` are a user's own table entries
+    besides the design's (the cost simulator's trace-only scheduler event)."""
     from .actions import KERNEL_TABLE, build_table  # the table's events call back into this module
 
     why = unsupported(design, scenario)
     if why:
         raise UsageError(why)
     idle_base = scenario.slots + scenario.kthreads + scenario.workers
-    table = build_table(design.extra_events) if design.extra_events else KERNEL_TABLE
+    extra = tuple(design.extra_events) + tuple(extra_events)
+    table = build_table(extra) if extra else KERNEL_TABLE
     return Model(design, scenario, idle_base, tuple(range(idle_base)), table, probe)
 
 
@@ -311,10 +314,17 @@ def set_running_user(k: bytearray, c: int, t: int) -> None:
 
 
 # ---------------------------------------------------------------- helpers
+UNTRACKED = user_value(0, 0)  # every program's data when contents are not tracked (Scenario.values 0)
+
+
 def next_user_value(m: Model, t: int, current: int) -> int:
-    """What a user FPU write produces: the next version of t's own data."""
+    """What a user FPU write produces: the next version of t's own data (with `values` 0, the
+    cost simulator's machine, which counts instructions and tracks no contents: one token)."""
+    values = m.scenario.values
+    if not values:
+        return UNTRACKED
     if value_owner(current) == t:
-        return user_value(t, (value_version(current) + 1) % m.scenario.values)
+        return user_value(t, (value_version(current) + 1) % values)
     return user_value(t, 0)
 
 
@@ -348,16 +358,23 @@ def successors(m: Model, s: bytes) -> list[tuple[tuple, bytes]]:
     action table's events for the situation of its current task (`kernel.actions`), then
     the events not bound to a CPU."""
     out: list[tuple[tuple, bytes]] = []
+    append = out.append
     at = m.table.at
     tb = s[0]
     for c in range(m.scenario.cpus):
         q = HEADER + c * CPU_W
         t = s[q + C_CURR]
         where = SOFTIRQ_SITUATION if s[q + C_CTX] == CTX_SOFTIRQ_KFPU else s[tb + t * TASK_W + T_PC]
-        for fire in at[where]:
-            fire(m, s, c, t, out)
-    for fire in m.table.global_fire:
-        fire(m, s, NULL, NULL, out)
+        for outcomes, apply in at[where]:
+            for code, arg in outcomes(m, s, c, t):  # each outcome in a private copy
+                k = bytearray(s)
+                apply(m, k, c, t, code, arg)
+                append(((code, c, arg), bytes(k)))
+    for outcomes, apply in m.table.global_at:
+        for code, arg in outcomes(m, s, NULL, NULL):
+            k = bytearray(s)
+            apply(m, k, NULL, NULL, code, arg)
+            append(((code, NULL, arg), bytes(k)))
     return out
 
 

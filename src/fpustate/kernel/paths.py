@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from .design import Design
 from .machine import (
-    FAULTED,
-    FORK,
-    PATH_ACTIONS,
     PTRACE_BOGUS,
     PTRACE_PKRU,
     PTRACE_PKRU_INIT,
@@ -82,19 +79,7 @@ def path_steps(d: Design, path: int) -> tuple:
             d.exit_steps)[path]
 
 
-def run_path(m: Model, k: bytearray, c: int, t: int, path: int) -> None:
-    """A multi-step path run to its end on one schedule (the cost simulator's): the first
-    outcome of every step (no page fault), no interleaving; the task is then at the end of
-    exit, or back in the syscall. The path's bookkeeping (budgets, frames, the ghost) is the
-    caller's."""
-    n = len(path_steps(m.design, path))
-    i = 0
-    while i < n:
-        i = path_step(m, k, c, t, path, i)
-    k[task(k, t) + T_PC] = path_pc(PATH_EXIT, n) if path == PATH_EXIT else PC_SYSCALL
-
-
-def ptrace_set(m: Model, s: bytes, t: int, kind: int) -> bytes:
+def ptrace_set(m: Model, k: bytearray, t: int, kind: int) -> None:
     """A tracer on another CPU writes a stopped tracee's xstate (PTRACE_SETREGSET NT_X86_XSTATE).
 
     The buffer holds the next version of the tracee's data with a valid header
@@ -106,7 +91,6 @@ def ptrace_set(m: Model, s: bytes, t: int, kind: int) -> bytes:
     landed in its image: the written data, or, for an image no XRSTOR can load,
     the init state the kernel falls back to at best. An accepted write's PKRU
     is what the program runs with afterwards, whether or not the design stored it."""
-    k = bytearray(s)
     k[H_PTRACE] -= 1
     g, p = ghost(k, t), task(k, t)
     value = next_user_value(m, t, k[g + G_VALUE])
@@ -124,18 +108,15 @@ def ptrace_set(m: Model, s: bytes, t: int, kind: int) -> bytes:
             k[g + G_PKRU] = pkru
         elif kind == PTRACE_PKRU_INIT:
             k[g + G_PKRU] = PKRU_HW_INIT
-    return bytes(k)
 
 
-def fpu_sync(m: Model, s: bytes, c: int, t: int) -> bytes:
+def fpu_sync(m: Model, k: bytearray, c: int, t: int) -> None:
     """A syscall reads current's own FPU state (coredump, PTRACE_GETREGSET of self, the
     legacy fsave header): the design's fpu_sync_fpstate(), then a copy of the image. A
     reader that sees anything but the program's latest values leaves the ghost marker."""
-    k = bytearray(s)
     m.design.fpu_sync_fpstate(k, c, t)
     if m.design.fpstate_image(k, t) != k[ghost(k, t) + G_VALUE] and k[H_STALE_READ] == NULL:
         k[H_STALE_READ] = t
-    return bytes(k)
 
 
 def free_slot(m: Model, s: bytes) -> int:
@@ -146,14 +127,13 @@ def free_slot(m: Model, s: bytes) -> int:
     return NULL
 
 
-def fork(m: Model, s: bytes, c: int, parent: int, child: int) -> list[tuple[tuple, bytes]]:
+def fork(m: Model, k: bytearray, c: int, parent: int, child: int, n: int = 0) -> None:
     """fork() from a syscall: copy_process() up to copy_thread() (budget, dup_task_struct()),
-    then the first step of the design's fork path, in one transition: what dup_task_struct()
-    writes is the child's, which nobody else can see before wake_up_new_task()."""
-    k = bytearray(s)
+    then the first step of the design's fork path (outcome n), in one transition: what
+    dup_task_struct() writes is the child's, which nobody else can see before wake_up_new_task()."""
     k[H_FORKS] -= 1
     dup_task_struct(k, parent, child)
-    return [((FORK, c, child), succ) for _, succ in path_successors(m, bytes(k), c, parent, PATH_FORK, 0)]
+    run_step(m, k, c, parent, PATH_FORK, 0, n)
 
 
 def dup_task_struct(k: bytearray, parent: int, child: int) -> None:
@@ -178,15 +158,6 @@ def wake_up_new_task(k: bytearray, parent: int) -> None:
     k[pp + T_CHILD] = NULL
 
 
-def copy_process(m: Model, k: bytearray, c: int, parent: int, child: int) -> None:
-    """copy_process() on one schedule (the cost simulator's): dup_task_struct(), the design's
-    fork path to its end with no interleaving, wake_up_new_task(); the parent is back in
-    the syscall."""
-    dup_task_struct(k, parent, child)
-    run_path(m, k, c, parent, PATH_FORK)
-    wake_up_new_task(k, parent)
-
-
 def path_step(m: Model, k: bytearray, c: int, t: int, path: int, step: int, choice=None) -> int:
     """Run step `step` of a multi-step path on the working copy; the index of the next step
     (past the last one: the path is done). `choice` is the outcome of a step that has several
@@ -202,24 +173,26 @@ def path_step(m: Model, k: bytearray, c: int, t: int, path: int, step: int, choi
     return step + 1 if nxt is None else nxt
 
 
-def path_successors(m: Model, s: bytes, c: int, t: int, path: int, step: int,
-               enter: bool = False) -> list[tuple[tuple, bytes]]:
-    """One step of a multi-step path (both outcomes of a step that may fault);
-    `enter` does the path's entry bookkeeping first, in the same step."""
+def step_outcomes(m: Model, path: int, step: int) -> range:
+    """The outcome indices of one step of a path: 0 alone for a plain step, one per choice
+    (0 the fault-free access) for a step that has several."""
+    return range(len(path_steps(m.design, path)[step].choices()) or 1)
+
+
+def run_step(m: Model, k: bytearray, c: int, t: int, path: int, step: int, n: int = 0,
+             enter: bool = False) -> None:
+    """One step of a multi-step path, outcome n, in place; `enter` does the path's entry
+    bookkeeping first, in the same step. The task's pc moves to the next step, or, past
+    the last one, where the path ends."""
     steps = path_steps(m.design, path)
-    st = steps[step]
-    out = []
-    for n, choice in enumerate(st.choices() or (None,)):
-        k = bytearray(s)
-        if enter:
-            _enter_path(k, t, path)
-        nxt = path_step(m, k, c, t, path, step, choice)
-        if nxt >= len(steps) and path != PATH_EXIT:
-            _complete_path(m, k, c, t, path)
-        else:
-            k[task(k, t) + T_PC] = path_pc(path, nxt)
-        out.append(((PATH_ACTIONS[path], c, step + FAULTED * n), bytes(k)))
-    return out
+    if enter:
+        _enter_path(k, t, path)
+    choices = steps[step].choices()
+    nxt = path_step(m, k, c, t, path, step, choices[n] if choices else None)
+    if nxt >= len(steps) and path != PATH_EXIT:
+        _complete_path(m, k, c, t, path)
+    else:
+        k[task(k, t) + T_PC] = path_pc(path, nxt)
 
 
 def _clear_frame(k: bytearray, t: int, i: int) -> None:
@@ -296,11 +269,9 @@ def swap_expectations(k: bytearray, t: int) -> None:
     k[g + G_VALUE], k[g + G_SWAP_VALUE] = k[g + G_SWAP_VALUE], k[g + G_VALUE]
 
 
-def task_dead(m: Model, s: bytes, c: int, t: int, nxt: int) -> bytes:
+def task_dead(m: Model, k: bytearray, c: int, t: int, nxt: int) -> None:
     """do_task_dead(): the final schedule(); the slot becomes free for fork."""
-    k = bytearray(s)
     context_switch(m, k, c, t, nxt, DEAD)
     p, g = task(k, t), ghost(k, t)
     k[p + T_PC], k[p + T_LOCAL] = PC_DEAD, 0
     k[g + G_VALUE], k[g + G_PKRU] = INIT, PKRU_INIT
-    return bytes(k)

@@ -28,7 +28,8 @@ Two inferences, chosen per trace and named in the output:
   slice returns to user mode once, right after it is switched in, and uses the FPU with
   probability `fpu_use` (seeded, so runs are reproducible).
 
-KVM's `kvm_fpu`, `kvm_entry` and `kvm_exit` records are read by `sim.infer_kvm`.
+The `x86_fpu` records themselves are read by `sim.infer_fpu`; KVM's `kvm_fpu`, `kvm_entry`
+and `kvm_exit` records by `sim.infer_kvm`.
 
 A record whose pid is not the task the model has on that CPU (a switch the tracer lost, as
 on CPUs whose switches out of idle were never recorded) gets a synthesized switch.
@@ -38,22 +39,23 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator
 
 from ..kernel.design import K_TASK
 from . import ops as O
 from .events import Record
+from .infer_fpu import FpuInference
 from .infer_kvm import KVM_EVENTS, KvmInference
-from .kernel_view import BOOT_LIVE, EXEC_UNRECORDED, KFPU_NO_SAVE, KernelView
-from .payload import FPU_EVENTS, FPU_KNOWN, KNOWN, KTHREAD_RE, QUIET, MalformedRecord, field, parse_switch, prev_state
+from .kernel_view import BOOT_LIVE, KFPU_NO_SAVE, KernelView
+from .payload import FPU_EVENTS, KNOWN, KTHREAD_RE, QUIET, MalformedRecord, field, parse_switch, prev_state
 
-_new = tuple.__new__  # builds an Op without the NamedTuple constructor's keyword handling (hot path)
+from .ops import new_op as _new
 
 
 NOTHING: tuple = ()
 
 
-class Inference(KvmInference):
+class Inference(FpuInference, KvmInference):
     """Turns records into operations for one trace; `fpu_events` picks the inference; `kvm`:
     the trace has KVM events (an x86_fpu_regs_activated may be a KVM fpstate swap's)."""
 
@@ -75,6 +77,7 @@ class Inference(KvmInference):
         self.synthesized = 0  # switches the records implied but the tracer did not record
         self.view = KernelView()  # the traced kernel's TIF_NEED_FPU_LOAD, last_cpu and owners
         self.start: dict[int, tuple] = {}  # cpu -> (pid, kind, line): current at the trace's start, not booted yet
+        self.exiting: dict = {}  # pid -> its EXIT op, held from sched_process_exit to its fpu__drop() or death
         self.inferred = Counter()  # why -> events the trace implied but has no tracepoint for (kernel_view)
         self.kvm = kvm  # activations are held one record (sim.infer_kvm); set by the first kvm_fpu too
         self.held: dict[int, Record] = {}  # cpu -> an activation waiting for the next record there
@@ -180,7 +183,11 @@ class Inference(KvmInference):
                 if pid == self.cur.get(c):
                     if c in self.start:
                         self._boot(out, c, False)
-                    out.append(O.Op(O.EXIT, c, pid, line=rec.line))
+                    exit_op = O.Op(O.EXIT, c, pid, line=rec.line)
+                    if self.fpu_events and self.kind.get(pid) == O.USER and not self.in_user.get(pid):
+                        self.exiting[pid] = exit_op  # held: its fpu__drop() may show it returned first
+                    else:
+                        out.append(exit_op)
                     self.in_kvm.discard(pid)  # (KVM_RUN returned first: the replay leaves it)
                     self.in_guest.discard(pid)
             elif event == "sched_migrate_task":
@@ -235,6 +242,8 @@ class Inference(KvmInference):
     def _switch(self, out: list, pend: tuple, saved) -> None:
         rec, prev, state, nxt, kind = pend
         c = rec.cpu
+        if self.exiting and prev in self.exiting:  # it exited with the flag set (fpu__drop() did nothing)
+            out.append(self.exiting.pop(prev))
         if self.start and c in self.start:
             self._boot(out, c, saved is True)  # saved at its switch-out: its registers were live
         if self.moved:
@@ -251,9 +260,12 @@ class Inference(KvmInference):
                 view.owner.pop(c, None)  # the records after the switch are lost: who loaded what is unknown
             if state == O.PREV_DEAD:
                 view.forget(prev)
-        if self.fpu_events and saved is True and self.kind.get(prev) == O.USER and not self.in_user.get(prev):
+        if (self.fpu_events and saved is True and self.kind.get(prev) == O.USER and not self.in_user.get(prev)
+                and state != O.PREV_DEAD):
             # Its registers were live at the switch, yet no restore was seen: it returned to
-            # user mode with the restore skipped (inside KVM_RUN: it entered the guest).
+            # user mode with the restore skipped (inside KVM_RUN: it entered the guest). Not at
+            # do_task_dead(): fpu__drop() leaves TIF_NEED_FPU_LOAD clear, so the final switch
+            # saves registers that are still live, and the task never returned anywhere.
             out.append(self._resume(c, prev, 0, rec.line))  # returns and uses the FPU
         kernel = O.UNKNOWN if saved is O.UNKNOWN else int(bool(saved))
         if self.kind.get(prev) != O.USER:
@@ -305,100 +317,4 @@ class Inference(KvmInference):
         if not self.fpu_events and self.kind.get(pid) == O.USER:
             use = self.fpu_use >= 1.0 or self.rng.random() < self.fpu_use
             out.append(self._resume(c, pid, O.UNKNOWN, 0, int(use)))
-            self.in_user[pid] = True
-
-    def _xfeatures(self, out: list, rec: Record, text: Optional[str] = None) -> None:
-        """Pass on the XSTATE_BV of pid's state when it changes."""
-        if self.in_kvm and rec.pid in self.in_kvm:
-            return  # the guest's XSTATE_BV: both fpstates are priced with the vCPU thread's own
-        if text is None:
-            payload = rec.payload
-            i = payload.find(" xfeatures: ")
-            if i < 0:
-                return
-            j = payload.find(" ", i + 12)
-            text = payload[i + 12: j] if j >= 0 else payload[i + 12:]
-        if self.xf.get(rec.pid) != text:
-            self.xf[rec.pid] = text
-            try:
-                out.append(O.Op(O.XFEATURES, rec.cpu, rec.pid, int(text, 16)))
-            except ValueError:
-                pass
-
-    def _fpu(self, out: list, rec: Record) -> None:
-        """x86_fpu events other than a switch's save and a return's restore."""
-        event = rec.event
-        if event not in FPU_KNOWN:
-            self.skipped[event] += 1
-        elif event == "x86_fpu_copy_dst":  # fpu_clone(): the parent's registers are current
-            self.sig_restore.pop(rec.pid, None)  # that locked restore was fpu_clone()'s, not a signal's
-            self._current_fpu_event(out, rec)
-        elif event == "x86_fpu_regs_deactivated":  # not at a switch: fpu__drop() at exit, flag clear
-            self._current_fpu_event(out, rec)
-            self.view.dropped(rec.cpu)
-        elif event == "x86_fpu_regs_activated":
-            self._activated(out, rec)
-
-    def _current_fpu_event(self, out: list, rec: Record) -> None:
-        """fpu_clone() or fpu__drop() of current with its flag clear: its registers are live here."""
-        c = rec.cpu
-        if self.cur.get(c) != rec.pid:
-            self._sync(out, rec, rec.pid)
-        if c in self.start:
-            self._boot(out, c, True)
-        if self.kind.get(rec.pid) == O.USER:
-            self.view.activated(rec.pid, c)
-
-    def _activated(self, out: list, rec: Record, hold: bool = True) -> None:
-        """x86_fpu_regs_activated: a restore at the return to user mode, a signal frame's restore
-        (under fpregs_lock), or a signal path's fpregs_mark_activate() (load: 0); in a trace with
-        KVM events it waits for the next record on its CPU (a KVM swap's: sim.infer_kvm), and
-        inside KVM_RUN a restore is the VM entry's."""
-        pid, c = rec.pid, rec.cpu
-        if hold and self.kvm:
-            self.held[c] = rec
-            return
-        if self.cur.get(c) != pid:
-            self._sync(out, rec, pid)
-        self.kind[pid] = O.USER
-        # "x86/fpu: PTR load: L xfeatures: X xcomp_bv: Y" (before 5.2: "initialized: L")
-        fields = rec.payload.split()
-        if len(fields) < 6 or fields[2] not in ("load:", "initialized:"):
-            raise MalformedRecord(f"line {rec.line}: {rec.event}: expected 'x86/fpu: PTR load: N xfeatures: X'")
-        load = fields[3]
-        if self.start and c in self.start:
-            self._boot(out, c, load == "0")  # load: 1 is a restore, so its state was in memory
-        view = self.view
-        if load == "1":
-            why = view.restore_unexplained(pid, c)
-            if why is not None and fields[5] == "0" and self.xf.get(pid, "0") != "0" and pid not in self.in_kvm:
-                # The image it restores is init_fpstate's (XSTATE_BV 0), its own was not: an exec
-                # the trace lacks (fpu_reset_fpregs() copies init_fpstate and sets the flag, silently).
-                self.inferred[EXEC_UNRECORDED] += 1
-                self.in_user[pid] = False
-                out.append(O.Op(O.EXEC, c, pid, line=rec.line))
-                view.reset(pid)
-            elif why is not None:
-                self._kernel_fpu_begin(out, c, pid, why, rec.line)
-        view.activated(pid, c)
-        self._xfeatures(out, rec, fields[5])
-        locked = rec.flags[:1] == "b"
-        if self.in_kvm and pid in self.in_kvm:  # vcpu_enter_guest()'s (or kvm_fpu_get()'s) reload
-            if load == "1":
-                out.append(self._resume(c, pid, 1, rec.line))
-                self.in_user[pid] = True
-        elif load == "1" and locked:
-            self.sig_restore[pid] = 1  # fpregs_restore_userregs() under fpregs_lock: a signal frame follows
-        elif load == "1":
-            out.append(_new(O.Op, (O.RETURN, c, pid, 1, O.USER, 1, rec.line)))  # returns and uses the FPU
-            self.in_user[pid] = True
-        elif pid in self.in_signal:
-            self.in_signal.discard(pid)
-            out.append(O.Op(O.SIGRETURN, c, pid, line=rec.line))
-            out.append(O.Op(O.USE, c, pid, line=rec.line))
-            self.in_user[pid] = True
-        else:
-            self.in_signal.add(pid)
-            out.append(O.Op(O.SIGNAL, c, pid, kernel=self.sig_restore.pop(pid, 0), line=rec.line))
-            out.append(O.Op(O.USE, c, pid, line=rec.line))
             self.in_user[pid] = True

@@ -31,7 +31,7 @@ from . import ops as O
 from .events import Record
 from .payload import MalformedRecord
 
-_new = tuple.__new__  # builds an Op without the NamedTuple constructor's keyword handling (hot path)
+from .ops import new_op as _new
 KVM_EVENTS = frozenset(("kvm_fpu", "kvm_entry", "kvm_exit"))
 
 

@@ -38,7 +38,10 @@ KFPU_STILL_VALID = "kernel_fpu_begin before a restore: fpregs_state_valid() held
 KFPU_NO_SAVE = "kernel_fpu_begin before a switch-out that saved nothing: the flag was clear"
 EXEC_UNRECORDED = "exec the trace lacks: a restore of the init image (XSTATE_BV 0)"
 BOOT_LIVE = "trace-start task with live registers"
-INFERRED_KINDS = (BOOT_LIVE, KFPU_FLAG_CLEAR, KFPU_STILL_VALID, KFPU_NO_SAVE, EXEC_UNRECORDED)  # report order
+# fpregs_restore_userregs() clears TIF_NEED_FPU_LOAD without a tracepoint when fpregs_state_valid():
+RETURN_BEFORE_EXIT = "return to user mode before exit, restore skipped: fpu__drop() saw the flag clear"
+INFERRED_KINDS = (BOOT_LIVE, KFPU_FLAG_CLEAR, KFPU_STILL_VALID, KFPU_NO_SAVE, EXEC_UNRECORDED,
+                  RETURN_BEFORE_EXIT)  # report order
 
 
 class KernelView:

@@ -43,6 +43,9 @@ PREV_RUNNABLE, PREV_BLOCKED, PREV_DEAD = 0, 1, 2
 UNKNOWN = -1  # the trace does not show what the kernel decided
 
 
+new_op = tuple.__new__  # new_op(Op, fields): an Op without the NamedTuple constructor's keyword handling (hot paths)
+
+
 class Op(NamedTuple):
     code: int
     cpu: int

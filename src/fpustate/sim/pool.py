@@ -9,6 +9,7 @@ therefore depends on the number of live tasks, not on trace length.
 from __future__ import annotations
 
 from ..errors import UsageError
+from ..kernel.machine import UNTRACKED
 from ..kernel.state import (
     C_CURR,
     C_OWNER,
@@ -43,11 +44,10 @@ from ..kernel.state import (
     cpu,
     ghost,
     task,
-    user_value,
     xinuse,
 )
 
-USER_DATA = user_value(0, 0)  # register contents are not tracked by the simulator: one token for all
+USER_DATA = UNTRACKED  # register contents are not tracked by the simulator: one token for all
 
 
 class TaskPool:
@@ -88,6 +88,12 @@ class TaskPool:
         self.slot_of[pid] = t
         self.pid_of[t] = pid
         return t
+
+    def claim(self, pid: int, t: int) -> None:
+        """pid is the task the model built in free slot t (a fork child)."""
+        self.free.remove(t)
+        self.slot_of[pid] = t
+        self.pid_of[t] = pid
 
     def _park_one(self) -> None:
         k, m = self.k, self.m

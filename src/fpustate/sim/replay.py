@@ -1,15 +1,19 @@
-"""Replay workload operations through one design's hooks, counting what its FPU code does.
+"""Replay workload operations through one design, counting what its FPU code does.
 
-One semantics, two engines: the checker explores every interleaving of the
-kernel model (`fpustate.kernel.machine`); this engine follows one schedule,
-the trace's, through the *same* state vector, the same machine helpers
-(`context_switch`, `enter_exit_loop`, `exit_to_user`) and the same `Design`
-hooks. What the hooks execute is counted through the model's tracepoints
-(`Model.probe`, carried by the replay's state vector): every XSAVE, XRSTOR, lazy-restore skip, #NM trap
-and CR0.TS write, each charged by the cost profile with the live state of
-the task concerned.
+One semantics, two engines: the checker explores every interleaving of the kernel model;
+this engine follows one schedule, the trace's, through the *same* action table
+(`kernel.actions`): each operation is the sequence of table events the kernel runs for it
+(a syscall entry, the steps of exec, a preemption, the exit-to-user tail), each applied
+with `actions.apply_action` to the replay's own state vector, on the outcome the trace
+shows (no page faults, no interleaving inside a path). What the hooks execute is counted
+through the model's tracepoints (`Model.probe`, carried by the replay's state vector):
+every XSAVE, XRSTOR, lazy-restore skip, #NM trap and CR0.TS write, each charged by the cost
+profile with the live state of the task concerned.
 
-Task slots are a pool (`sim.pool`); the probe that counts and charges is `sim.meter`.
+What is not a kernel event is the trace's bookkeeping, done here: task slots (`sim.pool`),
+a trace's first record of a running task (`op_boot`, machine.set_running_user), a signal
+frame set up before the trace began, the budgets the checker's scenarios ration (a trace
+has none). Switches are `sim.sched`; the probe that counts and charges is `sim.meter`.
 """
 
 from __future__ import annotations
@@ -18,25 +22,25 @@ from typing import Optional
 
 from ..config import Scenario
 from ..errors import InternalError, UsageError
+from ..kernel import machine as M
+from ..kernel.actions import apply_action
 from ..kernel.design import K_SOFTIRQ, K_TASK, Design
-from ..kernel.machine import context_switch, enter_exit_loop, exit_to_user, make_model, new_vector, set_running_user
-from ..kernel.paths import copy_process, run_path
+from ..kernel.machine import make_model, new_vector, set_running_user
 from ..kernel.state import (
-    C_CTX,
     C_CURR,
-    C_FPREGS,
     CPU_W,
-    CTX_TASK,
     DEAD,
-    G_VALUE,
-    GHOST_OFF,
+    H_EXECS,
+    H_EXITS,
+    H_FORKS,
+    H_PTRACE,
+    H_SIGNALS,
     HEADER,
     IDLE,
     MAX_SIGFRAMES,
     NULL,
-    PATH_EXEC,
+    PATH_BASE,
     PATH_EXIT,
-    PATH_SIGNAL,
     PATH_SIGRETURN,
     PC_EXIT_LOOP,
     PC_GUEST,
@@ -51,7 +55,6 @@ from ..kernel.state import (
     T_CPU,
     T_KIND,
     T_LAST_CPU,
-    T_LOCAL,
     T_NEED_LOAD,
     T_PC,
     T_RUN,
@@ -61,24 +64,29 @@ from ..kernel.state import (
     xinuse,
     TASK_W,
     USER,
-    ghost,
+    pc_path,
+    pc_step,
     path_pc,
     task,
 )
+from ..kernel.paths import free_slot, path_steps
 from . import ops as O
 from .costs import Profile
 from .meter import Meter
 from .pool import USER_DATA, TaskPool
 from .replay_kvm import KvmReplay
+from .sched import SIM_EVENTS, Scheduler
+
 POOL = 96  # task slots besides the per-CPU idle tasks
 DECISIONS = ("switch", "return", "signal", "vm_entry")  # conformance decision kinds
+ENTRY = {M.EXEC_STEP: H_EXECS, M.EXIT_STEP: H_EXITS, M.SIGNAL_STEP: H_SIGNALS}  # path entry -> its budget
 
 
 def _untraced(op: str, c: int, t: int) -> None:
     return None
 
 
-class Replay(TaskPool, Meter, KvmReplay):
+class Replay(TaskPool, Meter, Scheduler, KvmReplay):
     """One design on one machine, fed operation by operation; also the tracepoint probe.
     With `amx`, MSR_IA32_XFD is armed on every CPU and in every user task's fpstate (an AMX
     machine, 5.16+); the KVM and AMX operations are in `sim.replay_kvm`."""
@@ -90,7 +98,8 @@ class Replay(TaskPool, Meter, KvmReplay):
         design = design.simulation or design
         self.design = design
         self.profile = profile
-        self.m = make_model(design, Scenario.for_simulation(ncpus, pool), probe=self)
+        sc = Scenario.for_simulation(ncpus, pool, kvm=design.fpu_ext is not None, amx=amx)
+        self.m = make_model(design, sc, probe=self, extra_events=SIM_EVENTS)
         self.ncpus = ncpus
         m = self.m
         nt = m.idle_base + ncpus
@@ -125,7 +134,7 @@ class Replay(TaskPool, Meter, KvmReplay):
         self.tally = {kind: [0, 0] for kind in DECISIONS}  # kind -> [agreed, decided]
         self.disagreements: list[tuple] = []
         self.synthesized = 0  # operations the trace implied but did not show (missed switches)
-        self._no_snapshot = not design.stale_snapshot  # only stale-snapshot designs decide from one
+        self.traced_switches = 0  # switches the model's scheduler never makes (sim.sched)
         self._handlers = [getattr(self, name) for name in HANDLER_NAMES]
 
     # ------------------------------------------------------------ operations
@@ -142,69 +151,77 @@ class Replay(TaskPool, Meter, KvmReplay):
         elif len(self.disagreements) < 1000:
             self.disagreements.append((op.line, kind, pid, op.kernel, int(model)))
 
-    def _leave_user(self, c: int, t: int, preempted: bool) -> None:
-        """Current t stops running user code: an interrupt (ending in the work loop) or a syscall."""
+    def user_program(self, t: int) -> bool:
+        """t runs a user program that has not exited: what a trace's user-level operation needs
+        (an exiting task, still switched in and out until do_task_dead(), never returns)."""
         p = task(self.k, t)
-        pc = self.k[p + T_PC]
+        return self.k[p + T_KIND] == USER and self.k[p + T_PC] < EXIT_PC
+
+    def leave_user(self, c: int, t: int, preempted: bool) -> None:
+        """Current t stops running user code: an interrupt (ending in the work loop) or a syscall."""
+        pc = self.k[task(self.k, t) + T_PC]
         if pc == PC_USER:
-            if preempted:
-                enter_exit_loop(self.m, self.k, c, t)
-            else:
-                self.k[p + T_PC] = PC_SYSCALL
+            self._act(M.IRQ_FROM_USER if preempted else M.SYSCALL, c)
         elif pc == PC_KVM_RUN or pc == PC_GUEST:  # a signal, exec or exit: KVM_RUN returns first
             self._kvm_put(c, t)
+
+    def enter_syscall(self, c: int, t: int) -> None:
+        """Current t makes a syscall. From the work loop that is after a return to user mode the
+        trace did not show (it restored nothing, so no x86_fpu event marks it): that return first."""
+        pc = self.k[task(self.k, t) + T_PC]
+        if pc == PC_EXIT_LOOP:
+            self._to_user(c, t)
+        self.leave_user(c, t, False)
 
     def _to_user(self, c: int, t: int) -> None:
         """The return to user mode: the design's IRQs-off tail (after the work loop or a syscall)."""
         k = self.k
         p = task(k, t)
         pc = k[p + T_PC]
-        if pc == PC_USER or k[p + T_KIND] != USER:
+        if pc == PC_USER or not self.user_program(t):
             return
         if pc == PC_KVM_RUN or pc == PC_GUEST:  # back to user mode: KVM_RUN returned (kvm_put_guest_fpu)
             self._kvm_put(c, t)
-        if pc == PC_EXIT_LOOP:
-            snapshot = k[p + T_LOCAL]
-        else:  # the syscall's exit takes its flags snapshot and leaves at once
-            snapshot = 0 if self._no_snapshot else self.design.exit_to_user_snapshot(k, c, t)
-        exit_to_user(self.m, k, c, t, snapshot)
+        self._act(M.EXIT_TO_USER if k[p + T_PC] == PC_EXIT_LOOP else M.SYSCALL_EXIT, c)
 
     def _switch_in(self, c: int, nxt: int, prev_state: int) -> bool:
         """context_switch() from CPU c's current to slot nxt; returns whether prev was saved."""
-        k, m = self.k, self.m
-        tb = k[0]
+        k = self.k
+        self.running_elsewhere(c, nxt)
         prev = k[HEADER + c * CPU_W + C_CURR]
-        pn = tb + nxt * TASK_W
-        other = k[pn + T_CPU]
-        if other != NULL and other != c:  # the trace missed nxt's switch-out elsewhere
-            self.synthesized += 1
-            idle = m.idle_of(other)
-            if k[tb + idle * TASK_W + T_CPU] not in (NULL, other):  # so the call below cannot recurse
-                raise InternalError(f"{self.name}: CPU {other}'s idle task runs on another CPU")
-            self._switch_in(other, idle, O.PREV_RUNNABLE)
         if nxt == prev:
             return False
-        pp = tb + prev * TASK_W
+        pp = k[0] + prev * TASK_W
         kind = k[pp + T_KIND]
         if kind == USER:
             if k[pp + T_PC] == PC_USER:
-                self._leave_user(c, prev, prev_state == O.PREV_RUNNABLE)
+                self.leave_user(c, prev, prev_state == O.PREV_RUNNABLE)
             elif k[pp + T_PC] == PC_GUEST:  # the interrupt that leads to the switch is a VM exit first
                 self._vm_exit(c, prev)
             if prev_state == O.PREV_DEAD and k[pp + T_PC] < EXIT_PC:
-                self._run_path(c, prev, PATH_EXIT)  # the trace showed the death, not the exit
+                self._run_path(c, prev, M.EXIT_STEP)  # the trace showed the death, not the exit
         run = RUN_STATE[prev_state] if kind != IDLE else RUNNABLE
         counts = self.counts
         before = counts["saves"]
-        if k[pn + T_RUN] >= SLEEPING:  # SLEEPING or DEAD: it is being run, so it was woken
-            k[pn + T_RUN] = RUNNABLE
-        context_switch(m, k, c, prev, nxt, run)
+        self.schedule(c, prev, nxt, run)
         if run == DEAD:
             self._release(prev)
         return counts["saves"] > before
 
-    def _run_path(self, c: int, t: int, path: int) -> None:
-        run_path(self.m, self.k, c, t, path)
+    def _run_path(self, c: int, t: int, entry: Optional[str]) -> None:
+        """A multi-step path from its entry event to its end, every step fault-free, nothing
+        in between (the trace shows no interleaving inside it); exit stops before do_task_dead()."""
+        k = self.k
+        if entry is not None:  # (fork and sigreturn enter by their own events)
+            k[ENTRY[entry]] = 1  # a trace is not budgeted: every path it shows may run
+            self._act(entry, c)
+        p = task(k, t)
+        while k[p + T_PC] >= PATH_BASE:
+            pc = k[p + T_PC]
+            path, step = pc_path(pc), pc_step(pc)
+            if step >= len(path_steps(self.design, path)):  # exit's end: do_task_dead() comes at the switch
+                return
+            self._act(M.PATH_ACTIONS[path], c, step)
 
     def op_switch(self, op: O.Op) -> None:
         c = op.cpu
@@ -224,7 +241,7 @@ class Replay(TaskPool, Meter, KvmReplay):
         k = self.k
         t = k[HEADER + c * CPU_W + C_CURR]
         p = k[0] + t * TASK_W
-        if k[p + T_KIND] != USER:
+        if not self.user_program(t):
             return
         if k[p + T_PC] != PC_USER:
             counts = self.counts
@@ -235,52 +252,56 @@ class Replay(TaskPool, Meter, KvmReplay):
         elif self.conformance and op.kernel != O.UNKNOWN:
             self._decided("return", op, False, self.pid_of[t])
         if op.arg:
-            if self.design.user_fpu_accessible(k, c):
-                k[HEADER + c * CPU_W + C_FPREGS] = k[p + GHOST_OFF + G_VALUE] = USER_DATA
-            else:
-                self._use(c, t)
+            self._use(c, t)
 
     def _use(self, c: int, t: int) -> None:
-        k, d = self.k, self.design
-        p = task(k, t)
-        if k[p + T_KIND] != USER:
+        """The program executes FPU instructions: user_write, after the #NM a CR0.TS design takes."""
+        k = self.k
+        if not self.user_program(t):
             return
-        if k[p + T_PC] != PC_USER:
+        self._to_user(c, t)
+        if not apply_action(self.m, k, M.USER_WRITE, c):
+            self._act(M.NM_TRAP, c)
             self._to_user(c, t)
-        if not d.user_fpu_accessible(k, c):
-            d.do_device_not_available(k, c, t)
-            enter_exit_loop(self.m, k, c, t)
-            self._to_user(c, t)
-        k[HEADER + c * CPU_W + C_FPREGS] = k[ghost(k, t) + G_VALUE] = USER_DATA
+            self._act(M.USER_WRITE, c)
 
     def op_use(self, op: O.Op) -> None:
         self._use(op.cpu, self.current(op.cpu))
 
     def op_kfpu(self, op: O.Op) -> None:
-        c, k, d = op.cpu, self.k, self.design
+        """kernel_fpu_begin() .. kernel_fpu_end() in the context the trace shows, if the design's
+        irq_fpu_usable() lets it (the table's kfpu events ask it)."""
+        c, k = op.cpu, self.k
         t = self.current(c)
         p = task(k, t)
-        from_user = k[p + T_PC] == PC_USER
-        ctx = op.arg
         if k[p + T_PC] == PC_GUEST:  # an interrupt in guest mode is a VM exit first
             self._vm_exit(c, t)
-        if ctx == K_TASK:
-            if from_user:  # (in KVM_RUN it is KVM's own code: the vCPU thread stays in the ioctl)
-                self._leave_user(c, t, False)
-            from_user = False
-        if not d.irq_fpu_usable(k, c, ctx, from_user):
-            return
+        ctx = op.arg
+        from_user = k[p + T_PC] == PC_USER
         self.in_kfpu = True
         try:
+            if ctx == K_TASK:
+                if from_user:
+                    self.enter_syscall(c, t)
+                if k[p + T_PC] in (PC_SYSCALL, PC_KTHREAD):
+                    if apply_action(self.m, k, M.KFPU_BEGIN, c):
+                        self._act(M.KFPU_END, c)
+                    return
+                # Elsewhere (KVM's run loop, the work loop, do_exit() after fpu__drop()) the table
+                # has no task-context section: the model lets only interrupts use the FPU there.
+                # Replayed as a softirq's, the same kernel_fpu_begin_mask() / kernel_fpu_end() (once
+                # on the shipped traces: pipe_pingpong_threads line 7200, an exiting task's).
+                ctx = K_SOFTIRQ
             if ctx == K_SOFTIRQ:
-                k[HEADER + c * CPU_W + C_CTX] = 1
-            d.kernel_fpu_begin(k, c, ctx)
-            d.kernel_fpu_end(k, c, ctx)
-            k[HEADER + c * CPU_W + C_CTX] = CTX_TASK
+                if apply_action(self.m, k, M.SOFTIRQ_KFPU_USER if from_user else M.SOFTIRQ_KFPU_BEGIN, c):
+                    self._act(M.SOFTIRQ_KFPU_END, c)
+            elif apply_action(self.m, k, M.HARDIRQ_KFPU_USER if from_user else M.HARDIRQ_KFPU, c):
+                pass
+            else:
+                return
         finally:
             self.in_kfpu = False
         if from_user:  # the interrupt returns to user mode through the exit path
-            enter_exit_loop(self.m, k, c, t)
             self._to_user(c, t)
 
     def op_fork(self, op: O.Op) -> None:
@@ -289,69 +310,74 @@ class Replay(TaskPool, Meter, KvmReplay):
         if op.kind != USER or k[task(k, parent) + T_KIND] != USER:
             self.slot(op.pid, op.kind, c)  # a kernel thread: a fresh record, nothing to copy
             return
+        if not self.user_program(parent):
+            return  # (a crafted trace: a task inside exit cannot fork)
         if op.pid == 0:  # sim.infer rejects it: slot() maps pid 0 to the idle task
             raise InternalError("fork of pid 0: the idle task cannot be a fork child")
-        self._leave_user(c, parent, False)
-        child = self.slot(op.pid, USER, c)
-        copy_process(self.m, k, c, parent, child)
+        self.enter_syscall(c, parent)
+        if free_slot(self.m, k) == NULL:
+            self._park_one()
+        child = free_slot(self.m, k)  # the lowest dead slot, as the table's fork picks it
+        self.claim(op.pid, child)
+        k[H_FORKS] = 1  # a trace is not budgeted
+        self._act(M.FORK, c, child)
+        self._run_path(c, parent, None)
         if parent in self.xfeatures:
             self.xfeatures[child] = self.xfeatures[parent]
 
     def op_exec(self, op: O.Op) -> None:
-        c, k = op.cpu, self.k
+        c = op.cpu
         t = self.current(c)
-        if k[task(k, t) + T_KIND] != USER:
+        if not self.user_program(t):
             return
-        self._leave_user(c, t, False)
-        k[task(k, t) + T_SIGDEPTH] = 0
-        self._run_path(c, t, PATH_EXEC)
+        self.enter_syscall(c, t)
+        self._run_path(c, t, M.EXEC_STEP)
 
     def op_exit(self, op: O.Op) -> None:
-        c, k = op.cpu, self.k
+        c = op.cpu
         t = self.current(c)
-        p = task(k, t)
-        if k[p + T_KIND] != USER or k[p + T_PC] >= path_pc(PATH_EXIT, 0):
+        if not self.user_program(t):
             return
-        self._leave_user(c, t, False)
-        self._run_path(c, t, PATH_EXIT)
+        self.enter_syscall(c, t)
+        self._run_path(c, t, M.EXIT_STEP)
 
     def op_signal(self, op: O.Op) -> None:
         c, k = op.cpu, self.k
         t = self.current(c)
         p = task(k, t)
-        if k[p + T_KIND] != USER:
+        if not self.user_program(t):
             return
-        self._leave_user(c, t, True)
+        self.leave_user(c, t, True)
         if k[p + T_PC] == PC_SYSCALL:
-            enter_exit_loop(self.m, k, c, t)
+            self._act(M.ENTER_EXIT_LOOP, c)
         if k[p + T_SIGDEPTH] >= MAX_SIGFRAMES:
             k[p + T_SIGDEPTH] = MAX_SIGFRAMES - 1  # the simulator keeps the newest frames only
         before = self.counts["restores"]
-        self._run_path(c, t, PATH_SIGNAL)
+        self._run_path(c, t, M.SIGNAL_STEP)
         if self.conformance and op.kernel != O.UNKNOWN:
             self._decided("signal", op, self.counts["restores"] > before, self.pid_of[t])
-        k[p + T_SIGDEPTH] += 1
-        enter_exit_loop(self.m, k, c, t)
         self._to_user(c, t)
 
     def op_sigreturn(self, op: O.Op) -> None:
         c, k = op.cpu, self.k
         t = self.current(c)
         p = task(k, t)
-        if k[p + T_KIND] != USER:
+        if not self.user_program(t):
             return
-        self._leave_user(c, t, False)
+        self._to_user(c, t)  # rt_sigreturn() is a syscall from user mode
         if k[p + T_SIGDEPTH] == 0:  # a frame set up before the trace began
             k[p + T_SIGDEPTH], k[p + T_SIGFRAME], k[p + T_SIGFRAME_HDR] = 1, USER_DATA, xinuse(USER_DATA, PKRU_INIT)
-        self._run_path(c, t, PATH_SIGRETURN)
-        k[p + T_SIGDEPTH] -= 1
+        self._act(M.SIGRETURN, c, PATH_SIGRETURN)
+        self._run_path(c, t, None)
         self._to_user(c, t)
 
     def op_ptrace_set(self, op: O.Op) -> None:
+        """PTRACE_SETREGSET of new register values, if the tracee is stopped (blocked)."""
         t = self.slot_of.get(op.pid)
-        if t is None or self.k[task(self.k, t) + T_CPU] != NULL:
+        if t is None or self.k[task(self.k, t) + T_RUN] != SLEEPING:
             return  # PTRACE_SETREGSET needs a stopped tracee
-        self.design.xstateregs_set(self.k, t, USER_DATA, xinuse(USER_DATA, PKRU_INIT), NULL)
+        self.k[H_PTRACE] = 1  # a trace is not budgeted
+        self._act(M.PTRACE_SET, NULL, M.PTRACE_KINDS * t + M.PTRACE_VALUES)
 
     def op_migrate(self, op: O.Op) -> None:
         """sched_migrate_task has no FPU effect of its own: where the task runs next shows at

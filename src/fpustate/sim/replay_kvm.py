@@ -1,7 +1,7 @@
 """The replay's KVM and AMX operations: a vCPU thread's KVM_RUN, VM entries and exits, and
 the first-use #NM of AMX tile data, through the design's 5.16+ hooks (`Design.fpu_ext`).
 
-The same hooks the checker explores (`kernel/actions_kvm.py`), driven on one schedule:
+The table events the checker explores (`kernel/actions_kvm.py`), applied on one schedule:
 - `KVM_LOAD` is ioctl(KVM_RUN) -> kvm_load_guest_fpu() -> fpu_swap_kvm_fpstate(guest, true)
   (the kernel's `kvm_fpu: load`); the task is then in the run loop (PC_KVM_RUN) with its
   fpu->fpstate pointing at the guest's, so a context switch, kernel_fpu_begin() and the
@@ -22,33 +22,22 @@ A design without the hooks cannot replay these operations (`sim.run` skips or re
 from __future__ import annotations
 
 from ..errors import UsageError
-from ..kernel import context
-from ..kernel.machine import enter_exit_loop
-from ..kernel.paths import swap_expectations
+from ..kernel.actions import apply_action
+from ..kernel.actions_kvm import AMX_NM, FPSTATE_REALLOC, GUEST_WRITE, KVM_RUN, KVM_RUN_EXIT, VM_ENTRY, VM_EXIT, XCOMP_PERM
 from ..kernel.state import (
-    C_FPREGS,
     C_XFD,
     C_XFD_STATE,
     CPU_W,
-    G_VALUE,
     HEADER,
     PC_GUEST,
     PC_KVM_RUN,
-    PC_SYSCALL,
-    PC_USER,
-    PC_XFD_NM,
-    T_KIND,
     T_PC,
     T_XFD,
     T_XPERM,
-    T_XSIZE,
-    USER,
     XFD_ARMED,
-    ghost,
     task,
 )
 from . import ops as O
-from .pool import USER_DATA
 
 AMX_XFEATURES = 1 << 17 | 1 << 18  # XTILECFG and XTILEDATA (cost-model.md 3.1): live after the first use
 KVM_COUNTERS = ("kvm_loads", "kvm_puts", "vm_entries", "vm_exits", "xfd_traps", "xfd_msr_writes")
@@ -85,31 +74,25 @@ class KvmReplay:
         self.amx = True
 
     def _vm_exit(self, c: int, t: int) -> None:
-        """The guest leaves: a VM exit back to the vcpu_run() loop (actions_kvm.vm_exit)."""
-        context.trace(self.k, "vm_exit", c, t)
-        self.k[task(self.k, t) + T_PC] = PC_KVM_RUN
+        """The guest leaves: a VM exit back to the vcpu_run() loop."""
+        self._act(VM_EXIT, c)
 
     def _kvm_put(self, c: int, t: int) -> None:
         """KVM_RUN returns to userspace: a VM exit first if in guest mode, kvm_put_guest_fpu()."""
-        k = self.k
-        p = task(k, t)
-        if k[p + T_PC] == PC_GUEST:
+        self._fpu_ext(None)
+        if self.k[task(self.k, t) + T_PC] == PC_GUEST:
             self._vm_exit(c, t)
-        self._fpu_ext(None).fpu_swap_kvm_fpstate(k, c, t, False)
-        swap_expectations(k, t)
-        k[p + T_PC] = PC_SYSCALL
+        self._act(KVM_RUN_EXIT, c)
 
     def op_kvm_load(self, op: O.Op) -> None:
         c, k = op.cpu, self.k
         t = self.current(c)
         p = task(k, t)
-        if k[p + T_KIND] != USER or k[p + T_PC] in (PC_KVM_RUN, PC_GUEST):
+        if not self.user_program(t) or k[p + T_PC] in (PC_KVM_RUN, PC_GUEST):
             return
-        ext = self._fpu_ext(op)
-        self._leave_user(c, t, False)  # the ioctl
-        ext.fpu_swap_kvm_fpstate(k, c, t, True)
-        swap_expectations(k, t)
-        k[p + T_PC] = PC_KVM_RUN
+        self._fpu_ext(op)
+        self.enter_syscall(c, t)  # the ioctl
+        self._act(KVM_RUN, c)
 
     def op_kvm_put(self, op: O.Op) -> None:
         t = self.current(op.cpu)
@@ -124,14 +107,14 @@ class KvmReplay:
         if pc == PC_KVM_RUN:
             counts = self.counts
             before = counts["restores"]
-            self._fpu_ext(op).vcpu_enter_guest(k, c, t)
-            k[p + T_PC] = PC_GUEST
+            self._fpu_ext(op)
+            self._act(VM_ENTRY, c)
             if self.conformance and op.kernel != O.UNKNOWN:
                 self._decided("vm_entry", op, counts["restores"] > before, self.pid_of[t])
         elif pc != PC_GUEST:
             return  # not in KVM_RUN (a trace that began inside it): nothing to enter
         if op.arg:  # the guest computes: its registers change (no trap: KVM passes the FPU through)
-            k[HEADER + c * CPU_W + C_FPREGS] = k[ghost(k, t) + G_VALUE] = USER_DATA
+            self._act(GUEST_WRITE, c)
 
     def op_vm_exit(self, op: O.Op) -> None:
         t = self.current(op.cpu)
@@ -139,22 +122,20 @@ class KvmReplay:
             self._vm_exit(op.cpu, t)
 
     def op_xfd_nm(self, op: O.Op) -> None:
-        c, k, m = op.cpu, self.k, self.m
+        c, k = op.cpu, self.k
         t = self.current(c)
         p = task(k, t)
-        if k[p + T_KIND] != USER:
+        if not self.user_program(t):
             return
-        ext = self._fpu_ext(op)
-        if k[p + T_PC] != PC_USER:
-            self._to_user(c, t)  # the tile instruction runs in user mode
+        self._fpu_ext(op)
+        self._to_user(c, t)  # the tile instruction runs in user mode
         if not k[p + T_XPERM]:  # the program asked first: arch_prctl(ARCH_REQ_XCOMP_PERM), no register state
-            ext.xstate_request_perm(k, t)
-        if not k[p + T_XSIZE] and k[HEADER + c * CPU_W + C_XFD] == XFD_ARMED and k[p + T_XFD] == XFD_ARMED:
-            context.trace(k, "xfd_nm", c, t)  # exc_device_not_available() -> handle_xfd_event()
-            k[p + T_PC] = PC_XFD_NM
-            ext.handle_xfd_event(k, c, t)
-            enter_exit_loop(m, k, c, t)
+            self.enter_syscall(c, t)
+            self._act(XCOMP_PERM, c)
+            self._to_user(c, t)
+        if k[p + T_XFD] == XFD_ARMED and apply_action(self.m, k, AMX_NM, c):  # exc_device_not_available()
+            self._act(FPSTATE_REALLOC, c)  # handle_xfd_event() -> fpstate_realloc(), then the exit path
             self._to_user(c, t)
         self.xfeatures[t] = self.xfeatures.get(t, self.default_xf) | AMX_XFEATURES
-        k[HEADER + c * CPU_W + C_FPREGS] = k[ghost(k, t) + G_VALUE] = USER_DATA
+        self._use(c, t)
 

@@ -108,6 +108,9 @@ def table(res: SimResult, profile: Profile) -> str:
             f"{why} ({n:,})" for why, n in res.inferred.items() if n))
     if res.synthesized:
         lines.append(f"  {res.synthesized} switch(es) the trace implied but did not record were synthesized")
+    if res.traced_switches:
+        lines.append(f"  {res.traced_switches} switch(es) the model's scheduler never makes (a runnable task to idle,"
+                     " a stop in the work loop) ran as sched_switch")
     if res.skipped:
         lines.append("  skipped event types: " + ", ".join(f"{e} ({n:,})" for e, n in res.skipped.items()))
     if res.lost:
@@ -126,6 +129,7 @@ def as_json(res: SimResult, profile: Profile) -> dict:
         "disagreements": [dict(line=line, kind=kind, pid=pid, kernel=kernel, model=model)
                           for line, kind, pid, kernel, model in res.disagreements],
         "skipped_events": res.skipped, "lost_events": res.lost, "synthesized_switches": res.synthesized,
+        "traced_switches": res.traced_switches,
         "inferred_events": res.inferred,
     }
 

@@ -40,6 +40,7 @@ class SimResult:
     disagreements: list = field(default_factory=list)
     skipped: dict = field(default_factory=dict)  # unknown event types -> count
     synthesized: int = 0
+    traced_switches: int = 0  # switches the model's scheduler never makes, run as sched_switch (sim.sched)
     inferred: dict = field(default_factory=dict)  # why -> events the x86_fpu inference added (sim.kernel_view)
     lost: int = 0
     seconds: float = 0.0
@@ -131,6 +132,7 @@ def simulate_ops(source: str, inference: str, items: Iterable, ncpus: int, desig
     res.designs = [(r.name, r.summary()) for r in replays]
     res.bound = bound.summary() if with_bound else {}
     res.synthesized = max((r.synthesized for r in replays), default=0)
+    res.traced_switches = max((r.traced_switches for r in replays), default=0)
     res.kvm = any(s[k] for _, s in res.designs for k in KVM_COUNTERS)
     for r in replays:
         if r.conformance:
