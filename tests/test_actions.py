@@ -70,3 +70,23 @@ def test_design_file_adds_an_event_with_a_choice():
     assert (res.states, res.transitions, res.ok) == (6168, 52620, True)
     res, first = _run(bad, **knobs)
     assert (res.states, first) == (3127, ("user_sees_own_registers", 6, "1/3/3/10/3/4"))
+
+
+def test_malformed_design_events_are_one_line_errors():
+    """A design event with a list of situations, a non-callable apply or a taken code is refused by name."""
+    import pytest
+    from fpustate.designs.loader import InvalidDesign
+    from fpustate.kernel.actions import Event, design_event
+
+    ok = design_event("my_event", "task", "syscall", lambda s, c, t: True, lambda k, c, t: None, "my_fn()")
+    linux = get("linux")
+    assert validate(linux.variant(name="x", extra_events=(ok,)), "f.py").extra_events == (ok,)
+    bad = {
+        "has no valid situation": ok._replace(at=list(ok.at)),
+        "needs callable outcomes, apply and text": ok._replace(apply=None),
+        "already taken": ok._replace(code="preempt"),
+        "must be a tuple of new names": ok._replace(also=("sleep",)),
+    }
+    for message, event in bad.items():
+        with pytest.raises(InvalidDesign, match=message):
+            validate(linux.variant(name="x", extra_events=(event,)), "f.py")

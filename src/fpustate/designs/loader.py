@@ -101,12 +101,13 @@ def _validate_events(d: Design, origin: str) -> None:
         if not isinstance(e.code, str) or not e.code or e.code in seen:
             raise InvalidDesign(f"{where}: event code {e.code!r} is empty or already taken; choose a new name")
         seen.add(e.code)
-        if not (callable(e.outcomes) and callable(e.apply) and callable(e.text)):
-            raise InvalidDesign(f"{where}: event {e.code!r} needs callable outcomes, apply and text")
+        if not (callable(e.outcomes) and callable(e.apply) and callable(e.text)
+                and (e.enabled is None or callable(e.enabled))):
+            raise InvalidDesign(f"{where}: event {e.code!r} needs callable outcomes, apply and text (and enabled, if given)")
         if not isinstance(e.also, tuple) or any(c in seen for c in e.also):
             raise InvalidDesign(f"{where}: event {e.code!r}: its other codes (also) must be a tuple of new names")
         seen.update(e.also)
-        if not e.at or not all(w == GLOBAL or isinstance(w, int) for w in e.at):
+        if not isinstance(e.at, tuple) or not e.at or not all(w == GLOBAL or isinstance(w, int) for w in e.at):
             raise InvalidDesign(f"{where}: event {e.code!r} has no valid situation; use one of {', '.join(SITUATIONS)}")
 
 

@@ -23,6 +23,7 @@ handlers) are single steps.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple, Optional
 
 
@@ -269,23 +270,25 @@ class Table(NamedTuple):
     at: dict  # situation (pc or SOFTIRQ) -> tuple of (outcomes, apply) of its events, in order
     global_at: tuple  # the same for the events not bound to a CPU
     by_code: dict  # code -> Event, for the trace printer
-    owner: dict  # (situation, code) -> the Event whose outcomes carry that code there
+    owner: dict  # code -> situation -> the Event whose outcomes carry that code there
 
 
 SITUATIONS_ALL = (SOFTIRQ, PC_USER, PC_GUEST, PC_OFFLINE) + ANY_KERNEL
 
 
+@functools.lru_cache(maxsize=32)
 def build_table(extra: tuple = ()) -> Table:
-    """The kernel's events followed by a design's own, dispatched by situation."""
+    """The kernel's events followed by a design's own, dispatched by situation (built once per
+    set of extra events: the owner map alone is ~100 KiB, and every replay of a design asks)."""
     events = tuple(e for e in EVENTS + tuple(extra) if e.outcomes is not None)
     at = {w: tuple((e.outcomes, e.apply) for e in events if w in e.at) for w in SITUATIONS_ALL}
     glob = tuple((e.outcomes, e.apply) for e in events if GLOBAL in e.at)
     by_code = {e.code: e for e in _PATH_EVENTS + EVENTS + tuple(extra)}
-    owner = {}
+    owner: dict = {}
     for e in events:
-        for w in e.at:
-            for code in (e.code,) + e.also:
-                owner.setdefault((w, code), e)
+        for code in (e.code,) + e.also:
+            for w in e.at:
+                owner.setdefault(code, {}).setdefault(w, e)
     return Table(at, glob, by_code, owner)
 
 
@@ -297,14 +300,16 @@ def apply_action(m, k: bytearray, code: str, c: int, arg: int = 0) -> bool:
     cost simulator's way into the machine (its k carries the tracepoint probe, so only the
     outcome its trace shows is counted). c is NULL for an event not bound to a CPU. Returns
     False, k untouched, when the action is not enabled in k."""
+    owners = m.table.owner.get(code)
+    if owners is None:
+        return False
     if c == NULL:
-        where = t = NULL
-        e = m.table.owner.get((GLOBAL, code))
+        t = NULL
+        e = owners.get(GLOBAL)
     else:
         q = HEADER + c * CPU_W
         t = k[q + C_CURR]
-        where = SOFTIRQ if k[q + C_CTX] == CTX_SOFTIRQ_KFPU else k[k[0] + t * TASK_W + T_PC]
-        e = m.table.owner.get((where, code))
+        e = owners.get(SOFTIRQ if k[q + C_CTX] == CTX_SOFTIRQ_KFPU else k[k[0] + t * TASK_W + T_PC])
     if e is None:
         return False
     if not (e.enabled(m, k, c, t, code, arg) if e.enabled is not None else (code, arg) in e.outcomes(m, k, c, t)):

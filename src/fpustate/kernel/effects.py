@@ -359,11 +359,13 @@ def path_step_outcomes(m, s, c, t):
 
 
 def path_step_enabled(m, s, c, t, code, arg):
-    if code != M.TASK_DEAD:
-        return (code, arg) in path_step_outcomes(m, s, c, t)
     pc = s[s[0] + t * TASK_W + T_PC]
-    return (pc_step(pc) >= len(paths.path_steps(m.design, pc_path(pc)))
-            and (arg == m.idle_of(c) or _runnable(m, s, arg)))
+    path, step = pc_path(pc), pc_step(pc)
+    steps = paths.path_steps(m.design, path)
+    if step >= len(steps):
+        return code == M.TASK_DEAD and (arg == m.idle_of(c) or _runnable(m, s, arg))
+    return (code == M.PATH_ACTIONS[path] and arg % M.FAULTED == step
+            and arg // M.FAULTED < (len(steps[step].choices()) or 1))
 
 
 def path_step(m, k, c, t, code, arg):

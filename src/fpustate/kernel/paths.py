@@ -73,10 +73,12 @@ from .state import (
 )
 
 
+_STEPS = ("exec_steps", "signal_steps", "sigreturn_steps", "sigreturn_ia32_steps", "fork_steps", "exit_steps")
+
+
 def path_steps(d: Design, path: int) -> tuple:
-    """The design's steps of one multi-step path."""
-    return (d.exec_steps, d.signal_steps, d.sigreturn_steps, d.sigreturn_ia32_steps, d.fork_steps,
-            d.exit_steps)[path]
+    """The design's steps of one multi-step path (PATH_EXEC, ... PATH_EXIT)."""
+    return getattr(d, _STEPS[path])
 
 
 def ptrace_set(m: Model, k: bytearray, t: int, kind: int) -> None:
