@@ -212,23 +212,25 @@ def irq_from_user(m, k, c, t, code, arg):
     k[p + T_LOCAL], k[p + T_PC] = m.design.exit_to_user_snapshot(k, c, t), PC_EXIT_LOOP
 
 
-def hardirq_kfpu_user_outcomes(m, s, c, t):
-    if m.scenario.kfpu_hardirq and m.design.irq_fpu_usable(s, c, K_HARDIRQ, True):
-        return ((M.HARDIRQ_KFPU_USER, 0),)
-    return ()
+def _usable_from_user(code: str, knob: str, ctx: int):
+    """The outcomes of an interrupt from user mode that uses the FPU if `knob` and the
+    design's irq_fpu_usable() allow it."""
+    one = ((code, 0),)
+
+    def outcomes(m, s, c, t):
+        return one if getattr(m.scenario, knob) and m.design.irq_fpu_usable(s, c, ctx, True) else ()
+
+    return outcomes
+
+
+hardirq_kfpu_user_outcomes = _usable_from_user(M.HARDIRQ_KFPU_USER, "kfpu_hardirq", K_HARDIRQ)
+softirq_kfpu_user_outcomes = _usable_from_user(M.SOFTIRQ_KFPU_USER, "kfpu_softirq", K_SOFTIRQ)
 
 
 def hardirq_kfpu_user(m, k, c, t, code, arg):
     """A hardirq from user mode uses the FPU, then the task leaves through the exit path."""
     M.hardirq_kfpu(m.design, k, c)
-    p = k[0] + t * TASK_W
-    k[p + T_LOCAL], k[p + T_PC] = m.design.exit_to_user_snapshot(k, c, t), PC_EXIT_LOOP
-
-
-def softirq_kfpu_user_outcomes(m, s, c, t):
-    if m.scenario.kfpu_softirq and m.design.irq_fpu_usable(s, c, K_SOFTIRQ, True):
-        return ((M.SOFTIRQ_KFPU_USER, 0),)
-    return ()
+    irq_from_user(m, k, c, t, code, arg)
 
 
 def softirq_kfpu_user(m, k, c, t, code, arg):
