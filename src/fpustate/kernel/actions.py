@@ -270,10 +270,17 @@ class Table(NamedTuple):
     at: dict  # situation (pc or SOFTIRQ) -> tuple of (outcomes, apply) of its events, in order
     global_at: tuple  # the same for the events not bound to a CPU
     by_code: dict  # code -> Event, for the trace printer
-    owner: dict  # code -> situation -> the Event whose outcomes carry that code there
+    owner: dict  # code -> situation -> (enabled test, apply) of the event whose outcomes carry that code there
 
 
 SITUATIONS_ALL = (SOFTIRQ, PC_USER, PC_GUEST, PC_OFFLINE) + ANY_KERNEL
+
+
+def _listed(outcomes: Callable) -> Callable:
+    """An event's one-action test from its outcome list."""
+    def enabled(m, s, c, t, code, arg):
+        return (code, arg) in outcomes(m, s, c, t)
+    return enabled
 
 
 @functools.lru_cache(maxsize=32)
@@ -286,9 +293,10 @@ def build_table(extra: tuple = ()) -> Table:
     by_code = {e.code: e for e in _PATH_EVENTS + EVENTS + tuple(extra)}
     owner: dict = {}
     for e in events:
+        entry = (e.enabled or _listed(e.outcomes), e.apply)
         for code in (e.code,) + e.also:
             for w in e.at:
-                owner.setdefault(code, {}).setdefault(w, e)
+                owner.setdefault(code, {}).setdefault(w, entry)
     return Table(at, glob, by_code, owner)
 
 
@@ -305,14 +313,15 @@ def apply_action(m, k: bytearray, code: str, c: int, arg: int = 0) -> bool:
         return False
     if c == NULL:
         t = NULL
-        e = owners.get(GLOBAL)
+        entry = owners.get(GLOBAL)
     else:
         q = HEADER + c * CPU_W
         t = k[q + C_CURR]
-        e = owners.get(SOFTIRQ if k[q + C_CTX] == CTX_SOFTIRQ_KFPU else k[k[0] + t * TASK_W + T_PC])
-    if e is None:
+        entry = owners.get(SOFTIRQ if k[q + C_CTX] == CTX_SOFTIRQ_KFPU else k[k[0] + t * TASK_W + T_PC])
+    if entry is None:
         return False
-    if not (e.enabled(m, k, c, t, code, arg) if e.enabled is not None else (code, arg) in e.outcomes(m, k, c, t)):
+    enabled, apply = entry
+    if not enabled(m, k, c, t, code, arg):
         return False
-    e.apply(m, k, c, t, code, arg)
+    apply(m, k, c, t, code, arg)
     return True

@@ -27,6 +27,11 @@ Loads are restores plus init loads, so designs that load init directly (the
 4.x exec and signal paths) and designs that restore an init image compare
 fairly. Signal frames cost what every design pays (one XSAVE to the frame at
 delivery, one XRSTOR from it at sigreturn).
+
+The bound reads the trace's operations, not the action table: it is the optimum of *any*
+kernel on the schedule, so it cannot follow one model's events (a design may add its own,
+and the 4.x and 6.x tables run different steps for the same exec). What every design's
+table does at an operation it charges as fixed (the frames above).
 """
 
 from __future__ import annotations
