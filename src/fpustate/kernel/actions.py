@@ -55,6 +55,7 @@ from .state import (
 from . import machine as M
 from . import paths
 from . import effects as E
+from . import effects_task as T
 
 GLOBAL = "global"  # an event not bound to a CPU (wake-ups, a tracer on another CPU)
 SOFTIRQ = M.SOFTIRQ_SITUATION  # the situation of a CPU whose softirq is inside its kernel-FPU section
@@ -186,31 +187,31 @@ EVENTS: tuple[Event, ...] = (
     # Kernel, task context: interrupts first (HARDIRQ_KFPU above), then the task's own code.
     Event(M.SOFTIRQ_KFPU_BEGIN, "softirq", ANY_KERNEL, E.softirq_kfpu_begin_outcomes, E.softirq_kfpu_begin,
           lambda m, a, s: (_who(m, a, s), f"softirq: {_begin(m)}()")),
-    Event(M.FPU_SYNC, "task", (PC_SYSCALL,), E.fpu_sync_outcomes, E.fpu_sync,
+    Event(M.FPU_SYNC, "task", (PC_SYSCALL,), T.fpu_sync_outcomes, T.fpu_sync,
           lambda m, a, s: (_who(m, a, s), f"coredump/regset read of self: {_fn(m.design.fpu_sync_fpstate)}(), copy the image")),
-    Event(M.KFPU_BEGIN, "task", (PC_SYSCALL, PC_KTHREAD), E.kfpu_begin_outcomes, E.kfpu_begin, lambda m, a, s: (_who(m, a, s), f"{_begin(m)}()")),
-    Event(M.SLEEP, "task", (PC_SYSCALL, PC_KTHREAD), E.sleep_outcomes, E.sleep, switch_text("schedule() to sleep"),
-          enabled=E.sleep_enabled),
-    Event(M.FORK, "task", (PC_SYSCALL,), E.fork_outcomes, E.fork, _fork_text),
-    Event(M.EXEC_STEP, "task", (PC_SYSCALL,), E.execve_outcomes, E.path_entry, _path_text),
-    Event(M.EXIT_STEP, "task", (PC_SYSCALL,), E.do_exit_outcomes, E.path_entry, _path_text),
-    Event(M.SYSCALL_EXIT, "task", (PC_SYSCALL,), E.once(M.SYSCALL_EXIT), E.syscall_exit,
+    Event(M.KFPU_BEGIN, "task", (PC_SYSCALL, PC_KTHREAD), T.kfpu_begin_outcomes, T.kfpu_begin, lambda m, a, s: (_who(m, a, s), f"{_begin(m)}()")),
+    Event(M.SLEEP, "task", (PC_SYSCALL, PC_KTHREAD), T.sleep_outcomes, T.sleep, switch_text("schedule() to sleep"),
+          enabled=T.sleep_enabled),
+    Event(M.FORK, "task", (PC_SYSCALL,), T.fork_outcomes, T.fork, _fork_text),
+    Event(M.EXEC_STEP, "task", (PC_SYSCALL,), T.execve_outcomes, T.path_entry, _path_text),
+    Event(M.EXIT_STEP, "task", (PC_SYSCALL,), T.do_exit_outcomes, T.path_entry, _path_text),
+    Event(M.SYSCALL_EXIT, "task", (PC_SYSCALL,), E.once(M.SYSCALL_EXIT), T.syscall_exit,
           lambda m, a, s: (_who(m, a, s), f"syscall exit, no work pending: {_fn(m.design.exit_to_user)}() -> user mode")),
-    Event(M.ENTER_EXIT_LOOP, "task", (PC_SYSCALL,), E.once(M.ENTER_EXIT_LOOP), E.enter_exit_loop,
+    Event(M.ENTER_EXIT_LOOP, "task", (PC_SYSCALL,), E.once(M.ENTER_EXIT_LOOP), T.enter_exit_loop,
           lambda m, a, s: (_who(m, a, s), "syscall exit, work pending -> exit_to_user_mode_loop"
                             + _snap(m, a.cpu, s[HEADER + a.cpu * CPU_W + C_CURR], s))),
-    Event(M.KFPU_END, "task", KFPU_PCS, E.once(M.KFPU_END), E.kfpu_end, lambda m, a, s: (_who(m, a, s), f"{_end(m)}()")),
-    Event(M.SIGNAL_STEP, "task", (PC_EXIT_LOOP,), E.signal_outcomes, E.path_entry, _path_text),
-    Event(M.EXIT_TO_USER, "task", (PC_EXIT_LOOP,), E.once(M.EXIT_TO_USER), E.exit_to_user, _exit_to_user_text),
-    Event("path_step", "task", PATH_PCS, E.path_step_outcomes, E.path_step, _path_text,
-          M.PATH_ACTIONS + (M.TASK_DEAD,), E.path_step_enabled),
+    Event(M.KFPU_END, "task", KFPU_PCS, E.once(M.KFPU_END), T.kfpu_end, lambda m, a, s: (_who(m, a, s), f"{_end(m)}()")),
+    Event(M.SIGNAL_STEP, "task", (PC_EXIT_LOOP,), T.signal_outcomes, T.path_entry, _path_text),
+    Event(M.EXIT_TO_USER, "task", (PC_EXIT_LOOP,), E.once(M.EXIT_TO_USER), T.exit_to_user, _exit_to_user_text),
+    Event("path_step", "task", PATH_PCS, T.path_step_outcomes, T.path_step, _path_text,
+          M.PATH_ACTIONS + (M.TASK_DEAD,), T.path_step_enabled),
     Event(M.TASK_DEAD, "task", (), None, None, switch_text("do_task_dead()")),  # path_step's past exit's end
-    Event(M.PREEMPT, "task", ANY_KERNEL, E.preempt_outcomes, E.preempt, switch_text("preempted"),
-          enabled=E.preempt_enabled),
+    Event(M.PREEMPT, "task", ANY_KERNEL, T.preempt_outcomes, T.preempt, switch_text("preempted"),
+          enabled=T.preempt_enabled),
     # Not bound to a CPU.
-    Event(M.WAKE, "-", (GLOBAL,), E.wake_outcomes, E.wake, lambda m, a, s: ("-", f"try_to_wake_up({m.name(a.arg)})"),
-          enabled=E.wake_enabled),
-    Event(M.PTRACE_SET, "tracer", (GLOBAL,), E.ptrace_outcomes, E.ptrace, _ptrace_text, (M.PTRACE_GET,)),
+    Event(M.WAKE, "-", (GLOBAL,), T.wake_outcomes, T.wake, lambda m, a, s: ("-", f"try_to_wake_up({m.name(a.arg)})"),
+          enabled=T.wake_enabled),
+    Event(M.PTRACE_SET, "tracer", (GLOBAL,), T.ptrace_outcomes, T.ptrace, _ptrace_text, (M.PTRACE_GET,)),
     Event(M.PTRACE_GET, "tracer", (), None, None, _ptrace_text),  # ptrace's, when the read is stale
 )
 

@@ -40,7 +40,6 @@ from ..kernel.state import (
     MAX_SIGFRAMES,
     NULL,
     PATH_BASE,
-    PATH_EXIT,
     PATH_SIGRETURN,
     PC_EXIT_LOOP,
     PC_GUEST,
@@ -66,7 +65,6 @@ from ..kernel.state import (
     USER,
     pc_path,
     pc_step,
-    path_pc,
     task,
 )
 from ..kernel.paths import free_slot, path_steps
@@ -75,7 +73,7 @@ from .costs import Profile
 from .meter import Meter
 from .pool import USER_DATA, TaskPool
 from .replay_kvm import KvmReplay
-from .sched import SIM_EVENTS, Scheduler
+from .sched import EXIT_PC, SIM_EVENTS, Scheduler
 
 POOL = 96  # task slots besides the per-CPU idle tasks
 DECISIONS = ("switch", "return", "signal", "vm_entry")  # conformance decision kinds
@@ -184,30 +182,6 @@ class Replay(TaskPool, Meter, Scheduler, KvmReplay):
             self._kvm_put(c, t)
         self._act(M.EXIT_TO_USER if k[p + T_PC] == PC_EXIT_LOOP else M.SYSCALL_EXIT, c)
 
-    def _switch_in(self, c: int, nxt: int, prev_state: int) -> bool:
-        """context_switch() from CPU c's current to slot nxt; returns whether prev was saved."""
-        k = self.k
-        self.running_elsewhere(c, nxt)
-        prev = k[HEADER + c * CPU_W + C_CURR]
-        if nxt == prev:
-            return False
-        pp = k[0] + prev * TASK_W
-        kind = k[pp + T_KIND]
-        if kind == USER:
-            if k[pp + T_PC] == PC_USER:
-                self.leave_user(c, prev, prev_state == O.PREV_RUNNABLE)
-            elif k[pp + T_PC] == PC_GUEST:  # the interrupt that leads to the switch is a VM exit first
-                self._vm_exit(c, prev)
-            if prev_state == O.PREV_DEAD and k[pp + T_PC] < EXIT_PC:
-                self._run_path(c, prev, M.EXIT_STEP)  # the trace showed the death, not the exit
-        run = RUN_STATE[prev_state] if kind != IDLE else RUNNABLE
-        counts = self.counts
-        before = counts["saves"]
-        self.schedule(c, prev, nxt, run)
-        if run == DEAD:
-            self._release(prev)
-        return counts["saves"] > before
-
     def _run_path(self, c: int, t: int, entry: Optional[str]) -> None:
         """A multi-step path from its entry event to its end, every step fault-free, nothing
         in between (the trace shows no interleaving inside it); exit stops before do_task_dead()."""
@@ -222,19 +196,6 @@ class Replay(TaskPool, Meter, Scheduler, KvmReplay):
             if step >= len(path_steps(self.design, path)):  # exit's end: do_task_dead() comes at the switch
                 return
             self._act(M.PATH_ACTIONS[path], c, step)
-
-    def op_switch(self, op: O.Op) -> None:
-        c = op.cpu
-        nxt = self.slot_of.get(op.pid) if op.pid else None
-        if nxt is None:
-            nxt = self.slot(op.pid, op.kind, c)
-        k = self.k
-        prev = k[HEADER + c * CPU_W + C_CURR]
-        prev_pid = self.pid_of[prev]
-        prev_user = k[k[0] + prev * TASK_W + T_KIND] == USER
-        saved = self._switch_in(c, nxt, op.arg)
-        if self.conformance and prev_user and prev_pid is not None and op.kernel != O.UNKNOWN:
-            self._decided("switch", op, saved, prev_pid)
 
     def op_return(self, op: O.Op) -> None:
         c = op.cpu
@@ -404,5 +365,4 @@ class Replay(TaskPool, Meter, Scheduler, KvmReplay):
 
 
 HANDLER_NAMES = tuple("op_" + name for name in O.NAMES)  # indexed by operation code
-RUN_STATE = {O.PREV_RUNNABLE: RUNNABLE, O.PREV_BLOCKED: SLEEPING, O.PREV_DEAD: DEAD}
-EXIT_PC = path_pc(PATH_EXIT, 0)
+

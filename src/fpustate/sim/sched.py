@@ -16,7 +16,9 @@ from __future__ import annotations
 from ..errors import InternalError
 from ..kernel import machine as M
 from ..kernel.actions import ANY_KERNEL, Event, switch_text, apply_action
-from ..kernel.state import C_CURR, DEAD, NULL, RUNNABLE, SLEEPING, T_CPU, T_PC, T_RUN, TASK_W, cpu, pc_name, task
+from ..kernel.state import (C_CURR, CPU_W, DEAD, HEADER, IDLE, NULL, PATH_EXIT, PC_GUEST, PC_USER, RUNNABLE,
+                            SLEEPING, T_CPU, T_KIND, T_PC, T_RUN, TASK_W, USER, cpu, path_pc, pc_name, task)
+from . import ops as O
 
 SCHED_SWITCH = "sched_switch"  # arg: next * 4 + how prev leaves (RUNS)
 RUNS = (RUNNABLE, SLEEPING, DEAD)
@@ -41,10 +43,49 @@ TRACE_SWITCH = Event(SCHED_SWITCH, "task", ANY_KERNEL, _outcomes, _apply,
                      lambda m, a, s: switch_text("sched_switch as traced")(m, a._replace(arg=a.arg >> 2), s),
                      enabled=_enabled)
 SIM_EVENTS = (TRACE_SWITCH,)
+RUN_STATE = {O.PREV_RUNNABLE: RUNNABLE, O.PREV_BLOCKED: SLEEPING, O.PREV_DEAD: DEAD}
+EXIT_PC = path_pc(PATH_EXIT, 0)  # a pc at or past this: the task is in exit
 
 
 class Scheduler:
-    """The switch half of a `Replay` (its m, k and counters)."""
+    """The switch half of a `Replay` (its m, k, counters and user-mode helpers)."""
+
+    def op_switch(self, op: O.Op) -> None:
+        c = op.cpu
+        nxt = self.slot_of.get(op.pid) if op.pid else None
+        if nxt is None:
+            nxt = self.slot(op.pid, op.kind, c)
+        k = self.k
+        prev = k[HEADER + c * CPU_W + C_CURR]
+        prev_pid = self.pid_of[prev]
+        prev_user = k[k[0] + prev * TASK_W + T_KIND] == USER
+        saved = self._switch_in(c, nxt, op.arg)
+        if self.conformance and prev_user and prev_pid is not None and op.kernel != O.UNKNOWN:
+            self._decided("switch", op, saved, prev_pid)
+
+    def _switch_in(self, c: int, nxt: int, prev_state: int) -> bool:
+        """context_switch() from CPU c's current to slot nxt; returns whether prev was saved."""
+        k = self.k
+        self.running_elsewhere(c, nxt)
+        prev = k[HEADER + c * CPU_W + C_CURR]
+        if nxt == prev:
+            return False
+        pp = k[0] + prev * TASK_W
+        kind = k[pp + T_KIND]
+        if kind == USER:
+            if k[pp + T_PC] == PC_USER:
+                self.leave_user(c, prev, prev_state == O.PREV_RUNNABLE)
+            elif k[pp + T_PC] == PC_GUEST:  # the interrupt that leads to the switch is a VM exit first
+                self._vm_exit(c, prev)
+            if prev_state == O.PREV_DEAD and k[pp + T_PC] < EXIT_PC:
+                self._run_path(c, prev, M.EXIT_STEP)  # the trace showed the death, not the exit
+        run = RUN_STATE[prev_state] if kind != IDLE else RUNNABLE
+        counts = self.counts
+        before = counts["saves"]
+        self.schedule(c, prev, nxt, run)
+        if run == DEAD:
+            self._release(prev)
+        return counts["saves"] > before
 
     def _act(self, code: str, c: int, arg: int = 0) -> None:
         """Apply one table action the replay has made sure is enabled."""
