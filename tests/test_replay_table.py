@@ -108,3 +108,73 @@ def test_enabled_tests_agree_with_outcomes():
                 for code in (e.code,) + e.also:
                     for arg in range(max(4 * nt, 2 * M.FAULTED)):  # path steps: step + FAULTED * outcome
                         assert e.enabled(m, s, c, t, code, arg) == ((code, arg) in listed), (e.code, code, arg)
+
+
+def _sim(ops, ncpus=1, designs=("linux",)):
+    from fpustate.sim.run import simulate_ops
+    return simulate_ops("hand", "-", [ops], ncpus, [get(n) for n in designs], load_profile("spr-user-hot"), False)
+
+
+def test_seventy_forks_get_seventy_slots():
+    """The simulator's fork argument survives slots past 64 (a fork's outcome is encoded above every slot)."""
+    from fpustate.sim import ops as O
+    ops = [O.Op(O.BOOT, 0, 1)] + [O.Op(O.FORK, 0, 100 + i) for i in range(70)]
+    ops += [O.Op(O.SWITCH, 0, 169, O.PREV_RUNNABLE), O.Op(O.RETURN, 0, 169, 1)]
+    r = _sim(ops)
+    assert dict(r.designs)["linux"]["restores"] == 1  # the 70th child, switched to, restores its copy
+
+
+def test_death_in_the_work_loop_and_in_kvm_run_replays():
+    """A task that dies in the exit-to-user loop, or inside KVM_RUN, is switched out dead without an internal error."""
+    from fpustate.sim import ops as O
+    loop = [O.Op(O.BOOT, 0, 1), O.Op(O.SWITCH, 0, 2, O.PREV_RUNNABLE), O.Op(O.SWITCH, 0, 1, O.PREV_RUNNABLE),
+            O.Op(O.SWITCH, 0, 2, O.PREV_DEAD)]
+    assert dict(_sim(loop).designs)["linux"]["saves"] == 1
+    kvm = [O.Op(O.BOOT, 0, 1), O.Op(O.KVM_LOAD, 0, 1), O.Op(O.VM_ENTRY, 0, 1, 1), O.Op(O.SWITCH, 0, 2, O.PREV_DEAD)]
+    assert dict(_sim(kvm).designs)["linux"]["kvm_puts"] == 1
+
+
+def test_missed_switch_out_keeps_a_vcpu_in_kvm_run():
+    """A vCPU thread the trace shows on another CPU leaves guest mode on the first but stays in KVM_RUN."""
+    from fpustate.sim import ops as O
+    ops = [O.Op(O.BOOT, 0, 1), O.Op(O.KVM_LOAD, 0, 1), O.Op(O.VM_ENTRY, 0, 1, 1), O.Op(O.SWITCH, 1, 1, O.PREV_RUNNABLE)]
+    s = dict(_sim(ops, ncpus=2).designs)["linux"]
+    assert (s["kvm_puts"], s["vm_exits"], s["saves"]) == (0, 1, 2)
+
+
+def test_design_without_exec_steps_replays_an_exec():
+    """A design with no exec code of its own replays a traced exec as nothing, not an internal error."""
+    from fpustate.sim import ops as O
+    from fpustate.sim.run import simulate_ops
+    d = get("linux").variant(name="no-exec", exec_steps=())
+    r = simulate_ops("hand", "-", [[O.Op(O.BOOT, 0, 1), O.Op(O.EXEC, 0, 1), O.Op(O.RETURN, 0, 1, 1)]], 1, [d],
+                     load_profile("spr-user-hot"), False)
+    assert dict(r.designs)["no-exec"]["restores"] == 0
+
+
+def test_a_design_cannot_take_the_simulators_event_code():
+    """A design event named sched_switch (the simulator's own entry), or one with an unhashable
+    field, is a one-line loader error."""
+    import pytest
+    from fpustate.designs.loader import InvalidDesign, validate
+
+    class Unhashable:
+        __hash__ = None
+
+        def __call__(self, *args):
+            return None
+
+    ev = actions.design_event("sched_switch", "task", "syscall", lambda s, c, t: True, lambda k, c, t: None, "x()")
+    with pytest.raises(InvalidDesign, match="already taken"):
+        validate(get("linux").variant(name="x", extra_events=(ev,)), "f.py")
+    with pytest.raises(InvalidDesign, match="unhashable"):
+        validate(get("linux").variant(name="x", extra_events=(ev._replace(code="y", apply=Unhashable()),)), "f.py")
+
+
+def test_an_exit_at_the_end_of_a_trace_is_replayed():
+    """An exit the trace ends right after (no switch, no fpu__drop record) is still passed on."""
+    from fpustate.sim import ops as O
+    from fpustate.sim.infer import Inference
+    inf = Inference(fpu_events=True)
+    inf.exiting[7] = O.Op(O.EXIT, 0, 7, line=5)
+    assert inf.finish() == [O.Op(O.EXIT, 0, 7, line=5)]

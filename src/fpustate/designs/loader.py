@@ -104,11 +104,18 @@ def _validate_events(d: Design, origin: str) -> None:
         if not (callable(e.outcomes) and callable(e.apply) and callable(e.text)
                 and (e.enabled is None or callable(e.enabled))):
             raise InvalidDesign(f"{where}: event {e.code!r} needs callable outcomes, apply and text (and enabled, if given)")
-        if not isinstance(e.also, tuple) or any(c in seen for c in e.also):
+        if (not isinstance(e.also, tuple) or not all(isinstance(c, str) and c for c in e.also)
+                or any(c in seen for c in e.also)):
             raise InvalidDesign(f"{where}: event {e.code!r}: its other codes (also) must be a tuple of new names")
         seen.update(e.also)
+        if not isinstance(e.ctx, str):
+            raise InvalidDesign(f"{where}: event {e.code!r}: its context must be a string such as 'task'")
         if not isinstance(e.at, tuple) or not e.at or not all(w == GLOBAL or isinstance(w, int) for w in e.at):
             raise InvalidDesign(f"{where}: event {e.code!r} has no valid situation; use one of {', '.join(SITUATIONS)}")
+        try:
+            hash(e)  # the action table is built once per set of events (a cache keyed by them)
+        except TypeError as err:
+            raise InvalidDesign(f"{where}: event {e.code!r} has an unhashable field ({err}); use tuples and plain functions") from None
 
 
 def load_design_file(path: str) -> list[Design]:

@@ -135,7 +135,7 @@ def _path_text(m, a, s):
 def _fork_text(m, a, s):
     st = m.design.fork_steps[0]
     paren = "()" if st.name.isidentifier() else ""
-    return _who(m, a, s), f"fork: copy_process({m.name(a.arg)}) -> {st.name}{paren}"
+    return _who(m, a, s), f"fork: copy_process({m.name(a.arg % M.FORK_OUTCOME)}) -> {st.name}{paren}"
 
 
 def _exit_to_user_text(m, a, s):
@@ -262,7 +262,7 @@ def design_event(code: str, ctx: str, where: str, enabled: Callable, effect: Cal
 from .actions_kvm import KVM_EVENTS  # noqa: E402  (they are Events: defined above)
 
 EVENTS = EVENTS + KVM_EVENTS
-KERNEL_CODES = frozenset(e.code for e in EVENTS + _PATH_EVENTS)
+KERNEL_CODES = frozenset(e.code for e in EVENTS + _PATH_EVENTS) | {M.SCHED_SWITCH}  # taken: no design may reuse one
 
 
 class Table(NamedTuple):

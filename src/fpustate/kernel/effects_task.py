@@ -104,12 +104,12 @@ def fork_outcomes(m, s, c, t):
     if s[H_FORKS]:
         child = paths.free_slot(m, s)
         if child != NULL:
-            return [(M.FORK, child + M.FAULTED * n) for n in paths.step_outcomes(m, paths.PATH_FORK, 0)]
+            return [(M.FORK, child + M.FORK_OUTCOME * n) for n in paths.step_outcomes(m, paths.PATH_FORK, 0)]
     return ()
 
 
 def fork(m, k, c, t, code, arg):
-    paths.fork(m, k, c, t, arg % M.FAULTED, arg // M.FAULTED)
+    paths.fork(m, k, c, t, arg % M.FORK_OUTCOME, arg // M.FORK_OUTCOME)
 
 
 def _entry_outcomes(code, path):

@@ -124,7 +124,7 @@ EXIT_TO_USER = "exit_to_user"
 PREEMPT = "preempt"
 SLEEP = "sleep"
 WAKE = "wake"
-FORK = "fork"  # arg: the child slot; copy_process() and the first step of fpu_clone()
+FORK = "fork"  # arg: child slot + FORK_OUTCOME * outcome of fpu_clone()'s first step; copy_process() and that step
 FORK_STEP = "fork_step"  # arg: step of the fork path (copy_thread() -> fpu_clone())
 EXEC_STEP = "exec_step"
 EXIT_STEP = "exit_step"
@@ -138,10 +138,12 @@ SIGRETURN_STEP = "sigreturn_step"  # arg: step (+ FAULTED)
 SIGRETURN_IA32_STEP = "sigreturn_ia32_step"  # arg: step (+ FAULTED)
 SIGFRAME_CORRUPT = "sigframe_corrupt"  # the program scribbles over its top frame's xsave header
 FAULTED = 64  # a path step's arg is step + FAULTED * outcome (1: its user-memory access faulted)
+FORK_OUTCOME = 256  # above every slot number (the simulator has ~100)
 PTRACE_VALUES, PTRACE_BOGUS, PTRACE_PKRU, PTRACE_PKRU_INIT = 0, 1, 2, 3
 PTRACE_KINDS = 4
 XRSTOR_FPSSE_INIT, XRSTOR_PKRU_INIT = 0, 1
 PATH_ACTIONS = (EXEC_STEP, SIGNAL_STEP, SIGRETURN_STEP, SIGRETURN_IA32_STEP, FORK_STEP, EXIT_STEP)
+SCHED_SWITCH = "sched_switch"  # the cost simulator's own switch event (sim.sched); no design may take it
 SOFTIRQ_SITUATION = -1  # kernel.actions.SOFTIRQ: a softirq in its kernel-FPU section on top of current
 
 

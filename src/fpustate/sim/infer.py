@@ -209,6 +209,8 @@ class Inference(FpuInference, KvmInference):
         for c in sorted(self.pending):  # the trace ends before the record that shows the save
             self._switch(out, self.pending[c], O.UNKNOWN)
         self.pending.clear()
+        out.extend(sorted(self.exiting.values(), key=lambda op: op.line))  # exits with nothing after them
+        self.exiting.clear()
         return out
 
     # ------------------------------------------------------------ pieces
@@ -232,7 +234,8 @@ class Inference(FpuInference, KvmInference):
             self.synthesized += 1
             if c in self.start:
                 self._boot(out, c, False)
-            if self.fpu_events and self.kind.get(cur) == O.USER and not self.in_user.get(cur):
+            if (self.fpu_events and self.kind.get(cur) == O.USER and not self.in_user.get(cur)
+                    and cur not in self.exiting):
                 # The tracer lost this switch, and with it the user task's own events: assume it
                 # ran in user mode, as a user task switched out while runnable usually has.
                 out.append(self._resume(c, cur, O.UNKNOWN, rec.line))

@@ -1,7 +1,7 @@
 """Workload operations: the simulator's input language.
 
 `sim.infer` derives them from a trace's records, `sim.workloads` generates
-them; `sim.replay` runs each through a design's hooks and `sim.bound`
+them; `sim.replay` runs each as the action table's events of a design and `sim.bound`
 through the clairvoyant bound. An operation names what happened on a CPU in
 kernel terms; where the trace shows what the real kernel decided (the
 `x86_fpu` tracepoints), `kernel` carries it for the conformance check.

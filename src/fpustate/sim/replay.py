@@ -289,8 +289,8 @@ class Replay(TaskPool, Meter, Scheduler, KvmReplay):
     def op_exec(self, op: O.Op) -> None:
         c = op.cpu
         t = self.current(c)
-        if not self.user_program(t):
-            return
+        if not self.user_program(t) or not self.design.exec_steps:
+            return  # (a design may have no exec code of its own: the checker never runs its exec either)
         self.enter_syscall(c, t)
         self._run_path(c, t, M.EXEC_STEP)
 

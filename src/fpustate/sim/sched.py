@@ -16,11 +16,11 @@ from __future__ import annotations
 from ..errors import InternalError
 from ..kernel import machine as M
 from ..kernel.actions import ANY_KERNEL, Event, switch_text, apply_action
-from ..kernel.state import (C_CURR, CPU_W, DEAD, HEADER, IDLE, NULL, PATH_EXIT, PC_GUEST, PC_USER, RUNNABLE,
+from ..kernel.state import (C_CURR, CPU_W, DEAD, HEADER, IDLE, NULL, PATH_EXIT, PC_GUEST, PC_KVM_RUN, PC_SYSCALL, PC_USER, RUNNABLE,
                             SLEEPING, T_CPU, T_KIND, T_PC, T_RUN, TASK_W, USER, cpu, path_pc, pc_name, task)
 from . import ops as O
 
-SCHED_SWITCH = "sched_switch"  # arg: next * 4 + how prev leaves (RUNS)
+SCHED_SWITCH = M.SCHED_SWITCH  # arg: next * 4 + how prev leaves (RUNS)
 RUNS = (RUNNABLE, SLEEPING, DEAD)
 
 
@@ -77,8 +77,13 @@ class Scheduler:
                 self.leave_user(c, prev, prev_state == O.PREV_RUNNABLE)
             elif k[pp + T_PC] == PC_GUEST:  # the interrupt that leads to the switch is a VM exit first
                 self._vm_exit(c, prev)
-            if prev_state == O.PREV_DEAD and k[pp + T_PC] < EXIT_PC:
-                self._run_path(c, prev, M.EXIT_STEP)  # the trace showed the death, not the exit
+            if prev_state == O.PREV_DEAD and k[pp + T_PC] < EXIT_PC:  # the trace showed the death, not the exit
+                if k[pp + T_PC] in (PC_KVM_RUN, PC_GUEST):
+                    self._kvm_put(c, prev)  # (KVM_RUN returns first)
+                if k[pp + T_PC] == PC_SYSCALL:
+                    self._run_path(c, prev, M.EXIT_STEP)
+                # else it dies in the work loop (a fatal signal): the model's exit starts from a
+                # syscall, so no exit path; the switch below is the traced one, prev dead
         run = RUN_STATE[prev_state] if kind != IDLE else RUNNABLE
         counts = self.counts
         before = counts["saves"]
@@ -114,5 +119,9 @@ class Scheduler:
         idle = m.idle_of(other)
         if k[k[0] + idle * TASK_W + T_CPU] not in (NULL, other):
             raise InternalError(f"{self.name}: CPU {other}'s idle task runs on another CPU")
-        self.leave_user(other, nxt, True)
+        pc = k[k[0] + nxt * TASK_W + T_PC]
+        if pc == PC_USER:
+            self.leave_user(other, nxt, True)
+        elif pc == PC_GUEST:  # an interrupt in guest mode is a VM exit first; it stays in KVM_RUN
+            self._vm_exit(other, nxt)
         self.schedule(other, nxt, idle, RUNNABLE)
