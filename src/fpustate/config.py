@@ -140,13 +140,14 @@ class Scenario:
 
     @classmethod
     def for_simulation(cls, cpus: int, slots: int, kvm: bool = False, amx: bool = False) -> "Scenario":
-        """A machine sized to a trace for the cost simulator: `slots` task slots, no budgets
+        """A machine sized to a trace for the cost simulator: `slots` task slots, all free at boot
+        (the replay's pool fills them as the trace names tasks), no budgets
         (the replay grants each path the trace shows), every user task a possible vCPU thread
         with `kvm`. The checker's limits (which keep exhaustive search tractable) do not apply."""
         sc = object.__new__(cls)
         for f in fields(cls):
             object.__setattr__(sc, f.name, f.default)
-        for name, value in dict(cpus=cpus, users=slots, kthreads=0, execs=0, vcpus=slots if kvm else 0,
+        for name, value in dict(cpus=cpus, users=0, spare=slots, kthreads=0, execs=0, vcpus=slots if kvm else 0,
                                 amx=amx, values=0).items():  # values 0: contents not tracked
             object.__setattr__(sc, name, value)
         return sc

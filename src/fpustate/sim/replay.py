@@ -25,18 +25,16 @@ from ..errors import InternalError, UsageError
 from ..kernel import machine as M
 from ..kernel.actions import apply_action
 from ..kernel.design import K_SOFTIRQ, K_TASK, Design
-from ..kernel.machine import make_model, new_vector, set_running_user
+from ..kernel.machine import initial_state, make_model, new_vector, set_running_user
 from ..kernel.state import (
     C_CURR,
     CPU_W,
-    DEAD,
     H_EXECS,
     H_EXITS,
     H_FORKS,
     H_PTRACE,
     H_SIGNALS,
     HEADER,
-    IDLE,
     MAX_SIGFRAMES,
     NULL,
     PATH_BASE,
@@ -49,12 +47,9 @@ from ..kernel.state import (
     PC_USER,
     PKRU_INIT,
     RUNNABLE,
-    RUNNING,
     SLEEPING,
     T_CPU,
     T_KIND,
-    T_LAST_CPU,
-    T_NEED_LOAD,
     T_PC,
     T_RUN,
     T_SIGDEPTH,
@@ -80,10 +75,6 @@ DECISIONS = ("switch", "return", "signal", "vm_entry")  # conformance decision k
 ENTRY = {M.EXEC_STEP: H_EXECS, M.EXIT_STEP: H_EXITS, M.SIGNAL_STEP: H_SIGNALS}  # path entry -> its budget
 
 
-def _untraced(op: str, c: int, t: int) -> None:
-    return None
-
-
 class Replay(TaskPool, Meter, Scheduler, KvmReplay):
     """One design on one machine, fed operation by operation; also the tracepoint probe.
     With `amx`, MSR_IA32_XFD is armed on every CPU and in every user task's fpstate (an AMX
@@ -103,23 +94,12 @@ class Replay(TaskPool, Meter, Scheduler, KvmReplay):
         nt = m.idle_base + ncpus
         if HEADER + ncpus * CPU_W > 255:
             raise UsageError(f"the simulator models at most 27 CPUs, not {ncpus}")
+        # Boot is machine.initial_state with every task slot free, run without the probe (boot
+        # is not part of the trace: nothing is counted until it is done). With `amx`, the
+        # scenario arms MSR_IA32_XFD on every CPU (fpu__init_cpu_xstate()).
         k = self.k = new_vector(m, nt)
-        k.probe = _untraced  # boot is not part of the trace: nothing is counted until it is done
-        for t in range(nt):
-            p = task(k, t)
-            if t < m.idle_base:
-                k[p + T_KIND], k[p + T_RUN], k[p + T_PC] = USER, DEAD, 0
-            else:
-                c = t - m.idle_base
-                k[p + T_KIND], k[p + T_RUN], k[p + T_PC], k[p + T_CPU] = IDLE, RUNNING, PC_KTHREAD, c
-            k[p + T_LAST_CPU], k[p + T_NEED_LOAD] = NULL, 1
-            if t >= m.idle_base:
-                design.boot_task(k, t, NULL)
-        for c in range(ncpus):
-            design.boot_cpu(k, c)
-        self.amx = False
-        if amx:
-            self.boot_amx()
+        k[:] = initial_state(m._replace(probe=None))
+        self.amx = amx
         k.probe = self
         self.slot_of: dict[int, int] = {}
         self.pid_of: list[Optional[int]] = [None] * nt

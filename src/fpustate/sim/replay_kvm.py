@@ -25,10 +25,6 @@ from ..errors import UsageError
 from ..kernel.actions import apply_action
 from ..kernel.actions_kvm import AMX_NM, FPSTATE_REALLOC, GUEST_WRITE, KVM_RUN, KVM_RUN_EXIT, VM_ENTRY, VM_EXIT, XCOMP_PERM
 from ..kernel.state import (
-    C_XFD,
-    C_XFD_STATE,
-    CPU_W,
-    HEADER,
     PC_GUEST,
     PC_KVM_RUN,
     T_PC,
@@ -64,14 +60,6 @@ class KvmReplay:
         if ext is None:  # sim.run skips or refuses such designs first (unless the events come late in a trace)
             raise KvmUnsupported(kvm_unsupported(self.origin), op.line if op is not None else 0)
         return ext
-
-    def boot_amx(self) -> None:
-        """An AMX machine: fpu__init_cpu_xstate() armed MSR_IA32_XFD with init_fpstate.xfd on
-        every CPU (xfd_state caches it); each user task's fpstate gets that xfd (fpstate_reset())."""
-        k = self.k
-        for c in range(self.ncpus):
-            k[HEADER + c * CPU_W + C_XFD] = k[HEADER + c * CPU_W + C_XFD_STATE] = XFD_ARMED
-        self.amx = True
 
     def _vm_exit(self, c: int, t: int) -> None:
         """The guest leaves: a VM exit back to the vcpu_run() loop."""
