@@ -78,21 +78,31 @@ def kfpu_end(m, k, c, t, code, arg):
     m.design.kernel_fpu_end(k, c, K_TASK)
 
 
+def on_runqueue(m, s, n: int) -> bool:
+    """machine.runnable()'s test for one task n (runqueue_slots are the slots below idle_base)."""
+    return 0 <= n < m.idle_base and s[s[0] + n * TASK_W + T_RUN] == RUNNABLE
+
+
+def switch_targets(m, s, c: int) -> list[int]:
+    """Who CPU c may run when its task gives it up (sleep, death): a runnable task or its idle task."""
+    return M.runnable(m, s) + [m.idle_of(c)]
+
+
+def is_switch_target(m, s, c: int, n: int) -> bool:
+    """switch_targets()'s test for one task n."""
+    return n == m.idle_of(c) or on_runqueue(m, s, n)
+
+
 def sleep_outcomes(m, s, c, t):
     """schedule() to sleep: to any runnable task or this CPU's idle task (idle never sleeps)."""
     if s[s[0] + t * TASK_W + T_KIND] == IDLE:
         return ()
-    return [(M.SLEEP, n) for n in M.runnable(m, s)] + [(M.SLEEP, m.idle_of(c))]
-
-
-def _runnable(m, s, n: int) -> bool:
-    """n is on the runqueue (machine.runnable's test for one task)."""
-    return 0 <= n < m.idle_base and s[s[0] + n * TASK_W + T_RUN] == RUNNABLE
+    return [(M.SLEEP, n) for n in switch_targets(m, s, c)]
 
 
 def sleep_enabled(m, s, c, t, code, arg):
     return (code == M.SLEEP and s[s[0] + t * TASK_W + T_KIND] != IDLE
-            and (arg == m.idle_of(c) or _runnable(m, s, arg)))
+            and is_switch_target(m, s, c, arg))
 
 
 def sleep(m, k, c, t, code, arg):
@@ -165,7 +175,7 @@ def path_step_outcomes(m, s, c, t):
     if step < len(paths.path_steps(m.design, path)):
         code = M.PATH_ACTIONS[path]
         return [(code, step + M.FAULTED * n) for n in paths.step_outcomes(m, path, step)]
-    return [(M.TASK_DEAD, n) for n in M.runnable(m, s)] + [(M.TASK_DEAD, m.idle_of(c))]
+    return [(M.TASK_DEAD, n) for n in switch_targets(m, s, c)]
 
 
 def path_step_enabled(m, s, c, t, code, arg):
@@ -173,9 +183,8 @@ def path_step_enabled(m, s, c, t, code, arg):
     path, step = pc_path(pc), pc_step(pc)
     steps = paths.path_steps(m.design, path)
     if step >= len(steps):
-        return code == M.TASK_DEAD and (arg == m.idle_of(c) or _runnable(m, s, arg))
-    return (code == M.PATH_ACTIONS[path] and arg % M.FAULTED == step
-            and arg // M.FAULTED < (len(steps[step].choices()) or 1))
+        return code == M.TASK_DEAD and is_switch_target(m, s, c, arg)
+    return code == M.PATH_ACTIONS[path] and arg % M.FAULTED == step and arg // M.FAULTED in paths.step_outcomes(m, path, step)
 
 
 def path_step(m, k, c, t, code, arg):
@@ -195,7 +204,7 @@ def preempt_outcomes(m, s, c, t):
 
 def preempt_enabled(m, s, c, t, code, arg):
     q = HEADER + c * CPU_W
-    return code == M.PREEMPT and s[q + C_PREEMPT] == 0 and s[q + C_BH] == 0 and _runnable(m, s, arg)
+    return code == M.PREEMPT and s[q + C_PREEMPT] == 0 and s[q + C_BH] == 0 and on_runqueue(m, s, arg)
 
 
 def preempt(m, k, c, t, code, arg):

@@ -386,9 +386,8 @@ def runnable(m: Model, s: bytes) -> list[int]:
     return [t for t in m.runqueue_slots if s[tb + t * TASK_W + T_RUN] == RUNNABLE]
 
 
+
 def hardirq_kfpu(d: Design, k: bytearray, c: int) -> None:
     """A hardirq handler's kernel_fpu_begin() ... kernel_fpu_end(): IRQs off, one step."""
     d.kernel_fpu_begin(k, c, K_HARDIRQ)
     d.kernel_fpu_end(k, c, K_HARDIRQ)
-
-

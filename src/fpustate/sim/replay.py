@@ -234,11 +234,10 @@ class Replay(TaskPool, Meter, Scheduler, KvmReplay):
                 # on the shipped traces: pipe_pingpong_threads line 7200, an exiting task's).
                 ctx = K_SOFTIRQ
             if ctx == K_SOFTIRQ:
-                if apply_action(self.m, k, M.SOFTIRQ_KFPU_USER if from_user else M.SOFTIRQ_KFPU_BEGIN, c):
-                    self._act(M.SOFTIRQ_KFPU_END, c)
-            elif apply_action(self.m, k, M.HARDIRQ_KFPU_USER if from_user else M.HARDIRQ_KFPU, c):
-                pass
-            else:
+                if not apply_action(self.m, k, M.SOFTIRQ_KFPU_USER if from_user else M.SOFTIRQ_KFPU_BEGIN, c):
+                    return
+                self._act(M.SOFTIRQ_KFPU_END, c)
+            elif not apply_action(self.m, k, M.HARDIRQ_KFPU_USER if from_user else M.HARDIRQ_KFPU, c):
                 return
         finally:
             self.in_kfpu = False

@@ -16,6 +16,7 @@ from __future__ import annotations
 from ..errors import InternalError
 from ..kernel import machine as M
 from ..kernel.actions import ANY_KERNEL, Event, switch_text, apply_action
+from ..kernel.effects_task import is_switch_target, switch_targets
 from ..kernel.state import (C_CURR, CPU_W, DEAD, HEADER, IDLE, NULL, PATH_EXIT, PC_GUEST, PC_KVM_RUN, PC_SYSCALL, PC_USER, RUNNABLE,
                             SLEEPING, T_CPU, T_KIND, T_PC, T_RUN, TASK_W, USER, cpu, path_pc, pc_name, task)
 from . import ops as O
@@ -25,14 +26,12 @@ RUNS = (RUNNABLE, SLEEPING, DEAD)
 
 
 def _outcomes(m, s, c, t):
-    return [(SCHED_SWITCH, 4 * n + how) for n in M.runnable(m, s) + [m.idle_of(c)] for how in range(len(RUNS))]
+    return [(SCHED_SWITCH, 4 * n + how) for n in switch_targets(m, s, c) for how in range(len(RUNS))]
 
 
 def _enabled(m, s, c, t, code, arg):
     """Any runnable task or this CPU's idle task next, prev left as RUNS[arg % 4] says."""
-    n = arg >> 2
-    return (code == SCHED_SWITCH and (arg & 3) < len(RUNS)
-            and (n == m.idle_of(c) or (n < m.idle_base and s[s[0] + n * TASK_W + T_RUN] == RUNNABLE)))
+    return code == SCHED_SWITCH and (arg & 3) < len(RUNS) and is_switch_target(m, s, c, arg >> 2)
 
 
 def _apply(m, k, c, t, code, arg):
@@ -44,6 +43,7 @@ TRACE_SWITCH = Event(SCHED_SWITCH, "task", ANY_KERNEL, _outcomes, _apply,
                      enabled=_enabled)
 SIM_EVENTS = (TRACE_SWITCH,)
 RUN_STATE = {O.PREV_RUNNABLE: RUNNABLE, O.PREV_BLOCKED: SLEEPING, O.PREV_DEAD: DEAD}
+TABLE_SWITCH = {RUNNABLE: M.PREEMPT, SLEEPING: M.SLEEP, DEAD: M.TASK_DEAD}  # prev's run state -> the table's event
 EXIT_PC = path_pc(PATH_EXIT, 0)  # a pc at or past this: the task is in exit
 
 
@@ -73,10 +73,7 @@ class Scheduler:
         pp = k[0] + prev * TASK_W
         kind = k[pp + T_KIND]
         if kind == USER:
-            if k[pp + T_PC] == PC_USER:
-                self.leave_user(c, prev, prev_state == O.PREV_RUNNABLE)
-            elif k[pp + T_PC] == PC_GUEST:  # the interrupt that leads to the switch is a VM exit first
-                self._vm_exit(c, prev)
+            self._into_kernel(c, prev, prev_state == O.PREV_RUNNABLE)
             if prev_state == O.PREV_DEAD and k[pp + T_PC] < EXIT_PC:  # the trace showed the death, not the exit
                 if k[pp + T_PC] in (PC_KVM_RUN, PC_GUEST):
                     self._kvm_put(c, prev)  # (KVM_RUN returns first)
@@ -104,7 +101,7 @@ class Scheduler:
         n = k[0] + nxt * TASK_W
         if k[n + T_RUN] == SLEEPING:  # it is being run, so it was woken
             self._act(M.WAKE, NULL, nxt)
-        if not apply_action(m, k, {RUNNABLE: M.PREEMPT, SLEEPING: M.SLEEP, DEAD: M.TASK_DEAD}[run], c, nxt):
+        if not apply_action(m, k, TABLE_SWITCH[run], c, nxt):
             self._act(SCHED_SWITCH, c, 4 * nxt + RUNS.index(run))
             self.traced_switches += 1
 
@@ -119,9 +116,15 @@ class Scheduler:
         idle = m.idle_of(other)
         if k[k[0] + idle * TASK_W + T_CPU] not in (NULL, other):
             raise InternalError(f"{self.name}: CPU {other}'s idle task runs on another CPU")
-        pc = k[k[0] + nxt * TASK_W + T_PC]
-        if pc == PC_USER:
-            self.leave_user(other, nxt, True)
-        elif pc == PC_GUEST:  # an interrupt in guest mode is a VM exit first; it stays in KVM_RUN
-            self._vm_exit(other, nxt)
+        self._into_kernel(other, nxt, True)
         self.schedule(other, nxt, idle, RUNNABLE)
+
+    def _into_kernel(self, c: int, t: int, preempted: bool) -> None:
+        """Current t is about to be switched out: from user mode it enters the kernel (an
+        interrupt if preempted, else a syscall); in guest mode the interrupt is a VM exit first
+        and it stays in KVM_RUN."""
+        pc = self.k[self.k[0] + t * TASK_W + T_PC]
+        if pc == PC_USER:
+            self.leave_user(c, t, preempted)
+        elif pc == PC_GUEST:
+            self._vm_exit(c, t)
